@@ -1,0 +1,62 @@
+"""llm-localfirst: keep sensitive data and bulk text labour on your own models.
+
+Importing this package does no work: no network, no client construction, no
+environment parsing, and no provider SDK, web framework or agent framework is
+loaded. ``Router.from_env()`` is where configuration is read.
+"""
+
+from __future__ import annotations
+
+from .config import Settings
+from .errors import (
+    ConfigError,
+    InvalidRequest,
+    LocalFirstError,
+    LocalUnavailable,
+    ModelNotAllowed,
+    PolicyError,
+    PrivacyViolation,
+    RoutingError,
+    UpstreamError,
+    UsageError,
+)
+from .policy import Policy, load_policy, parse_policy
+from .request import Completion, Decision, Kind, Request, StreamChunk, Usage
+from .router import Router
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "Completion",
+    "ConfigError",
+    "Decision",
+    "InvalidRequest",
+    "Kind",
+    "LocalFirstError",
+    "LocalUnavailable",
+    "ModelNotAllowed",
+    "Policy",
+    "PolicyError",
+    "PrivacyViolation",
+    "Request",
+    "Router",
+    "RoutingError",
+    "Settings",
+    "StreamChunk",
+    "UpstreamError",
+    "Usage",
+    "UsageError",
+    "Worker",
+    "__version__",
+    "load_policy",
+    "parse_policy",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Worker lives in agents/, which imports the core; import it on first access.
+    if name == "Worker":
+        from .agents.worker import Worker
+
+        return Worker
+    raise AttributeError(f"module 'llm_localfirst' has no attribute {name!r}")

@@ -1,0 +1,142 @@
+"""`SQLiteAuditStore`: the default audit store, one SQLite file on this machine.
+
+This module owns opening the file safely for several threads and several processes
+at once (the proxy, the MCP server and a script may share it): WAL journal so
+readers never block the writer, ``synchronous=NORMAL`` (durable across process
+crashes; a power cut may lose the last transactions, never corrupt the file), a
+busy timeout, write transactions that take the lock up front (``BEGIN IMMEDIATE``)
+and a small pool of connections. It must never store prompt text and never
+update or delete rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from llm_localfirst.audit.migrations import Dialect, Migration, migrate
+from llm_localfirst.audit.pool import ConnectionPool
+from llm_localfirst.audit.sql import SQLAuditStore
+
+__all__ = ["SQLiteAuditStore", "migrate_sqlite"]
+
+
+class SQLiteAuditStore(SQLAuditStore):
+    """An `AuditStore` in one SQLite file, migrated to the current schema on open.
+
+    Args:
+        path: The database file; missing parent directories are created and a new
+            file is made readable by its owner only.
+        busy_timeout: Seconds to wait for another connection's write lock.
+        max_connections: Most connections open at once in this process.
+
+    Raises:
+        sqlite3.Error: The file cannot be opened or migrated.
+    """
+
+    param = "?"
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0, max_connections: int = 4
+    ) -> None:
+        self._path = Path(path).expanduser().absolute()
+        self._busy_timeout = busy_timeout
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._path.exists():
+            # Decision metadata (tags, hashes, destinations) is the user's business
+            # alone; SQLite gives the -wal and -shm files the same mode.
+            os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._pool: ConnectionPool[sqlite3.Connection] = ConnectionPool(
+            self._connect,
+            sqlite3.Connection.close,
+            max_size=max_connections,
+            timeout=busy_timeout,
+        )
+        try:
+            with self._pool.connection() as conn:
+                # WAL is a property of the file: set once, later connections inherit it.
+                conn.execute("PRAGMA journal_mode = WAL")
+                migrate_sqlite(conn)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @property
+    def location(self) -> str:
+        """The absolute path of the database file."""
+        return str(self._path)
+
+    @property
+    def path(self) -> Path:
+        """The absolute path of the database file."""
+        return self._path
+
+    def close(self) -> None:
+        """Close every connection. Idempotent."""
+        self._pool.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; writes use BEGIN IMMEDIATE
+        # so a busy file is waited on up front instead of failing mid-transaction.
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,  # the pool hands a connection to one thread at a time
+        )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _fetch_all(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+class _SQLiteMigrationDB:
+    dialect: Dialect = "sqlite"
+    param = "?"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        return self._conn.execute(sql, params).fetchall()
+
+
+def migrate_sqlite(
+    conn: sqlite3.Connection, migrations: Sequence[Migration] | None = None
+) -> list[str]:
+    """Apply pending migrations in one ``BEGIN IMMEDIATE`` transaction.
+
+    The write lock serialises processes that open a new file at the same moment:
+    the second one waits, then finds nothing left to apply.
+
+    Args:
+        conn: A connection opened with ``isolation_level=None``.
+        migrations: What to apply; every migration by default.
+
+    Returns:
+        The names applied by this call.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        applied = migrate(_SQLiteMigrationDB(conn), migrations)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return applied

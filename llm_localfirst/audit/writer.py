@@ -1,0 +1,232 @@
+"""`AuditWriter`: gets audit records off the request path and into a store, in batches.
+
+This module owns the queue between request handling and the store: `submit` only
+enqueues (no I/O on the caller's thread or event loop), one daemon thread drains
+the queue into `AuditStore.write_many` batches, `flush` and `close` wait for what
+was submitted before them, and an ``atexit`` hook flushes at interpreter exit.
+
+It must never raise into the caller because of a storage failure (failures are
+logged to the ``llm_localfirst.audit`` logger and retried once) and never log
+record contents beyond ids and counts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from llm_localfirst.audit.record import AuditRecord
+from llm_localfirst.audit.store import AuditStore
+
+__all__ = ["AuditWriter", "WriterStats"]
+
+logger = logging.getLogger("llm_localfirst.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Counters of an `AuditWriter` since it was created.
+
+    Attributes:
+        submitted: Records accepted by `AuditWriter.submit`.
+        written: Records the store accepted.
+        failed: Records lost because the store failed twice.
+        dropped: Records refused because the writer was already closed.
+    """
+
+    submitted: int
+    written: int
+    failed: int
+    dropped: int
+
+    @property
+    def pending(self) -> int:
+        """Records accepted but not yet written or given up on."""
+        return self.submitted - self.written - self.failed
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class _Stop:
+    __slots__ = ()
+
+
+_STOP = _Stop()
+
+
+class AuditWriter:
+    """Write audit records to ``store`` from a background thread, in batches.
+
+    The writer does not own ``store``: close the store after the writer.
+
+    Args:
+        store: Where records go.
+        batch_size: Most records per `AuditStore.write_many` call.
+        flush_interval: Seconds the thread waits for more records to join a batch
+            once it holds one; this bounds how stale the store is under light load.
+        retry_delay: Seconds between a failed write and its one retry.
+
+    Example:
+        >>> from llm_localfirst.audit import MemoryAuditStore
+        >>> writer = AuditWriter(MemoryAuditStore())
+        >>> writer.close()
+        True
+    """
+
+    def __init__(
+        self,
+        store: AuditStore,
+        *,
+        batch_size: int = 256,
+        flush_interval: float = 0.05,
+        retry_delay: float = 0.1,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if flush_interval < 0 or retry_delay < 0:
+            raise ValueError("flush_interval and retry_delay must be 0 or more seconds")
+        self._store = store
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._retry_delay = retry_delay
+        self._queue: queue.SimpleQueue[AuditRecord | _Flush | _Stop] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # orders submit against close: nothing lands after _STOP
+        self._closed = False
+        self._submitted = self._written = self._failed = self._dropped = 0
+        self._thread = threading.Thread(
+            target=self._run, name="llm-localfirst-audit-writer", daemon=True
+        )
+        self._thread.start()
+        # Safety net for scripts that never call close(). Daemon threads still run
+        # while atexit hooks do, so the final flush can complete.
+        atexit.register(self.close)
+
+    @property
+    def stats(self) -> WriterStats:
+        """A snapshot of the writer's counters."""
+        with self._lock:
+            return WriterStats(self._submitted, self._written, self._failed, self._dropped)
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` has been called."""
+        return self._closed
+
+    def submit(self, record: AuditRecord) -> None:
+        """Queue ``record`` for writing and return at once; never does I/O, never raises.
+
+        After `close`, the record is dropped and an error is logged with its id.
+        """
+        with self._lock:
+            if not self._closed:
+                self._submitted += 1
+                self._queue.put(record)
+                return
+            self._dropped += 1
+        logger.error("audit record %s dropped: the AuditWriter is closed", record.id)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every record submitted before this call has been written.
+
+        Records whose write failed twice count as done (see `stats`). Call it from a
+        worker thread, not an event loop: it blocks.
+
+        Args:
+            timeout: Most seconds to wait; ``None`` waits as long as it takes.
+
+        Returns:
+            ``True`` when everything was processed, ``False`` on timeout.
+        """
+        marker = _Flush()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._queue.put(marker)
+        if closed:  # close() already queued the final flush
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float | None = 30.0) -> bool:
+        """Write everything submitted so far, then stop the thread. Idempotent.
+
+        Args:
+            timeout: Most seconds to wait for the final writes.
+
+        Returns:
+            ``True`` when the thread finished, ``False`` on timeout.
+        """
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        atexit.unregister(self.close)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[AuditRecord] = []
+            markers: list[_Flush] = []
+            item = self._queue.get()
+            deadline = time.monotonic() + self._flush_interval
+            while True:
+                if isinstance(item, _Stop):
+                    stopping = True
+                    break
+                if isinstance(item, _Flush):
+                    markers.append(item)
+                    break
+                batch.append(item)
+                if len(batch) >= self._batch_size:
+                    break
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+            for marker in markers:
+                marker.done.set()
+
+    def _write(self, batch: list[AuditRecord]) -> None:
+        for attempt in (1, 2):
+            try:
+                self._store.write_many(batch)
+            except Exception as exc:  # any store failure: log, retry once, never propagate
+                if attempt == 1:
+                    logger.warning(
+                        "audit write of %d records to %s failed (%s: %s); retrying once",
+                        len(batch),
+                        self._store.location,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    time.sleep(self._retry_delay)
+                    continue
+                with self._lock:
+                    self._failed += len(batch)
+                logger.error(
+                    "audit write of %d records to %s failed twice (%s: %s); "
+                    "records %s..%s are lost",
+                    len(batch),
+                    self._store.location,
+                    type(exc).__name__,
+                    exc,
+                    batch[0].id,
+                    batch[-1].id,
+                )
+            else:
+                with self._lock:
+                    self._written += len(batch)
+            return

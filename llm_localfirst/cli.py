@@ -1,0 +1,355 @@
+"""``llm-localfirst``: a thin command line over the public API, grouped by noun.
+
+Commands: ``doctor``, ``route``, ``complete``, ``serve``, ``mcp``,
+``policy check|explain`` and ``audit tail|show|export``. Exit codes scripts can
+rely on: 0 ok, 1 other error, 2 usage, 3 fail-closed (``LocalUnavailable``),
+4 ``PrivacyViolation``, 5 ``ModelNotAllowed``, 6 ``UpstreamError``, 7 invalid policy
+or settings. Heavy modules (servers, SDKs) are imported only by the command
+that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import (
+    ConfigError,
+    InvalidRequest,
+    LocalFirstError,
+    LocalUnavailable,
+    ModelNotAllowed,
+    PolicyError,
+    PrivacyViolation,
+    UpstreamError,
+)
+
+__all__ = ["main"]
+
+EXIT_CODES: tuple[tuple[type[LocalFirstError], int], ...] = (
+    (LocalUnavailable, 3), (PrivacyViolation, 4), (ModelNotAllowed, 5), (UpstreamError, 6),
+    (PolicyError, 7), (ConfigError, 7), (InvalidRequest, 2),
+)
+
+
+def exit_code(exc: LocalFirstError) -> int:
+    """The documented exit code for an error."""
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1
+
+
+def _router(args: argparse.Namespace) -> Any:
+    from .router import Router
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "policy", None):
+        overrides["policy"] = args.policy
+    return Router.from_env(**overrides)
+
+
+def _print_json(data: Any, out: TextIO = sys.stdout) -> None:
+    out.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _request_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    headers = dict(h.split("=", 1) for h in getattr(args, "header", None) or [] if "=" in h)
+    return {"kind": args.kind, "sensitive": args.sensitive, "model": args.model,
+            "tags": args.tag or [], "headers": headers}
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    router = _router(args)
+    try:
+        data = report(router)
+    finally:
+        router.close()
+    if args.json:
+        _print_json(data)
+    else:
+        from .doctor import render
+
+        sys.stdout.write(render(data))
+    return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    router = _router(args)
+    try:
+        request = router.build_request(args.prompt, face="cli", allow_empty=True,
+                                       **_request_kwargs(args))
+        try:
+            decision = router.decide_for(request)
+        except LocalFirstError as exc:
+            router.record_decision(request, None, exc)
+            raise
+        audit_id = router.record_decision(request, decision)
+    finally:
+        router.close()
+    if args.json:
+        _print_json({**decision.to_dict(), "audit_id": audit_id})
+    else:
+        sys.stdout.write(f"{decision}\n")
+    return 0
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    source = None
+    if args.source == "-":
+        source = sys.stdin.read()
+    elif args.source:
+        try:
+            source = Path(args.source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"cannot read --source {args.source}: {exc}",
+                                 param="source") from None
+    router = _router(args)
+    try:
+        if args.stream:
+            return _stream(router, args, source)
+        result = router.complete(args.prompt, face="cli", source=source, system=args.system,
+                                 max_tokens=args.max_tokens, **_request_kwargs(args))
+    finally:
+        router.close()
+    if args.json:
+        _print_json({"text": result.text, "decision": result.decision.to_dict(),
+                     "usage": {"input_tokens": result.usage.input_tokens,
+                               "output_tokens": result.usage.output_tokens},
+                     "audit_id": result.audit_id})
+    else:
+        sys.stdout.write(result.text + "\n")
+        sys.stderr.write(f"[{result.decision.target}:{result.decision.destination} "
+                         f"audit {result.audit_id}]\n")
+    return 0
+
+
+def _stream(router: Any, args: argparse.Namespace, source: str | None) -> int:
+    async def run() -> None:
+        async for chunk in router.astream(args.prompt, face="cli", source=source,
+                                          system=args.system, max_tokens=args.max_tokens,
+                                          **_request_kwargs(args)):
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+
+    router.run_sync(run())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.proxy import serve
+
+    return serve(policy=args.policy, host=args.host, port=args.port, insecure=args.insecure)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .server.mcp import run
+
+    return run(policy=args.policy, transport=args.transport, host=args.host, port=args.port)
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from .policy import load_policy
+
+    policy = load_policy(args.file)
+    summary = {
+        "file": args.file, "valid": True,
+        "destinations": {n: f"{d.locality} {d.provider}:{d.model}"
+                         for n, d in policy.destinations.items()},
+        "rules": [r.name for r in policy.rules],
+        "detectors": policy.sensitivity.detectors,
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        sys.stdout.write(f"{args.file}: valid, {len(policy.destinations)} destinations, "
+                         f"{len(policy.rules)} rules\n")
+        for name, text in summary["destinations"].items():  # type: ignore[attr-defined]
+            sys.stdout.write(f"  {name}: {text}\n")
+    return 0
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from .policy import Assessment, decide, load_policy
+    from .request import Request
+    from .sensitivity import scanner_for
+
+    policy = load_policy(args.file)
+    kwargs = _request_kwargs(args)
+    prompt = args.prompt or ("x" * (args.tokens * 4) if args.tokens else None)
+    request = Request.build(prompt, allow_empty=True, ab_key=args.ab_key,
+                            metadata=dict(m.split("=", 1) for m in args.meta or [] if "=" in m),
+                            **kwargs)
+    fired = frozenset().union(*(scanner_for(policy.sensitivity.detectors).scan(t)
+                                for t in request.texts())) if request.texts() else frozenset()
+    down = set(args.down or [])
+    decision = decide(policy, request,
+                      assessment=Assessment(tuple(f"detector:{d}" for d in sorted(fired)), fired),
+                      is_up=lambda n: n not in down)
+    if args.json:
+        _print_json(decision.to_dict())
+    else:
+        sys.stdout.write(f"rule:   {decision.rule}\narm:    {decision.arm or '-'}\n"
+                         f"to:     {decision.target}:{decision.destination} ({decision.model})\n"
+                         f"chain:  {' -> '.join(decision.chain)}\nwhy:    {decision.reason}\n")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import AuditFilter, export_csv, export_json, open_store
+    from .config import Settings
+
+    settings = Settings.load()
+    store = open_store(settings.audit_url, data_dir=settings.resolved_data_dir)
+    try:
+        if args.audit_cmd == "show":
+            record = store.get(args.id)
+            if record is None:
+                sys.stderr.write(f"no audit record with id {args.id!r}\n")
+                return 1
+            _print_json(record.to_dict())
+            return 0
+        flt = AuditFilter(face=args.face, destination=args.destination, outcome=args.outcome,
+                          since=args.since, limit=args.limit)
+        records = store.query(flt)
+        if args.audit_cmd == "export":
+            out: TextIO = open(args.output, "w", encoding="utf-8", newline="") \
+                if args.output else sys.stdout  # noqa: SIM115
+            try:
+                (export_json if args.format == "json" else export_csv)(records, out)
+            finally:
+                if args.output:
+                    out.close()
+            return 0
+        if args.json:
+            _print_json([r.to_dict() for r in records])
+            return 0
+        for r in reversed(records):
+            where = f"{r.locality}:{r.destination}" if r.destination else "-"
+            flag = " sensitive" if r.sensitive else ""
+            sys.stdout.write(f"{r.ts} {r.id} {r.face:<6} {r.outcome:<8} {where:<20} "
+                             f"rule={r.rule or '-'}{flag} {r.latency_ms:.1f}ms\n")
+        return 0
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _routing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", default="auto", choices=["bulk", "reason", "auto"])
+    p.add_argument("--sensitive", action="store_true", help="pin to local; fail closed")
+    p.add_argument("--model", default=None, help="an allowlisted destination name or 'auto'")
+    p.add_argument("--tag", action="append", help="a tag (repeatable)")
+    p.add_argument("--header", action="append", help="a header NAME=VALUE (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="llm-localfirst",
+                                     description="Local-first LLM router.")
+    parser.add_argument("--policy", help="policy file (default: LF_POLICY or the LF_* defaults)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("doctor", help="config, allowlist, local up/down, audit location")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("route", help="where would this prompt run? (no model is called)")
+    p.add_argument("prompt", nargs="?", default=None)
+    _routing_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_route)
+
+    p = sub.add_parser("complete", help="run a completion")
+    p.add_argument("prompt")
+    p.add_argument("--source", help="a file to process, or - for stdin")
+    p.add_argument("--system")
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--stream", action="store_true")
+    _routing_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_complete)
+
+    p = sub.add_parser("serve", help="OpenAI-compatible proxy with admin API and UI")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8787)
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback bind without LF_PROXY_KEYS")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mcp", help="MCP server (stdio by default)")
+    p.add_argument("--transport", default="stdio", choices=["stdio", "http"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8788)
+    p.set_defaults(func=cmd_mcp)
+
+    pol = sub.add_parser("policy", help="check or explain a policy file")
+    psub = pol.add_subparsers(dest="policy_cmd", required=True)
+    p = psub.add_parser("check", help="validate a policy file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_policy_check)
+    p = psub.add_parser("explain", help="which rule, which arm, why")
+    p.add_argument("file")
+    p.add_argument("--prompt", default=None)
+    p.add_argument("--tokens", type=int, default=None, help="pretend input of N tokens")
+    p.add_argument("--ab-key", default=None)
+    p.add_argument("--meta", action="append", help="metadata KEY=VALUE (repeatable)")
+    p.add_argument("--down", action="append", help="treat this destination as down")
+    _routing_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_policy_explain)
+
+    aud = sub.add_parser("audit", help="read the audit log")
+    asub = aud.add_subparsers(dest="audit_cmd", required=True)
+    for name in ("tail", "export"):
+        p = asub.add_parser(name)
+        p.add_argument("-n", "--limit", type=int, default=20 if name == "tail" else 1000)
+        p.add_argument("--face")
+        p.add_argument("--destination")
+        p.add_argument("--outcome")
+        p.add_argument("--since")
+        if name == "tail":
+            p.add_argument("--json", action="store_true")
+        else:
+            p.add_argument("--csv", dest="format", action="store_const", const="csv")
+            p.add_argument("--json", dest="format", action="store_const", const="json")
+            p.add_argument("-o", "--output")
+            p.set_defaults(format="csv")
+        p.set_defaults(func=cmd_audit)
+    p = asub.add_parser("show")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_audit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``llm-localfirst`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except LocalFirstError as exc:
+        sys.stderr.write(f"llm-localfirst: {type(exc).__name__}: {exc}\n")
+        return exit_code(exc)
+    except ValueError as exc:  # e.g. an invalid audit filter
+        sys.stderr.write(f"llm-localfirst: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

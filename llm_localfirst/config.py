@@ -1,0 +1,150 @@
+"""Settings from ``LF_*`` environment variables and ``.env``, and the default policy they imply.
+
+Only the edges (the CLI, ``Router.from_env()``, the servers' entry points) build
+:class:`Settings`; library code takes values as arguments. Nothing here runs at
+import time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+from .policy import ALL_DETECTORS, Policy, policy_from_data
+
+__all__ = ["Settings", "default_data_dir", "policy_from_settings"]
+
+#: Friendly cloud names accepted by ``LF_FALLBACK_MODEL`` / ``LF_REASON_MODEL``.
+CLOUD_ALIASES: dict[str, tuple[str, str, float, float]] = {
+    # name: (provider, model id, USD per 1M input tokens, USD per 1M output tokens)
+    "haiku": ("anthropic", "claude-haiku-4-5", 1.0, 5.0),
+    "sonnet": ("anthropic", "claude-sonnet-4-5", 3.0, 15.0),
+    "opus": ("anthropic", "claude-opus-4-1", 15.0, 75.0),
+    "gpt-4o-mini": ("openai", "gpt-4o-mini", 0.15, 0.6),
+    "gpt-4o": ("openai", "gpt-4o", 2.5, 10.0),
+    "gpt-4.1": ("openai", "gpt-4.1", 2.0, 8.0),
+    "gpt-4.1-mini": ("openai", "gpt-4.1-mini", 0.4, 1.6),
+    "gpt-5": ("openai", "gpt-5", 1.25, 10.0),
+    "gpt-5-mini": ("openai", "gpt-5-mini", 0.25, 2.0),
+}
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data directory for llm-localfirst."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "llm-localfirst"
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "llm-localfirst"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "llm-localfirst"
+
+
+class Settings(BaseSettings):
+    """Every ``LF_*`` setting, with the seed's defaults.
+
+    Raises:
+        ConfigError: from :meth:`load` when a value is invalid.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LF_", env_file=".env", extra="ignore",
+                                      frozen=True)
+
+    local_base_url: str = "http://localhost:11434/v1"
+    local_model_id: str = "qwen2.5:7b"
+    fallback_model: str = "haiku"
+    reason_model: str = "haiku"
+    sensitive_fail_closed: bool = True
+    probe_ttl: float = Field(default=30.0, gt=0, le=86_400)
+    policy: Path | None = None
+    data_dir: Path | None = None
+    audit_url: str | None = None
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_input_chars: int = Field(default=4_000_000, ge=1)
+    proxy_keys: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    mcp_token: SecretStr | None = None
+    cors_origins: str = ""
+
+    @field_validator("sensitive_fail_closed")
+    @classmethod
+    def _always_closed(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("sensitive requests always fail closed in llm-localfirst; "
+                             "LF_SENSITIVE_FAIL_CLOSED=false is not supported (unset it)")
+        return value
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment (and ``.env``), applying explicit overrides.
+
+        Raises:
+            ConfigError: naming each invalid ``LF_*`` variable.
+        """
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"LF_{'_'.join(str(p) for p in e['loc']).upper()}: "
+                f"{str(e['msg']).removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False))
+            raise ConfigError(f"invalid settings: {problems}") from None
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        """``LF_DATA_DIR`` or the platform default."""
+        return self.data_dir or default_data_dir()
+
+    def proxy_key_list(self) -> tuple[str, ...]:
+        """Client keys accepted by the proxy (comma-separated ``LF_PROXY_KEYS``)."""
+        raw = self.proxy_keys.get_secret_value() if self.proxy_keys else ""
+        return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def _cloud_destination(name: str) -> dict[str, Any]:
+    if name in CLOUD_ALIASES:
+        provider, model, price_in, price_out = CLOUD_ALIASES[name]
+        return {"provider": provider, "model": model, "locality": "cloud",
+                "price": {"input": price_in, "output": price_out}}
+    if name.startswith("claude"):
+        return {"provider": "anthropic", "model": name, "locality": "cloud"}
+    if name.startswith(("gpt-", "o1", "o3", "o4")):
+        return {"provider": "openai", "model": name, "locality": "cloud"}
+    raise ConfigError(
+        f"unknown cloud model {name!r}; use one of {', '.join(CLOUD_ALIASES)}, "
+        "a claude-* or gpt-* model id, or write a policy file (LF_POLICY)")
+
+
+def policy_from_settings(settings: Settings) -> Policy:
+    """The default policy the ``LF_*`` variables describe.
+
+    ``local`` is the local OpenAI-compatible server; ``kind: reason`` goes to
+    ``LF_REASON_MODEL``; everything else prefers ``local`` and falls back to
+    ``LF_FALLBACK_MODEL``. All built-in detectors are on.
+
+    Raises:
+        ConfigError: an unknown cloud model name.
+        PolicyError: e.g. ``LF_LOCAL_BASE_URL`` points at a public host.
+    """
+    destinations: dict[str, Any] = {
+        "local": {"provider": "openai", "base_url": settings.local_base_url,
+                  "model": settings.local_model_id, "locality": "local",
+                  "price": {"input": 0, "output": 0}},
+    }
+    for name in dict.fromkeys([settings.fallback_model, settings.reason_model]):
+        destinations[name] = _cloud_destination(name)
+    data = {
+        "version": 1,
+        "destinations": destinations,
+        "sensitivity": {"detectors": list(ALL_DETECTORS)},
+        "rules": [{"name": "reasoning goes to the cloud", "when": {"kind": "reason"},
+                   "to": [settings.reason_model], "fallback": ["local"]}],
+        "default": {"to": ["local"], "fallback": [settings.fallback_model]},
+    }
+    return policy_from_data(data, source="<LF_* settings>")

@@ -1,0 +1,173 @@
+"""Destination health: a cached async reachability probe plus a circuit breaker.
+
+The probe result is cached for ``ttl`` seconds. Real call outcomes feed a
+circuit breaker: ``threshold`` consecutive failures open it for ``cooldown``
+seconds, during which the destination counts as down; after that one trial is
+let through (half-open). For local destinations the probe also re-resolves the
+host: if a name now resolves to a public address the destination is down, never
+local. Cloud destinations are not probed (no traffic is sent to learn
+reachability); only the breaker marks them down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .registry import Destination, TrustedHosts, host_of, resolves_local
+
+__all__ = ["DestinationStatus", "Health"]
+
+Probe = Callable[[Destination], Awaitable[tuple[bool, str]]]
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class DestinationStatus:
+    """What is known about one destination.
+
+    Attributes:
+        up: Result of the last probe (or last real outcome).
+        detail: Why (``answered 200``, ``unreachable: ConnectError``, ...).
+        checked_at: Clock time of the last probe; None if never probed.
+        failures: Consecutive failed calls.
+        open_until: Clock time until which the breaker is open.
+    """
+
+    up: bool = True
+    detail: str = "not probed yet"
+    checked_at: float | None = None
+    failures: int = 0
+    open_until: float = 0.0
+    latency_ms: float | None = None
+    probes: int = field(default=0)
+
+
+class Health:
+    """Cached health of every destination in a policy.
+
+    Args:
+        destinations: The allowlist.
+        probe: Coroutine probing one destination (the router passes the provider's).
+        trusted: Trusted local hosts, for the DNS re-check.
+        ttl: Seconds a probe result stays fresh.
+        threshold: Consecutive failures that open the breaker.
+        cooldown: Seconds the breaker stays open.
+        clock: Monotonic clock (tests inject a fake one).
+        resolver: DNS check (tests inject one that "moves" a name to a public address).
+    """
+
+    def __init__(self, destinations: Mapping[str, Destination], probe: Probe, *,
+                 trusted: TrustedHosts = TrustedHosts(), ttl: float = 30.0,
+                 threshold: int = 3, cooldown: float | None = None,
+                 clock: Clock = time.monotonic,
+                 resolver: Callable[[str, TrustedHosts], tuple[bool, str]] = resolves_local,
+                 ) -> None:
+        self.destinations = dict(destinations)
+        self._probe = probe
+        self.trusted = trusted
+        self.ttl = ttl
+        self.threshold = threshold
+        self.cooldown = ttl if cooldown is None else cooldown
+        self.clock = clock
+        self._resolver = resolver
+        self.status: dict[str, DestinationStatus] = {n: DestinationStatus() for n in destinations}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def _needs_probe(self, name: str, now: float) -> bool:
+        dest = self.destinations[name]
+        st = self.status[name]
+        if not dest.is_local:
+            return False
+        return st.checked_at is None or now - st.checked_at >= self.ttl
+
+    def stale(self, names: Iterable[str] | None = None) -> list[str]:
+        """Local destinations whose probe result is missing or older than ``ttl``."""
+        now = self.clock()
+        return [n for n in (names or self.destinations) if n in self.status
+                and self._needs_probe(n, now)]
+
+    def is_up(self, name: str) -> bool:
+        """Cached view: probe says up and the breaker is not open."""
+        st = self.status.get(name)
+        if st is None:
+            return False
+        if st.open_until > self.clock():
+            return False
+        return st.up
+
+    async def _probe_one(self, name: str) -> None:
+        dest = self.destinations[name]
+        st = self.status[name]
+        started = self.clock()
+        if dest.is_local and dest.base_url:
+            ok, detail = await asyncio.to_thread(self._resolver, host_of(dest.base_url), self.trusted)
+            if not ok:
+                st.up, st.detail, st.checked_at = False, detail, self.clock()
+                st.probes += 1
+                return
+        try:
+            up, detail = await self._probe(dest)
+        except Exception as exc:  # a probe that crashes means "down", never "up"
+            up, detail = False, f"probe failed: {type(exc).__name__}"
+        st.up, st.detail, st.checked_at = up, detail, self.clock()
+        st.latency_ms = (st.checked_at - started) * 1000
+        st.probes += 1
+        if up and st.open_until <= st.checked_at:
+            st.failures = 0
+
+    async def refresh(self, names: Iterable[str] | None = None, *, force: bool = False) -> None:
+        """Probe stale destinations (all given ones when ``force``), concurrently."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.setdefault(id(loop), asyncio.Lock())
+        async with lock:  # one probe round at a time; concurrent callers share its result
+            wanted = list(names or self.destinations)
+            todo = [n for n in wanted if n in self.status and
+                    (force and self.destinations[n].is_local or n in self.stale([n]))]
+            if todo:
+                await asyncio.gather(*(self._probe_one(n) for n in todo))
+
+    def record_success(self, name: str) -> None:
+        """A real call succeeded: close the breaker, mark up."""
+        st = self.status.get(name)
+        if st is not None:
+            st.failures, st.open_until, st.up = 0, 0.0, True
+            st.detail = "last call succeeded"
+
+    def record_failure(self, name: str, *, hard: bool = False) -> None:
+        """A real call failed. ``hard`` (connection refused/reset) marks it down at once."""
+        st = self.status.get(name)
+        if st is None:
+            return
+        now = self.clock()
+        st.failures += 1
+        if hard:
+            st.up, st.detail, st.checked_at = False, "last call could not connect", now
+        if st.failures >= self.threshold:
+            st.open_until = now + self.cooldown
+            st.detail = f"circuit open after {st.failures} failures"
+
+    def invalidate(self, name: str | None = None) -> None:
+        """Forget cached probe results (all, or one destination) so the next decision re-probes."""
+        for n, st in self.status.items():
+            if name is None or n == name:
+                st.checked_at = None
+                st.open_until = 0.0
+                st.failures = 0
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        """A JSON-friendly view for doctor, MCP ``status://destinations`` and the admin API."""
+        now = self.clock()
+        out: dict[str, dict[str, object]] = {}
+        for name, st in self.status.items():
+            dest = self.destinations[name]
+            out[name] = {
+                "up": self.is_up(name), "locality": dest.locality, "provider": dest.provider,
+                "model": dest.model, "detail": st.detail,
+                "age_s": None if st.checked_at is None else round(now - st.checked_at, 3),
+                "breaker": "open" if st.open_until > now else "closed",
+                "failures": st.failures, "probe_ms": st.latency_ms,
+            }
+        return out

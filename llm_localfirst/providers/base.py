@@ -1,0 +1,158 @@
+"""The provider protocol and the egress guard that sits in front of every network send.
+
+A provider turns an OpenAI-shaped chat body into a call to one destination. It
+cannot send without an :class:`EgressTicket`, and only :func:`egress_guard` makes
+tickets: it refuses (``PrivacyViolation``) a sensitive request bound for a
+non-local destination, whatever the policy said. Providers re-check that the
+ticket names their own destination. This module never performs I/O itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import PrivacyViolation
+from ..registry import Destination
+
+__all__ = ["AttemptFailed", "ChatResult", "EgressTicket", "Provider", "egress_guard"]
+
+_TICKET_SEAL = object()
+
+
+@dataclass(frozen=True, slots=True)
+class EgressTicket:
+    """Permission to send one request to one destination. Made only by :func:`egress_guard`."""
+
+    destination: str
+    sensitive: bool
+    seal: object
+
+    def check(self, destination: Destination) -> None:
+        """Re-check the ticket at the point of sending.
+
+        Raises:
+            PrivacyViolation: a forged ticket, a ticket for another destination, or a
+                sensitive ticket for a non-local destination.
+        """
+        if self.seal is not _TICKET_SEAL or self.destination != destination.name:
+            raise PrivacyViolation("egress ticket does not match the destination",
+                                   destination=destination.name)
+        if self.sensitive and not destination.is_local:
+            raise PrivacyViolation(
+                f"refusing to send a sensitive request to cloud destination {destination.name!r}",
+                destination=destination.name)
+
+
+def egress_guard(destination: Destination, *, sensitive: bool) -> EgressTicket:
+    """The single gate in front of every send to a model.
+
+    Raises:
+        PrivacyViolation: ``sensitive`` and the destination is not local.
+    """
+    if sensitive and not destination.is_local:
+        raise PrivacyViolation(
+            f"refusing to send a sensitive request to cloud destination {destination.name!r}",
+            destination=destination.name)
+    return EgressTicket(destination.name, sensitive, _TICKET_SEAL)
+
+
+class AttemptFailed(Exception):  # noqa: N818 - internal control flow, never escapes the router
+    """One attempt at one destination failed. Internal: the router turns it into UpstreamError.
+
+    Attributes:
+        outcome: ``connect_error``, ``timeout``, ``http_5xx``, ``http_429``, ``http_4xx``, ``error``.
+        status: HTTP status when there was one.
+        retryable: Whether failover to the next candidate is allowed.
+        body: The upstream error body (OpenAI-shaped when possible), for 4xx pass-through.
+    """
+
+    def __init__(self, outcome: str, message: str, *, status: int | None = None,
+                 retryable: bool = True, body: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.status = status
+        self.retryable = retryable
+        self.body = body
+
+    @classmethod
+    def from_status(cls, status: int, message: str,
+                    body: Mapping[str, Any] | None = None) -> AttemptFailed:
+        """Classify an HTTP error status: 5xx and 429 fail over, other 4xx do not."""
+        if status == 429:
+            return cls("http_429", message, status=status, body=body)
+        if status >= 500:
+            return cls("http_5xx", message, status=status, body=body)
+        return cls("http_4xx", message, status=status, retryable=False, body=body)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """An OpenAI-shaped chat completion body, plus extracted fields."""
+
+    body: Mapping[str, Any]
+    text: str
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One destination's client. Implementations own their pooled connections."""
+
+    destination: Destination
+
+    async def chat(self, ticket: EgressTicket, body: Mapping[str, Any]) -> ChatResult:
+        """Send a non-streaming chat completion (OpenAI body shape).
+
+        Raises:
+            AttemptFailed: classified failure.
+            PrivacyViolation: the ticket does not allow this send.
+        """
+        ...
+
+    def stream_chat(self, ticket: EgressTicket,
+                    body: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
+        """Stream OpenAI-shaped ``chat.completion.chunk`` dicts.
+
+        The first ``__anext__`` performs the request; failures before the first
+        chunk raise :class:`AttemptFailed` so the router can fail over.
+        """
+        ...
+
+    async def embeddings(self, ticket: EgressTicket, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Create embeddings (OpenAI body shape).
+
+        Raises:
+            AttemptFailed: classified failure (4xx when the provider has no embeddings).
+        """
+        ...
+
+    async def probe(self) -> tuple[bool, str]:
+        """Cheap reachability check: ``(up, detail)``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        ...
+
+
+def text_of_chat(body: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The first choice's text and finish reason from an OpenAI chat body."""
+    choices = body.get("choices") or []
+    if not choices or not isinstance(choices[0], Mapping):
+        return "", None
+    choice = choices[0]
+    message = choice.get("message") or {}
+    content = message.get("content") if isinstance(message, Mapping) else None
+    return (content if isinstance(content, str) else ""), choice.get("finish_reason")
+
+
+def usage_of(body: Mapping[str, Any]) -> tuple[int, int]:
+    """``(prompt_tokens, completion_tokens)`` from an OpenAI body, zeros when absent."""
+    usage = body.get("usage") or {}
+    if not isinstance(usage, Mapping):
+        return 0, 0
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)

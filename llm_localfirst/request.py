@@ -1,0 +1,298 @@
+"""The values that flow through the routing core: Request in, Decision and Result out.
+
+Every face (Python, CLI, MCP, proxy, worker) turns its input into one
+:class:`Request`. This module owns those value types and their validation; it
+performs no I/O and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import InvalidRequest
+
+__all__ = ["Completion", "Decision", "Kind", "Message", "Request", "StreamChunk", "Usage"]
+
+Message = Mapping[str, Any]
+"""An OpenAI-style chat message: ``{"role": ..., "content": ...}``."""
+
+#: Default ceiling on the characters of one request (prompt + source + messages).
+DEFAULT_MAX_INPUT_CHARS = 4_000_000
+
+
+class Kind(str, enum.Enum):
+    """What sort of work a request is: bulk text labour, hard reasoning, or let the policy pick."""
+
+    BULK = "bulk"
+    REASON = "reason"
+    AUTO = "auto"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: Kind | str) -> Kind:
+        """Accept a ``Kind`` or its string value.
+
+        Raises:
+            InvalidRequest: for any other value.
+        """
+        if isinstance(value, Kind):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise InvalidRequest(
+                f"unknown kind {value!r}; expected one of: bulk, reason, auto", param="kind"
+            ) from None
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message ``content``: a string or a list of OpenAI content parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, Mapping):
+                text = part.get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+        return "\n".join(parts)
+    return str(content)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request to route, whatever face it came through.
+
+    Attributes:
+        messages: The chat messages to send (system/user/assistant/tool).
+        kind: The kind of work; ``auto`` lets the policy choose.
+        model: ``"auto"`` or an allowlisted destination name.
+        sensitive: Declared sensitive by the caller (flag).
+        tags: Free labels that rules and the sensitivity policy can match.
+        headers: Lower-cased request headers (proxy) or their equivalent.
+        metadata: String metadata that rules can match.
+        ab_key: Makes weighted arms sticky: the same key always gets the same arm.
+        face: Which face produced the request (python, cli, mcp, proxy, worker).
+        max_tokens: Upper bound on generated tokens, if any.
+        temperature: Sampling temperature, if any.
+        extra: Provider-specific body fields passed through (tools, stop, ...).
+    """
+
+    messages: tuple[Message, ...]
+    kind: Kind = Kind.AUTO
+    model: str = "auto"
+    sensitive: bool = False
+    tags: frozenset[str] = frozenset()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    ab_key: str | None = None
+    face: str = "python"
+    max_tokens: int | None = None
+    temperature: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        prompt: str | None = None,
+        *,
+        source: str | None = None,
+        system: str | None = None,
+        messages: Sequence[Message] | None = None,
+        kind: Kind | str = Kind.AUTO,
+        model: str | None = None,
+        sensitive: bool = False,
+        tags: Sequence[str] | frozenset[str] = (),
+        headers: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        ab_key: str | None = None,
+        face: str = "python",
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+        max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
+        allow_empty: bool = False,
+    ) -> Request:
+        """Validate the loose arguments every face accepts and build a Request.
+
+        The ``source`` is appended to the prompt as a delimited block, the way the
+        seed's ``complete(prompt, source=...)`` does.
+
+        Raises:
+            InvalidRequest: empty prompt, oversized input, wrong types.
+        """
+        if prompt is not None and not isinstance(prompt, str):
+            raise InvalidRequest("prompt must be a string", param="prompt")
+        if source is not None and not isinstance(source, str):
+            raise InvalidRequest("source must be a string", param="source")
+        if not isinstance(sensitive, bool):
+            raise InvalidRequest("sensitive must be a boolean", param="sensitive")
+        msgs: list[Message] = []
+        if system:
+            msgs.append({"role": "system", "content": system})
+        if messages:
+            for i, m in enumerate(messages):
+                if not isinstance(m, Mapping) or "role" not in m:
+                    raise InvalidRequest(f"messages[{i}] must be an object with a 'role'",
+                                         param=f"messages[{i}]")
+                msgs.append(m)
+        if prompt is not None or source is not None:
+            body = prompt or ""
+            if source is not None:
+                body = f"{body}\n\n<source>\n{source}\n</source>" if body else source
+            msgs.append({"role": "user", "content": body})
+        if not allow_empty and not any(_text_of(m.get("content")).strip() for m in msgs):
+            raise InvalidRequest("the prompt is empty: give a prompt, a source or messages",
+                                 param="prompt")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise InvalidRequest("max_tokens must be a positive integer", param="max_tokens")
+        request = cls(
+            messages=tuple(msgs),
+            kind=Kind.parse(kind),
+            model=(model or "auto").strip() or "auto",
+            sensitive=sensitive,
+            tags=frozenset(t.strip().lower() for t in tags if t and t.strip()),
+            headers={k.lower(): v for k, v in (headers or {}).items()},
+            metadata=dict(metadata or {}),
+            ab_key=ab_key,
+            face=face,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            extra=dict(extra or {}),
+        )
+        if request.input_chars > max_input_chars:
+            raise InvalidRequest(
+                f"input is {request.input_chars} characters; the limit is {max_input_chars}",
+                param="source",
+            )
+        return request
+
+    def texts(self) -> list[str]:
+        """The text of every message, in order (what the detectors scan)."""
+        return [_text_of(m.get("content")) for m in self.messages]
+
+    @property
+    def input_chars(self) -> int:
+        """Characters of message text in the request."""
+        return sum(len(t) for t in self.texts())
+
+    @property
+    def estimated_tokens(self) -> int:
+        """Estimated input tokens: one token per 4 characters, rounded up (documented estimate)."""
+        return (self.input_chars + 3) // 4
+
+    def prompt_sha256(self) -> str:
+        """SHA-256 of the message text: the audit log stores this instead of the text."""
+        digest = hashlib.sha256()
+        for text in self.texts():
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a request goes and why. Returned by ``Router.decide`` without calling a model.
+
+    Attributes:
+        target: ``"local"`` or ``"cloud"``: the locality of the chosen destination.
+        destination: The allowlisted destination name.
+        model: The concrete model id sent to that destination.
+        reason: One human sentence explaining the choice.
+        fell_back: True when the preferred destination was down and a fallback was chosen.
+        rule: The policy rule that matched (``"default"`` if none did).
+        arm: The weighted arm picked inside the rule, when it had several.
+        sensitive: Whether the request counted as sensitive.
+        sensitive_reasons: Why (``flag``, ``header:x-lf-sensitive``, ``tag:pii``,
+            ``rule:<name>``, ``detector:email``, ``detector_error``).
+        chain: Candidate destinations in the order they will be tried.
+        detectors: Detector names that fired (never the matched text).
+    """
+
+    target: Literal["local", "cloud"]
+    destination: str
+    model: str
+    reason: str
+    fell_back: bool = False
+    rule: str | None = None
+    arm: str | None = None
+    sensitive: bool = False
+    sensitive_reasons: tuple[str, ...] = ()
+    chain: tuple[str, ...] = ()
+    detectors: tuple[str, ...] = ()
+
+    @property
+    def is_local(self) -> bool:
+        """True when the chosen destination is local."""
+        return self.target == "local"
+
+    def __str__(self) -> str:
+        flags = []
+        if self.fell_back:
+            flags.append("fell back")
+        if self.sensitive:
+            flags.append("sensitive: " + ", ".join(self.sensitive_reasons))
+        extra = f" [{'; '.join(flags)}]" if flags else ""
+        return f"{self.target}:{self.destination} ({self.model}) via {self.rule}: {self.reason}{extra}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view (used by ``--json``, MCP and the proxy headers)."""
+        return {
+            "target": self.target, "destination": self.destination, "model": self.model,
+            "reason": self.reason, "fell_back": self.fell_back, "rule": self.rule,
+            "arm": self.arm, "sensitive": self.sensitive,
+            "sensitive_reasons": list(self.sensitive_reasons), "chain": list(self.chain),
+            "detectors": list(self.detectors),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts reported by the destination (or estimated when it reports none)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The result of ``Router.complete``.
+
+    Attributes:
+        text: The generated text.
+        decision: The routing decision (after any failover, ``destination`` is the one that answered).
+        usage: Token counts.
+        audit_id: The id of the audit row for this request.
+        finish_reason: Why generation stopped, as the destination reported it.
+        raw: The destination's response body, translated to OpenAI chat shape.
+    """
+
+    text: str
+    decision: Decision
+    usage: Usage
+    audit_id: str
+    finish_reason: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One piece of a streamed completion."""
+
+    text: str
+    finish_reason: str | None = None
+    raw: Mapping[str, Any] | None = None
