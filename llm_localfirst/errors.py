@@ -138,13 +138,16 @@ class PrivacyViolation(RoutingError):
 
     Attributes:
         destination: The refused destination name.
+        sensitive_reasons: Why the request counted as sensitive.
     """
 
     code = "privacy_violation"
 
-    def __init__(self, message: str, *, destination: str | None = None) -> None:
+    def __init__(self, message: str, *, destination: str | None = None,
+                 sensitive_reasons: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.destination = destination
+        self.sensitive_reasons = sensitive_reasons
 
 
 class LocalUnavailable(RoutingError):
@@ -155,15 +158,17 @@ class LocalUnavailable(RoutingError):
     Attributes:
         candidates: The local destinations that were considered.
         rule: The rule that matched, if any.
+        sensitive_reasons: Why the request counted as sensitive.
     """
 
     code = "local_unavailable"
 
     def __init__(self, message: str, *, candidates: tuple[str, ...] = (),
-                 rule: str | None = None) -> None:
+                 rule: str | None = None, sensitive_reasons: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.candidates = candidates
         self.rule = rule
+        self.sensitive_reasons = sensitive_reasons
 
 
 class UpstreamError(RoutingError):

@@ -448,7 +448,7 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
             raise PrivacyViolation(
                 f"request is sensitive ({', '.join(reasons)}) and {request.model!r} is a cloud "
                 "destination; sensitive requests run only on local models",
-                destination=request.model)
+                destination=request.model, sensitive_reasons=tuple(reasons))
     else:
         target: Target = rule if rule is not None else policy.default
         rule_name = rule.name if rule is not None else "default"
@@ -467,7 +467,8 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
         if not local_chain:
             raise LocalUnavailable(
                 f"request is sensitive ({', '.join(reasons)}) and the policy has no local "
-                "destination; refusing to send it anywhere", rule=rule_name)
+                "destination; refusing to send it anywhere", rule=rule_name,
+                sensitive_reasons=tuple(reasons))
         chain = local_chain
     live = tuple(d for d in chain if up(d))
     if not live:
@@ -475,7 +476,7 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
             raise LocalUnavailable(
                 f"request is sensitive ({', '.join(reasons)}) and no local destination is up "
                 f"({', '.join(chain)}); failing closed, nothing was sent", candidates=chain,
-                rule=rule_name)
+                rule=rule_name, sensitive_reasons=tuple(reasons))
         live = chain
         why += "; every candidate looks down, trying in order"
     chosen = live[0]

@@ -30,7 +30,7 @@ from .errors import (
     UpstreamError,
 )
 from .health import Health
-from .policy import Assessment, Policy, decide, load_policy
+from .policy import Assessment, Policy, decide, declared_reasons, load_policy
 from .providers import make_provider
 from .providers.base import AttemptFailed, ChatResult, EgressTicket, Provider, egress_guard
 from .request import Completion, Decision, Request, StreamChunk, Usage
@@ -47,11 +47,12 @@ ProviderFactory = Callable[[Any], Provider]
 class _Outcome:
     """Mutable facts gathered while one request runs, turned into its audit row."""
 
-    __slots__ = ("attempts", "completion_chars", "decision", "error", "started", "tokens_in",
-                 "tokens_out", "outcome")
+    __slots__ = ("assessment", "attempts", "completion_chars", "decision", "error", "outcome",
+                 "started", "tokens_in", "tokens_out")
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        self.assessment: Assessment | None = None
         self.decision: Decision | None = None
         self.attempts: list[Attempt] = []
         self.error: BaseException | None = None
@@ -187,12 +188,15 @@ class Router:
             return Assessment(reasons=("detector_error",))
         return Assessment(reasons=tuple(f"detector:{d}" for d in sorted(fired)), detectors=fired)
 
-    def decide_request(self, request: Request) -> Decision:
+    def decide_request(self, request: Request, *,
+                       assessment: Assessment | None = None) -> Decision:
         """Decide for a built request with the cached health (no probing, no I/O)."""
-        return decide(self.policy, request, assessment=self.assess(request),
-                      is_up=self.health.is_up)
+        if assessment is None:
+            assessment = self.assess(request)
+        return decide(self.policy, request, assessment=assessment, is_up=self.health.is_up)
 
-    async def adecide_request(self, request: Request) -> Decision:
+    async def adecide_request(self, request: Request, *,
+                              assessment: Assessment | None = None) -> Decision:
         """Refresh stale probes of the candidates, then decide.
 
         Raises:
@@ -200,7 +204,7 @@ class Router:
         """
         if self.health.stale():
             await self.health.refresh()
-        return self.decide_request(request)
+        return self.decide_request(request, assessment=assessment)
 
     def decide(self, prompt: str | None = None, **kwargs: Any) -> Decision:
         """Where would this request run? Probes local reachability (cached); calls no model.
@@ -274,7 +278,7 @@ class Router:
             err = LocalUnavailable(
                 f"request is sensitive and no local destination answered ({tried}); "
                 "failing closed, nothing was sent to the cloud", candidates=decision.chain,
-                rule=decision.rule)
+                rule=decision.rule, sensitive_reasons=decision.sensitive_reasons)
         else:
             err = UpstreamError(f"every destination failed ({tried}): {last}",
                                 status=last.status if last else None,
@@ -317,7 +321,8 @@ class Router:
         out = _Outcome()
         audit_id = decision_id or new_id()
         try:
-            decision = await self.adecide_request(request)
+            out.assessment = self.assess(request)
+            decision = await self.adecide_request(request, assessment=out.assessment)
             out.decision = decision
             result, name = await self._dispatch(request, decision, out, op)
             out.decision = self._answered(decision, name)
@@ -415,7 +420,8 @@ class Router:
         out = _Outcome()
         audit_id = new_id()
         try:
-            decision = await self.adecide_request(request)
+            out.assessment = self.assess(request)
+            decision = await self.adecide_request(request, assessment=out.assessment)
             out.decision = decision
             iterator, name = await self._dispatch(request, decision, out, op)
             out.decision = self._answered(decision, name)
@@ -454,9 +460,13 @@ class Router:
         d = out.decision
         err = out.error
         dest = self.policy.destinations.get(d.destination) if d else None
-        reasons: tuple[str, ...] = d.sensitive_reasons if d else ()
-        if d is None and request.sensitive:
-            reasons = ("flag",)
+        if d is not None:
+            reasons = d.sensitive_reasons
+        else:
+            reasons = tuple(dict.fromkeys([
+                *declared_reasons(self.policy, request),
+                *(out.assessment.reasons if out.assessment else ()),
+                *getattr(err, "sensitive_reasons", ())]))
         record = AuditRecord(
             id=audit_id, ts=utc_now_iso(), face=request.face, endpoint=endpoint,
             outcome=out.outcome, kind=request.kind.value, request_model=request.model,

@@ -124,7 +124,7 @@ class AnthropicProvider:
 
     def _prepare(self, ticket: EgressTicket,
                  body: Mapping[str, Any]) -> tuple[AsyncAnthropic, dict[str, Any]]:
-        """Check the ticket, translate the body and pick the client; no I/O."""
+        """Check the ticket, translate the body and pick the client; no network I/O."""
         import anthropic
 
         ticket.check(self.destination)
@@ -133,7 +133,10 @@ class AnthropicProvider:
             params = to_messages_params(body, model=self.destination.model)
         except InvalidRequest as exc:
             raise _invalid(exc, name) from None
-        client = self._client()
+        try:
+            client = self._client()
+        except anthropic.AnthropicError as exc:  # e.g. a broken credentials profile
+            raise _failure(exc, name) from None
         if self._no_auth:
             params["extra_headers"] = {"Authorization": anthropic.omit}
         elif not _has_credentials(client):

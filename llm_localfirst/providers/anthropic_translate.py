@@ -116,7 +116,7 @@ def to_messages_params(body: Mapping[str, Any], *, model: str) -> dict[str, Any]
         params["tools"] = _tools(body["tools"])
     tool_choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"),
                                has_tools="tools" in params)
-    if tool_choice is not None:
+    if tool_choice is not None and "tools" in params:  # no tools, nothing to choose from
         params["tool_choice"] = tool_choice
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:

@@ -8,6 +8,9 @@ silently not testing PostgreSQL. Each PostgreSQL test gets its own schema.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import llm_localfirst
 from llm_localfirst.audit import (
     Attempt,
     AuditRecord,
@@ -107,21 +111,68 @@ def full_record() -> AuditRecord:
         prompt_chars=123_456,
         completion_chars=7,
         tags=("team:data", "batch", "emoji 🦙"),
-        metadata={"tenant": "acme", "trace": "t-1", "quote": "it's \"fine\"", "": ""},
+        metadata={"tenant": "acme", "trace": "t-1", "quote": 'it\'s "fine"', "": ""},
     )
+
+
+#: Prelude for child-process scripts: imports and a ``record(**overrides)`` helper.
+CHILD_PRELUDE = """
+import sys
+from llm_localfirst.audit import AuditRecord, AuditWriter, SQLiteAuditStore, new_id, utc_now_iso
+
+def record(**overrides):
+    fields = dict(
+        id=new_id(), ts=utc_now_iso(), face="worker", endpoint="worker", outcome="ok",
+        kind="bulk", request_model="auto", sensitive=False, sensitive_reasons=(), rule=None,
+        arm=None, destination="ollama", locality="local", model="m", fell_back=False,
+        attempts=(), error_class=None, error_message=None, tokens_in=1, tokens_out=2,
+        latency_ms=1.0, prompt_sha256=None, prompt_chars=3, completion_chars=4, tags=(),
+        metadata={},
+    )
+    fields.update(overrides)
+    return AuditRecord(**fields)
+"""
+
+
+def spawn_python(code: str, *args: str) -> subprocess.Popen[str]:
+    """Start ``python -c CHILD_PRELUDE + code args...`` importing this checkout's package."""
+    root = str(Path(llm_localfirst.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(code), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 120) -> str:
+    """Wait for ``process``; fail with its stderr unless it exits 0. Returns stdout."""
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, f"child exited {process.returncode}:\n{err}"
+    return out
 
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in ("", "0", "false", "no")
 
 
+# Read once at collection: tests/conftest.py strips LF_* variables from the
+# environment of every test, and the store fixture reaches this one dynamically.
+_POSTGRES_URL = os.environ.get("LF_TEST_POSTGRES_URL", "")
+_IN_CI = _truthy(os.environ.get("CI"))
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> str:
     """``LF_TEST_POSTGRES_URL``; fails in CI and skips locally when it is unset."""
-    url = os.environ.get("LF_TEST_POSTGRES_URL", "")
+    url = _POSTGRES_URL
     if not url:
-        reason = 'LF_TEST_POSTGRES_URL is not set; start a server with eval "$(.ci/start-postgres.sh)"'
-        if _truthy(os.environ.get("CI")):
+        reason = (
+            'LF_TEST_POSTGRES_URL is not set; start a server with eval "$(.ci/start-postgres.sh)"'
+        )
+        if _IN_CI:
             pytest.fail(f"CI must test PostgreSQL: {reason}")
         pytest.skip(reason)
     return url
@@ -147,9 +198,7 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditStore]:
     """One store of each kind, closed after the test."""
     opened: AuditStore

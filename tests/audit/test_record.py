@@ -89,8 +89,9 @@ def test_every_field_survives_the_dict_form_through_json(full_record: AuditRecor
 
 
 def test_optional_fields_left_empty_survive_both_forms(make_record: MakeRecord) -> None:
-    record = make_record(destination=None, locality=None, model=None, tokens_in=None,
-                         tokens_out=None)
+    record = make_record(
+        destination=None, locality=None, model=None, tokens_in=None, tokens_out=None
+    )
 
     assert AuditRecord.from_row(record.to_row()) == record
     assert AuditRecord.from_dict(record.to_dict()) == record

@@ -12,8 +12,9 @@ from .conftest import MakeRecord, ts_at
 def test_every_field_survives_a_write_and_a_read(
     store: AuditStore, full_record: AuditRecord, make_record: MakeRecord
 ) -> None:
-    sparse = make_record(ts=ts_at(2), destination=None, locality=None, model=None,
-                         tokens_in=None, tokens_out=None)
+    sparse = make_record(
+        ts=ts_at(2), destination=None, locality=None, model=None, tokens_in=None, tokens_out=None
+    )
     store.write_many([full_record, sparse])
 
     assert store.get(full_record.id) == full_record
@@ -134,7 +135,9 @@ def test_token_totals_respect_the_filter_and_are_zero_when_nothing_matches(
 ) -> None:
     local = store.token_totals(AuditFilter(locality="local", since=ts_at(6)))
     assert local == TokenTotals(
-        requests=2, tokens_in=15, tokens_out=150,
+        requests=2,
+        tokens_in=15,
+        tokens_out=150,
         by_destination={"ollama": TokenTotals(2, 15, 150)},
     )
     assert store.token_totals(AuditFilter(face="worker")) == TokenTotals()
@@ -162,8 +165,11 @@ def test_location_names_the_store(store: AuditStore) -> None:
         ({"offset": -1}, r"offset must be 0 or more, got -1"),
         ({"since": "yesterday"}, r"since must be an ISO-8601 date or date-time"),
         ({"until": "2026-11-23T10:00:00"}, r"until must carry a UTC offset"),
-        ({"since": "2026-11-24", "until": "2026-11-23"}, r"since \(2026-11-24T00:00:00.000Z\)"
-         r" must be before until"),
+        (
+            {"since": "2026-11-24", "until": "2026-11-23"},
+            r"since \(2026-11-24T00:00:00.000Z\)"
+            r" must be before until",
+        ),
         ({"face": "pyhton"}, r"face must be one of \['cli', 'mcp', 'proxy', 'python', 'worker'\]"),
         ({"outcome": "fine"}, r"outcome must be one of"),
         ({"sensitive": "yes"}, r"sensitive must be True, False or None"),

@@ -1,0 +1,1 @@
+"""Generated, labelled corpora for testing the sensitivity detectors."""
