@@ -174,8 +174,8 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(f"{args.file}: valid, {len(policy.destinations)} destinations, "
                          f"{len(policy.rules)} rules\n")
-        for name, text in summary["destinations"].items():  # type: ignore[attr-defined]
-            sys.stdout.write(f"  {name}: {text}\n")
+        for name, dest in policy.destinations.items():
+            sys.stdout.write(f"  {name}: {dest.locality} {dest.provider}:{dest.model}\n")
     return 0
 
 

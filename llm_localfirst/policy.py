@@ -442,7 +442,7 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
     arm: str | None = None
     if request.model != "auto" and (rule is None or rule.when.model is None):
         rule_name = "explicit model"
-        chain = (request.model,)
+        chain: tuple[str, ...] = (request.model,)
         why = f"the caller asked for {request.model!r}"
         if sensitive and not dests[request.model].is_local:
             raise PrivacyViolation(

@@ -203,7 +203,7 @@ def resolves_local(host: str, trusted: TrustedHosts, *, port: int | None = None)
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except OSError as exc:
         return False, f"cannot resolve {host}: {exc.strerror or exc}"
-    addresses = {info[4][0] for info in infos}
+    addresses = {str(info[4][0]) for info in infos}
     if not addresses:
         return False, f"{host} resolved to no address"
     for address in sorted(addresses):

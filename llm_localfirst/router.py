@@ -88,6 +88,7 @@ class Router:
         self._audit_store = audit
         self._writer: AuditWriter | None = None
         self._listeners: list[Listener] = []
+        self._retired: list[Provider] = []
         self._loop = LoopThread()
         self._probe_ttl = self.settings.probe_ttl if probe_ttl is None else probe_ttl
         self._install(policy)
@@ -119,31 +120,48 @@ class Router:
         return cls(load_policy(path), policy_source=str(path), **kwargs)
 
     def _install(self, policy: Policy) -> None:
-        providers = {name: self._provider_factory(dest)
-                     for name, dest in policy.destinations.items()}
+        # Providers are built on first use, so deciding never imports a provider SDK.
+        providers: dict[str, Provider] = {}
 
         async def probe(dest: Any) -> tuple[bool, str]:
-            return await providers[dest.name].probe()
+            try:
+                provider = self._provider(dest.name, providers, policy)
+            except AttemptFailed as failure:
+                return False, str(failure)
+            return await provider.probe()
 
         self.policy = policy
-        self.providers: dict[str, Provider] = providers
+        self.providers = providers
         self.health = Health(policy.destinations, probe, trusted=policy.trusted,
                              ttl=self._probe_ttl)
         self._scanner = scanner_for(policy.sensitivity.detectors)
 
+    def _provider(self, name: str, providers: dict[str, Provider] | None = None,
+                  policy: Policy | None = None) -> Provider:
+        """The provider of one destination, built on first use."""
+        providers = self.providers if providers is None else providers
+        provider = providers.get(name)
+        if provider is None:
+            dest = (policy or self.policy).destinations[name]
+            try:
+                provider = self._provider_factory(dest)
+            except ImportError as exc:  # a missing extra: this destination cannot be used
+                raise AttemptFailed("error", f"{name}: {exc}", retryable=True) from None
+            providers[name] = provider
+        return provider
+
     def reload(self, policy: Policy, *, source: str | None = None) -> None:
         """Swap in a new, already-validated policy. In-flight requests keep the old one."""
-        old = self.providers
+        old_policy, old_providers = self.policy, self.providers
         self._install(policy)
         if source:
             self.policy_source = source
-        retired = [p for name, p in old.items() if self.providers.get(name) is not p]
-        if retired and self._loop.started:
-            for provider in retired:
-                try:
-                    self._loop.run(provider.aclose(), timeout=5)
-                except (RuntimeError, TimeoutError):
-                    log.debug("could not close a retired provider")
+        for name, provider in old_providers.items():
+            if policy.destinations.get(name) == old_policy.destinations[name]:
+                self.providers[name] = provider  # unchanged destination: keep its pool
+            else:
+                # Requests in flight may still use it; it is closed with the router.
+                self._retired.append(provider)
 
     @property
     def audit(self) -> AuditStore:
@@ -249,7 +267,7 @@ class Router:
             ticket = egress_guard(dest, sensitive=decision.sensitive)
             started = time.perf_counter()
             try:
-                result = await op(self.providers[name], ticket)
+                result = await op(self._provider(name), ticket)
             except AttemptFailed as failure:
                 ms = (time.perf_counter() - started) * 1000
                 out.attempts.append(Attempt(name, failure.outcome, round(ms, 3), failure.status,
@@ -525,14 +543,14 @@ class Router:
 
     async def aclose(self) -> None:
         """Close providers (in this loop) and flush the audit log."""
-        for provider in self.providers.values():
+        for provider in [*self.providers.values(), *self._retired]:
             await provider.aclose()
         self._close_writer()
 
     def close(self) -> None:
         """Flush the audit log, close pooled connections, stop the loop thread."""
         if self._loop.started:
-            for provider in self.providers.values():
+            for provider in [*self.providers.values(), *self._retired]:
                 try:
                     self._loop.run(provider.aclose(), timeout=5)
                 except (RuntimeError, TimeoutError):

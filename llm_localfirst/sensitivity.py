@@ -238,6 +238,11 @@ def _near(text: str, start: int, end: int, words: re.Pattern[str]) -> bool:
     return words.search(text, max(0, start - 40), min(len(text), end + 20)) is not None
 
 
+def _not_personal(text: str, start: int) -> bool:
+    """Whether a word such as "order" or "invoice" comes just before a span."""
+    return _rx().ctx_not_personal.search(text, max(0, start - 24), start) is not None
+
+
 def _char_classes(value: str) -> int:
     return sum((
         any(c.islower() for c in value),
@@ -279,7 +284,7 @@ def _on_email(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[F
 # A run of digit groups, one separator between groups: "+44 (0)20 7946-0958",
 # "123.456.789-09", "12.345.678/0001-95", "2 85 12 2A 006 084 36", "12345678-Z".
 _NUMBER = (
-    r"[+(0-9](?:(?<=\()\+?(?=[0-9])|(?<=\+)(?=[0-9])|(?<=[0-9]))[0-9]*"
+    r"[+(0-9](?=[0-9 ()./+-]{6})(?:(?<=\()\+?(?=[0-9])|(?<=\+)(?=[0-9])|(?<=[0-9]))[0-9]*"
     r"(?:(?<=[0-9]{5}2)[AB][0-9]{8})?"
     r"(?:(?:[ ]?[-./][ ]?|[ ]|[ ]?\([ ]?|[ ]?\)[ ]?)(?:2[AB](?=[ .])|[0-9]+))*"
     r"(?:-?(?P<letter>[A-Z])(?!\w))?"
@@ -474,7 +479,7 @@ def _stdnum() -> _StdNum:
 
 def _labelled(text: str, start: int, end: int, label: re.Pattern[str]) -> bool:
     """A label is near, or at least no word like "order" or "invoice" is."""
-    return _near(text, start, end, label) or not _near(text, start, end, _rx().ctx_not_personal)
+    return _near(text, start, end, label) or not _not_personal(text, start)
 
 
 def _national_id(
@@ -519,7 +524,7 @@ def _national_id(
     elif nd == 12 and (bare or (sizes == (4, 4, 4) and one_separator)):
         # Verhoeff and mod-11 each pass one random number in ten: ask for the
         # grouped format or a context word, and none of "order", "invoice", ...
-        plain = not bare and not _near(text, start, end, rx.ctx_not_personal)
+        plain = not bare and not _not_personal(text, start)
         if v.aadhaar(digits) and (plain or _near(text, start, end, rx.ctx_aadhaar)):
             return "in_aadhaar"
         if v.my_number(digits) and (plain or _near(text, start, end, rx.ctx_my_number)):
@@ -666,7 +671,7 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
     if not context:
         if len(groups) < 2 or 1 in sizes[1:] or (sizes[0] == 1 and digits[0] != "1"):
             return None
-        if len(digits) < 8 or _near(text, start, end, rx.ctx_not_personal):
+        if len(digits) < 8 or _not_personal(text, start):
             return None
         if rx.date.fullmatch(run) or (rx.date.match(run) and len(groups) == 4):
             return None  # a date, or a date and the hour of "2024-03-15 14:22"
@@ -684,7 +689,7 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
 # ----------------------------------------------------------------------------- capitals
 
 _CAPS = (
-    r"[A-Z](?:"
+    r"[A-Z](?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
     r"[A-Z][0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,8}(?:[ ]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])(?P<iban>)"
     r"|(?<=[A-CEGHJ-PR-TW-Z])[A-CEGHJ-NPR-TW-Z][ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[A-D]"
     r"(?![A-Za-z0-9])(?P<gb_nino>)"
@@ -756,7 +761,8 @@ def _iban(value: str, start: int) -> Iterator[Finding]:
 # ----------------------------------------------------------------------------- prefixed secrets
 
 _PREFIXED = (
-    r"[_-](?:"
+    r"[_-](?:----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?P<private_key>)"
+    r"|(?=[A-Za-z0-9_-]{10})(?:"
     r"(?<=\bgh[pousr]_)[A-Za-z0-9]{30,251}(?P<github_token>)"
     r"|(?<=\bgithub_)pat_[A-Za-z0-9_]{40,}(?P<github_pat>)"
     r"|(?<=\bglpat-)[\w-]{20,}(?P<gitlab_token>)"
@@ -777,8 +783,7 @@ _PREFIXED = (
     r"|(?<=\bdo[por]_)v1_[0-9a-f]{64}(?P<digitalocean_token>)"
     r"|(?<=\bkey-)[0-9a-f]{32}(?P<mailgun_key>)"
     r"|(?<=\b[0-9a-f]{32}-)[0-9a-f]{8}-[0-9a-f]{8}\b(?P<mailgun_key_>)"
-    r"|----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?P<private_key>)"
-    r")"
+    r"))"
 )
 
 

@@ -29,8 +29,11 @@ MAX_TASK_CHARS = 20_000
 MAX_LABELS = 200
 
 
-class TaskKind(str, enum.Enum):
-    """The sorts of bulk text work a director can hand to the local worker."""
+class TaskKind(enum.StrEnum):
+    """The sorts of bulk text work a director can hand to the local worker.
+
+    A ``str`` subclass: ``TaskKind.SUMMARIZE == "summarize"``.
+    """
 
     SUMMARIZE = "summarize"
     DRAFT = "draft"
@@ -39,9 +42,6 @@ class TaskKind(str, enum.Enum):
     EXTRACT = "extract"
     CLASSIFY = "classify"
     FREEFORM = "freeform"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def parse(cls, value: TaskKind | str) -> TaskKind:
@@ -301,7 +301,7 @@ def schema_problem(schema: Mapping[str, Any], data: Any) -> str | None:
 
 def _jsonschema() -> Any:
     try:
-        import jsonschema
+        import jsonschema  # type: ignore[import-untyped]  # no py.typed, no stubs here
     except ImportError:  # pragma: no cover - jsonschema ships with the mcp extra
         raise InvalidRequest(
             "validating against a JSON Schema needs the jsonschema package: "
