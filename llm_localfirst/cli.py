@@ -53,8 +53,8 @@ def _router(args: argparse.Namespace) -> Any:
     return Router.from_env(**overrides)
 
 
-def _print_json(data: Any, out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(data, indent=2, default=str) + "\n")
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _request_kwargs(args: argparse.Namespace) -> dict[str, Any]:

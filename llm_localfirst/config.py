@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .errors import ConfigError
 from .policy import ALL_DETECTORS, Policy, policy_from_data
@@ -46,15 +47,15 @@ def default_data_dir() -> Path:
     return Path(base) / "llm-localfirst"
 
 
-class Settings(BaseSettings):
-    """Every ``LF_*`` setting, with the seed's defaults.
+class Settings(BaseModel):
+    """Every ``LF_*`` setting, with the seed's defaults. Build it with :meth:`load`.
 
-    Raises:
-        ConfigError: from :meth:`load` when a value is invalid.
+    A plain pydantic model read by :meth:`load` rather than ``pydantic-settings``:
+    importing that library alone cost ~180 ms of CPU, more than the whole ``route``
+    command may take (see bench/bench_cli_startup.py).
     """
 
-    model_config = SettingsConfigDict(env_prefix="LF_", env_file=".env", extra="ignore",
-                                      frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     local_base_url: str = "http://localhost:11434/v1"
     local_model_id: str = "qwen2.5:7b"
@@ -81,14 +82,33 @@ class Settings(BaseSettings):
         return value
 
     @classmethod
-    def load(cls, **overrides: Any) -> Settings:
-        """Read the environment (and ``.env``), applying explicit overrides.
+    def load(cls, *, environ: Mapping[str, str] | None = None,
+             env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+        """Read ``LF_*`` from ``.env`` then the environment (which wins), then ``overrides``.
+
+        Args:
+            environ: The environment to read (default ``os.environ``).
+            env_file: A dotenv file to read first, if it exists (``None`` to skip).
+            **overrides: Explicit values by field name (``probe_ttl=5``).
 
         Raises:
-            ConfigError: naming each invalid ``LF_*`` variable.
+            ConfigError: naming each invalid ``LF_*`` variable or unknown override.
         """
+        values: dict[str, Any] = {}
+        sources: list[Mapping[str, str | None]] = []
+        if env_file is not None and Path(env_file).is_file():
+            from dotenv import dotenv_values
+
+            sources.append(dotenv_values(env_file))
+        sources.append(os.environ if environ is None else environ)
+        for source in sources:
+            for key, value in source.items():
+                name = key[3:].lower()
+                if key[:3].upper() == "LF_" and name in cls.model_fields and value is not None:
+                    values[name] = value
+        values.update(overrides)
         try:
-            return cls(**overrides)
+            return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
                 f"LF_{'_'.join(str(p) for p in e['loc']).upper()}: "

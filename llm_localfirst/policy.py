@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import LocalUnavailable, ModelNotAllowed, PolicyError, PrivacyViolation
 from .registry import NAME_PATTERN, Destination, TrustedHosts, declared_local_problem
@@ -162,6 +170,67 @@ class SensitivityPolicy(_Strict):
         return value
 
 
+@dataclass(slots=True)
+class _Facts:
+    """What rules match on, computed once per decision."""
+
+    request: Request
+    detectors: frozenset[str]
+    sensitive: bool
+    tokens: int
+
+
+Predicate = Callable[[_Facts], bool]
+
+
+def _predicates(when: When) -> tuple[Predicate, ...]:
+    """Compile a rule's conditions into closures, only for the conditions it sets."""
+    preds: list[Predicate] = []
+    if when.kind is not None:
+        kinds = frozenset(when.kind)
+        preds.append(lambda f: f.request.kind in kinds)
+    if when.model is not None:
+        models = frozenset(when.model)
+        preds.append(lambda f: f.request.model in models)
+    if when.tags:
+        tags = frozenset(t.lower() for t in when.tags)
+        preds.append(lambda f: f.request.tags.issuperset(tags))
+    if when.any_tags:
+        any_tags = frozenset(t.lower() for t in when.any_tags)
+        preds.append(lambda f: not f.request.tags.isdisjoint(any_tags))
+    for name, expected in when.headers.items():
+        preds.append(_header_pred(name.lower(), expected.lower()))
+    for key, expected in when.metadata.items():
+        preds.append(_meta_pred(key, expected))
+    if when.tokens is not None:
+        bounds = when.tokens
+        preds.append(lambda f: bounds.matches(f.tokens))
+    if when.detectors is not None:
+        wanted = frozenset(when.detectors)
+        if "any" in wanted:
+            preds.append(lambda f: bool(f.detectors))
+        else:
+            preds.append(lambda f: not f.detectors.isdisjoint(wanted))
+    if when.sensitive is not None:
+        flag = when.sensitive
+        preds.append(lambda f: f.sensitive == flag)
+    return tuple(preds)
+
+
+def _header_pred(name: str, expected: str) -> Predicate:
+    def match(f: _Facts) -> bool:
+        got = f.request.headers.get(name)
+        return got is not None and (expected == "*" or got.strip().lower() == expected)
+    return match
+
+
+def _meta_pred(key: str, expected: str) -> Predicate:
+    def match(f: _Facts) -> bool:
+        got = f.request.metadata.get(key)
+        return got is not None and (expected == "*" or got == expected)
+    return match
+
+
 class Policy(_Strict):
     """A validated routing policy (``version: 1``)."""
 
@@ -213,6 +282,18 @@ class Policy(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    _compiled: tuple[tuple[Rule, tuple[Predicate, ...]], ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._compiled = tuple((rule, _predicates(rule.when)) for rule in self.rules)
+
+    @property
+    def compiled_rules(self) -> tuple[tuple[Rule, tuple[Predicate, ...]], ...]:
+        """Rules with their conditions compiled to closures (built once, at validation)."""
+        compiled: tuple[tuple[Rule, tuple[Predicate, ...]], ...]
+        compiled = self.__pydantic_private__["_compiled"]  # skips BaseModel.__getattr__
+        return compiled
 
     @property
     def trusted(self) -> TrustedHosts:
@@ -359,32 +440,6 @@ def declared_reasons(policy: Policy, request: Request) -> list[str]:
     return reasons
 
 
-def _matches(when: When, request: Request, assessment: Assessment, sensitive: bool) -> bool:
-    if when.kind is not None and request.kind not in when.kind:
-        return False
-    if when.model is not None and request.model not in when.model:
-        return False
-    if when.tags and not request.tags.issuperset(when.tags):
-        return False
-    if when.any_tags and request.tags.isdisjoint(when.any_tags):
-        return False
-    for name, expected in when.headers.items():
-        got = request.headers.get(name.lower())
-        if got is None or (expected != "*" and got.strip().lower() != expected.lower()):
-            return False
-    for key, expected in when.metadata.items():
-        got_meta = request.metadata.get(key)
-        if got_meta is None or (expected != "*" and got_meta != expected):
-            return False
-    if when.tokens is not None and not when.tokens.matches(request.estimated_tokens):
-        return False
-    if when.detectors is not None:
-        fired = assessment.detectors
-        if not fired or ("any" not in when.detectors and fired.isdisjoint(when.detectors)):
-            return False
-    return when.sensitive is None or when.sensitive == sensitive
-
-
 def _pick_arm(arms: list[Arm], key: str | None, salt: str) -> Arm:
     live = [a for a in arms if a.weight > 0]
     if len(live) == 1:
@@ -432,8 +487,13 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
     reasons = list(dict.fromkeys([*declared_reasons(policy, request), *assessment.reasons]))
     sensitive = bool(reasons)
     rule: Rule | None = None
-    for candidate in policy.rules:
-        if _matches(candidate.when, request, assessment, sensitive):
+    facts = _Facts(request, assessment.detectors, sensitive,
+                   request.estimated_tokens if policy.rules else 0)
+    for candidate, preds in policy.compiled_rules:
+        for pred in preds:
+            if not pred(facts):
+                break
+        else:
             rule = candidate
             break
     if rule is not None and rule.sensitive:

@@ -70,6 +70,21 @@ def _text_of(content: Any) -> str:
     return str(content)
 
 
+def _message_text(message: Message) -> str:
+    """A message's content plus the tool-call arguments it carries: all of it is prompt text."""
+    text = _text_of(message.get("content"))
+    calls = message.get("tool_calls")
+    legacy = message.get("function_call")
+    if not calls and not legacy:
+        return text
+    args = [text] if text else []
+    for call in [*(calls if isinstance(calls, list) else ()), {"function": legacy}]:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if isinstance(function, Mapping) and isinstance(function.get("arguments"), str):
+            args.append(function["arguments"])
+    return "\n".join(args)
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """One request to route, whatever face it came through.
@@ -180,7 +195,7 @@ class Request:
 
     def texts(self) -> list[str]:
         """The text of every message, in order (what the detectors scan)."""
-        return [_text_of(m.get("content")) for m in self.messages]
+        return [_message_text(m) for m in self.messages]
 
     @property
     def input_chars(self) -> int:

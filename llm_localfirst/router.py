@@ -260,14 +260,20 @@ class Router:
 
     async def _dispatch(self, request: Request, decision: Decision, out: _Outcome,
                         op: Callable[[Provider, EgressTicket], Awaitable[T]]) -> tuple[T, str]:
-        """Try the decision's chain in order; fail over on retryable failures."""
+        """Try the decision's chain in order; fail over on retryable failures.
+
+        The policy and providers are read once, before the first await, so a reload
+        while the request is in flight cannot change where it may go. On success
+        ``out.decision`` names the destination that answered.
+        """
+        policy, providers = self.policy, self.providers
         last: AttemptFailed | None = None
         for name in decision.chain:
-            dest = self.policy.destinations[name]
+            dest = policy.destinations[name]
             ticket = egress_guard(dest, sensitive=decision.sensitive)
             started = time.perf_counter()
             try:
-                result = await op(self._provider(name), ticket)
+                result = await op(self._provider(name, providers, policy), ticket)
             except AttemptFailed as failure:
                 ms = (time.perf_counter() - started) * 1000
                 out.attempts.append(Attempt(name, failure.outcome, round(ms, 3), failure.status,
@@ -284,6 +290,7 @@ class Router:
             ms = (time.perf_counter() - started) * 1000
             out.attempts.append(Attempt(name, "ok", round(ms, 3)))
             self.health.record_success(name)
+            out.decision = self._answered(decision, name, policy)
             return result, name
         raise self._exhausted(decision, last)
 
@@ -305,10 +312,11 @@ class Router:
             err.body = last.body
         return err
 
-    def _answered(self, decision: Decision, name: str) -> Decision:
+    @staticmethod
+    def _answered(decision: Decision, name: str, policy: Policy) -> Decision:
         if name == decision.destination:
             return decision
-        dest = self.policy.destinations[name]
+        dest = policy.destinations[name]
         return dataclasses.replace(
             decision, destination=name, model=dest.model, fell_back=True,
             target="local" if dest.is_local else "cloud",
@@ -343,7 +351,6 @@ class Router:
             decision = await self.adecide_request(request, assessment=out.assessment)
             out.decision = decision
             result, name = await self._dispatch(request, decision, out, op)
-            out.decision = self._answered(decision, name)
             if isinstance(result, ChatResult):
                 out.tokens_in, out.tokens_out = result.input_tokens, result.output_tokens
                 out.completion_chars = len(result.text)
@@ -442,7 +449,6 @@ class Router:
             decision = await self.adecide_request(request, assessment=out.assessment)
             out.decision = decision
             iterator, name = await self._dispatch(request, decision, out, op)
-            out.decision = self._answered(decision, name)
         except BaseException as exc:
             out.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else (
                 "refused" if isinstance(exc, (PrivacyViolation, LocalUnavailable))
@@ -477,7 +483,6 @@ class Router:
         """Write the one audit row for a request (non-blocking)."""
         d = out.decision
         err = out.error
-        dest = self.policy.destinations.get(d.destination) if d else None
         if d is not None:
             reasons = d.sensitive_reasons
         else:
@@ -490,7 +495,7 @@ class Router:
             outcome=out.outcome, kind=request.kind.value, request_model=request.model,
             sensitive=bool(reasons) or request.sensitive, sensitive_reasons=reasons,
             rule=d.rule if d else getattr(err, "rule", None), arm=d.arm if d else None,
-            destination=d.destination if d else None, locality=dest.locality if dest else None,
+            destination=d.destination if d else None, locality=d.target if d else None,
             model=d.model if d else None,
             fell_back=d.fell_back if d else False,
             attempts=tuple(out.attempts), error_class=type(err).__name__ if err else None,

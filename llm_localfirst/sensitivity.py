@@ -164,29 +164,20 @@ class _Pass(NamedTuple):
 
 @functools.cache
 def _passes() -> tuple[_Pass, ...]:
-    # Every pass regex starts with one literal or one character class, so `re` skips
-    # ordinary prose at C speed instead of attempting a match at every position.
+    # Every pass regex starts with a literal, which `re` finds at memchr speed, or,
+    # for the one pass over digits and capitals, with a character class.
     _phone_regions()
     _stdnum()
-    rx = _rx()
+    rx, secret = _rx(), frozenset({"secret"})
     return (
         _Pass(rx.email, frozenset({"email"}), _on_email),
-        _Pass(rx.number, frozenset({"phone", "payment_card", "national_id"}), _on_number),
-        _Pass(rx.caps, frozenset({"iban", "national_id", "secret"}), _on_caps),
-        _Pass(rx.prefixed, frozenset({"secret"}), _on_prefixed),
-        _Pass(rx.jwt, frozenset({"secret"}), _on_jwt),
-        _Pass(rx.assignment, frozenset({"secret"}), _on_assignment),
-        _Pass(rx.url, frozenset({"secret"}), _on_url),
+        _Pass(rx.token, frozenset(DETECTORS) - {"email"}, _on_token),
+        _Pass(rx.underscore, secret, _on_prefixed),
+        _Pass(rx.dash, secret, _on_prefixed),
+        _Pass(rx.jwt, secret, _on_jwt),
+        *(_Pass(regex, secret, _on_assignment) for regex in rx.assignments),
+        _Pass(rx.url, secret, _on_url),
     )
-
-
-def _words(*words: str) -> re.Pattern[str]:
-    # Whole words, case-insensitive ("no" must not match "Note"); words in scripts
-    # written without spaces match anywhere.
-    spaced = "|".join(w for w in words if all(ord(c) < 0x900 for c in w))
-    unspaced = "|".join(w for w in words if any(ord(c) >= 0x900 for c in w))
-    pattern = f"(?<![^\\W\\d_])(?:{spaced})(?![^\\W\\d_])"
-    return re.compile("(?i)" + pattern + (f"|{unspaced}" if unspaced else ""))
 
 
 class _Rx:
@@ -194,38 +185,21 @@ class _Rx:
 
     def __init__(self) -> None:
         self.email = re.compile(_EMAIL)
-        self.number = re.compile(_NUMBER)
-        self.caps = re.compile(_CAPS)
-        self.prefixed = re.compile(_PREFIXED)
+        self.token = re.compile(
+            # Only where a token starts: not after a letter or digit.
+            rf"[+(0-9A-Z](?<![A-Za-z0-9_][A-Za-z0-9])(?:(?<=[A-Z]){_CAPS}|{_NUMBER}(?P<number>))"
+        )
+        self.underscore = re.compile(_UNDERSCORE_PREFIXED)
+        self.dash = re.compile(_DASH_PREFIXED)
         self.jwt = re.compile(_JWT)
-        self.assignment = re.compile(_ASSIGN)
+        self.assignments = tuple(re.compile(re.escape(c) + _ASSIGN) for c in ":=：")
         self.url = re.compile(_URL)
         self.date = re.compile(_DATE)
         self.groups = re.compile(r"2[AB](?![0-9])|[0-9]+(?:(?<=2)[AB][0-9]+)?")
+        self.word = re.compile(r"[^\W\d_]+")
         self.pem_end = re.compile(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
         self.aws_secret = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-        self.key_before = re.compile(_KEY_BEFORE)
         self.placeholder = re.compile(_PLACEHOLDER)
-        self.ctx_ssn = _words("ssn", "social security", "soc sec", "ss#", "itin", "taxpayer")
-        self.ctx_nhs = _words("nhs", "national health")
-        self.ctx_bsn = _words("bsn", "burgerservice\\w*", "sofi\\w*", "citizen service")
-        self.ctx_aadhaar = _words("aadhaa?r", "uidai", "uid", "आधार")
-        self.ctx_cpf = _words("cpf", "cnpj", "cadastro")
-        self.ctx_idnr = _words("steuer[\\w-]*", "idnr", "identifikationsnummer", "tax id")
-        self.ctx_my_number = _words("my ?number", "マイナンバー", "個人番号", "individual number")
-        self.ctx_phone = _words(
-            "tel", "phones?", "call(?:s|ed|ing)?", "mobile", "mob", "cell(?:phone)?", "fax",
-            "whatsapp", "sms", "text(?: me)?", "ring", "dial", "contact", "reach(?: me)?",
-            "telefon(?:nummer)?", "téléphone", "tél", "portable", "móvil", "teléfono",
-            "telefono", "cellulare", "telefone", "celular", "handy", "gsm", "numéro", "número",
-            "numero", "電話(?:番号)?", "携帯", "☎", "📞", "📱",
-        )
-        self.ctx_not_personal = _words(
-            "order", "invoice", "inv", "tracking", "track", "ref", "reference", "ticket",
-            "case", "sku", "isbn", "serial", "part", "po", "receipt", "confirmation",
-            "booking", "transaction", "txn", "build", "version", "batch", "lot", "item",
-            "product", "shipment", "parcel", "no", "nr", "#",
-        )
 
 
 @functools.cache
@@ -233,14 +207,53 @@ def _rx() -> _Rx:
     return _Rx()
 
 
-def _near(text: str, start: int, end: int, words: re.Pattern[str]) -> bool:
-    """Whether one of ``words`` occurs shortly before or just after a span."""
-    return words.search(text, max(0, start - 40), min(len(text), end + 20)) is not None
+class _Words(NamedTuple):
+    """Context words: whole lower-case words, and phrases found anywhere."""
+
+    words: frozenset[str]
+    phrases: tuple[str, ...] = ()
+
+
+def _words(spec: str, *phrases: str) -> _Words:
+    return _Words(frozenset(spec.split()), phrases)
+
+
+_CTX_SSN = _words("ssn ssns itin taxpayer", "social security", "soc sec", "ss#")
+_CTX_NHS = _words("nhs", "national health")
+_CTX_BSN = _words("bsn sofinummer", "burgerservice", "citizen service")
+_CTX_AADHAAR = _words("aadhaar aadhar uid uidai", "आधार")
+_CTX_CPF = _words("cpf cnpj", "cadastro")
+_CTX_IDNR = _words("idnr identifikationsnummer", "steuer", "tax id")
+_CTX_MY_NUMBER = _words("mynumber", "my number", "マイナンバー", "個人番号", "individual number")
+_CTX_PHONE = _words(
+    "tel tél phone phones telephone call calls called calling mobile mob cell cellphone fax"
+    " whatsapp sms text ring dial contact reach telefon telefonnummer téléphone portable"
+    " móvil movil teléfono telefono cellulare telefone celular handy gsm numéro número numero",
+    "電話", "携帯", "☎", "📞", "📱",
+)
+_CTX_NOT_PERSONAL = _words(
+    "order invoice inv tracking track ref reference ticket case sku isbn serial part po"
+    " receipt confirmation booking transaction txn build version batch lot item product"
+    " shipment parcel no nr",
+    "#",
+)
+
+
+def _has_words(text: str, lo: int, hi: int, ctx: _Words) -> bool:
+    window = text[max(0, lo):hi].lower()
+    if not ctx.words.isdisjoint(_rx().word.findall(window)):
+        return True
+    return any(phrase in window for phrase in ctx.phrases)
+
+
+def _near(text: str, start: int, end: int, ctx: _Words) -> bool:
+    """Whether a context word occurs shortly before or just after a span."""
+    return _has_words(text, start - 40, end + 20, ctx)
 
 
 def _not_personal(text: str, start: int) -> bool:
     """Whether a word such as "order" or "invoice" comes just before a span."""
-    return _rx().ctx_not_personal.search(text, max(0, start - 24), start) is not None
+    return _has_words(text, start - 24, start, _CTX_NOT_PERSONAL)
 
 
 def _char_classes(value: str) -> int:
@@ -284,7 +297,7 @@ def _on_email(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[F
 # A run of digit groups, one separator between groups: "+44 (0)20 7946-0958",
 # "123.456.789-09", "12.345.678/0001-95", "2 85 12 2A 006 084 36", "12345678-Z".
 _NUMBER = (
-    r"[+(0-9](?=[0-9 ()./+-]{6})(?:(?<=\()\+?(?=[0-9])|(?<=\+)(?=[0-9])|(?<=[0-9]))[0-9]*"
+    r"(?:(?<=\()\+?(?=[0-9])|(?<=\+)(?=[0-9])|(?<=[0-9]))(?=[0-9 ()./+AB-]{6})(?=(?:[ ()./+AB-]{0,2}[0-9]){6})[0-9]*"
     r"(?:(?<=[0-9]{5}2)[AB][0-9]{8})?"
     r"(?:(?:[ ]?[-./][ ]?|[ ]|[ ]?\([ ]?|[ ]?\)[ ]?)(?:2[AB](?=[ .])|[0-9]+))*"
     r"(?:-?(?P<letter>[A-Z])(?!\w))?"
@@ -295,9 +308,15 @@ _DATE = (
 )
 
 
+def _on_token(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    if m.lastgroup == "number":
+        return _on_number(text, m, wanted)
+    return _on_caps(text, m, wanted)
+
+
 def _on_number(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
     start, end = m.span()
-    if _glued(text, start, end):
+    if _glued(text, start, end) or _rx().date.fullmatch(text, start, end):
         return
     if m.group("letter"):
         value = text[start:end].replace("-", "")
@@ -477,7 +496,7 @@ def _stdnum() -> _StdNum:
     )
 
 
-def _labelled(text: str, start: int, end: int, label: re.Pattern[str]) -> bool:
+def _labelled(text: str, start: int, end: int, label: _Words) -> bool:
     """A label is near, or at least no word like "order" or "invoice" is."""
     return _near(text, start, end, label) or not _not_personal(text, start)
 
@@ -497,41 +516,41 @@ def _national_id(
         return None
     if nd == 9:
         if (sizes == (3, 2, 4) and one_separator and separators <= {"-", " "}) or (
-            bare and _near(text, start, end, rx.ctx_ssn)
+            bare and _near(text, start, end, _CTX_SSN)
         ):
             if v.ssn(digits):
                 return "us_ssn"
             if v.itin(digits):
                 return "us_itin"
         if (sizes == (4, 2, 3) and separators == {"."}) or (
-            bare and _near(text, start, end, rx.ctx_bsn)
+            bare and _near(text, start, end, _CTX_BSN)
         ):
             return "nl_bsn" if v.bsn(digits) else None
     elif nd == 10:
-        if v.nhs(digits) and _near(text, start, end, rx.ctx_nhs):
+        if v.nhs(digits) and _near(text, start, end, _CTX_NHS):
             return "gb_nhs"
     elif nd == 11:
         # Two check digits pass one random number in a hundred: bare, they still
         # need no "order", "invoice"... nearby unless their own label is there.
         if (bare or sizes == (3, 3, 3, 2)) and len(set(digits)) > 1 and v.cpf(digits) and (
-            not bare or _labelled(text, start, end, rx.ctx_cpf)
+            not bare or _labelled(text, start, end, _CTX_CPF)
         ):
             return "br_cpf"
         if (bare or sizes == (2, 3, 3, 3)) and v.idnr(digits) and (
-            not bare or _labelled(text, start, end, rx.ctx_idnr)
+            not bare or _labelled(text, start, end, _CTX_IDNR)
         ):
             return "de_idnr"
     elif nd == 12 and (bare or (sizes == (4, 4, 4) and one_separator)):
         # Verhoeff and mod-11 each pass one random number in ten: ask for the
         # grouped format or a context word, and none of "order", "invoice", ...
         plain = not bare and not _not_personal(text, start)
-        if v.aadhaar(digits) and (plain or _near(text, start, end, rx.ctx_aadhaar)):
+        if v.aadhaar(digits) and (plain or _near(text, start, end, _CTX_AADHAAR)):
             return "in_aadhaar"
-        if v.my_number(digits) and (plain or _near(text, start, end, rx.ctx_my_number)):
+        if v.my_number(digits) and (plain or _near(text, start, end, _CTX_MY_NUMBER)):
             return "jp_my_number"
     elif nd == 14:
         if (bare or sizes == (2, 3, 3, 4, 2)) and v.cnpj(digits) and (
-            not bare or _labelled(text, start, end, rx.ctx_cpf)
+            not bare or _labelled(text, start, end, _CTX_CPF)
         ):
             return "br_cnpj"
     return None
@@ -656,40 +675,51 @@ def _national_region(digits: str, sizes: tuple[int, ...], context: bool) -> str 
 
 def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
     """Region of the phone number that a run of digit groups is, if any."""
-    rx = _rx()
-    groups = rx.groups.findall(run.replace("(0)", ""))
+    groups = _rx().groups.findall(run.replace("(0)", ""))
     digits = "".join(groups)
     if not 7 <= len(digits) <= 15 or not digits.isdigit():
         return None
     sizes = tuple(len(g) for g in groups)
-    international = run[0] == "+" or run[:2] == "(+" or (digits[:2] == "00" and len(groups) > 1)
-    context = _near(text, start, end, rx.ctx_phone)
-    if international:
-        if not context and ((len(groups) < 2 and len(digits) < 11) or 1 in sizes[2:]):
+    if run[0] == "+" or run[:2] == "(+" or (digits[:2] == "00" and len(groups) > 1):
+        if ((len(groups) < 2 and len(digits) < 11) or 1 in sizes[2:]) and not _near(
+            text, start, end, _CTX_PHONE
+        ):
             return None
         return _international_region(digits[2:] if digits[:2] == "00" else digits)
-    if not context:
-        if len(groups) < 2 or 1 in sizes[1:] or (sizes[0] == 1 and digits[0] != "1"):
-            return None
-        if len(digits) < 8 or _not_personal(text, start):
-            return None
-        if rx.date.fullmatch(run) or (rx.date.match(run) and len(groups) == 4):
-            return None  # a date, or a date and the hour of "2024-03-15 14:22"
-        if sizes == (5, 4) and "-" in run:  # US ZIP+4
-            return None
-        if "/" in run and (run.count("/") > 1 or "/" not in run[: len(groups[0]) + 2]):
-            return None
-        if "." in run and (set(run) - set("0123456789.") or (len(groups) == 4 and max(sizes) <= 3)):
-            return None  # mixed separators, IPv4
+    if not _phone_like(run, groups, sizes):
+        return None
     if digits[0] == "1" and sizes[0] == 1 and len(digits) == 11:
-        digits = digits[1:]
-    return _national_region(digits, sizes, context)
+        digits = digits[1:]  # NANP "1-415-555-2671"
+    grouped = len(groups) > 1 and 1 not in sizes[1:] and (sizes[0] > 1 or run[0] == "1")
+    if grouped and len(digits) >= 8 and not _not_personal(text, start):
+        region = _national_region(digits, sizes, context=False)
+        if region:
+            return region
+    # A word such as "phone" nearby admits any grouping and more regions.
+    if _near(text, start, end, _CTX_PHONE):
+        return _national_region(digits, sizes, context=True)
+    return None
+
+
+def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
+    """Whether a run could be a national phone number: not a date, ZIP+4 or IP address."""
+    rx = _rx()
+    if rx.date.fullmatch(run) or (rx.date.match(run) and len(groups) == 4):
+        return False  # a date, or a date and the hour of "2024-03-15 14:22"
+    if sizes == (5, 4) and "-" in run:
+        return False
+    if "/" in run and (run.count("/") > 1 or "/" not in run[: len(groups[0]) + 2]):
+        return False
+    # Dots only as the one separator, and no IPv4 address.
+    return "." not in run or not (
+        set(run) - set("0123456789.") or (len(groups) == 4 and max(sizes) <= 3)
+    )
 
 
 # ----------------------------------------------------------------------------- capitals
 
 _CAPS = (
-    r"[A-Z](?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
+    r"(?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
     r"[A-Z][0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,8}(?:[ ]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])(?P<iban>)"
     r"|(?<=[A-CEGHJ-PR-TW-Z])[A-CEGHJ-NPR-TW-Z][ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[A-D]"
     r"(?![A-Za-z0-9])(?P<gb_nino>)"
@@ -760,27 +790,32 @@ def _iban(value: str, start: int) -> Iterator[Finding]:
 
 # ----------------------------------------------------------------------------- prefixed secrets
 
-_PREFIXED = (
-    r"[_-](?:----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?P<private_key>)"
-    r"|(?=[A-Za-z0-9_-]{10})(?:"
+# Each branch checks the token's prefix with a look-behind from the "_" or "-".
+_UNDERSCORE_PREFIXED = (
+    r"_(?=[A-Za-z0-9_-]{10})(?:"
     r"(?<=\bgh[pousr]_)[A-Za-z0-9]{30,251}(?P<github_token>)"
     r"|(?<=\bgithub_)pat_[A-Za-z0-9_]{40,}(?P<github_pat>)"
-    r"|(?<=\bglpat-)[\w-]{20,}(?P<gitlab_token>)"
+    r"|(?<=\b[sr]k_)(?:live|test)_[0-9A-Za-z]{10,}(?P<stripe_key>)"
+    r"|(?<=\bwhsec_)[0-9A-Za-z]{24,}(?P<stripe_key_>)"
+    r"|(?<=\bhf_)[A-Za-z0-9]{30,}(?P<huggingface_token>)"
+    r"|(?<=\bapi_org_)[A-Za-z0-9]{30,}(?P<huggingface_token_>)"
+    r"|(?<=\bnpm_)[A-Za-z0-9]{36}(?P<npm_token>)"
+    r"|(?<=\bshp(?:at|ca|pa|ss)_)[0-9a-fA-F]{32}(?P<shopify_token>)"
+    r"|(?<=\bdo[por]_)v1_[0-9a-f]{64}(?P<digitalocean_token>)"
+    r")"
+)
+_DASH_PREFIXED = (
+    r"-(?:----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?P<private_key>)"
+    r"|(?=[A-Za-z0-9_-]{10})(?:"
+    r"(?<=\bglpat-)[\w-]{20,}(?P<gitlab_token>)"
     r"|(?<=\bgl(?:dt|rt)-)[\w-]{20,}(?P<gitlab_token_>)"
     r"|(?<=\bxox[abposr]-)[0-9A-Za-z-]{10,}(?P<slack_token>)"
     r"|(?<=\bxapp-)[0-9A-Za-z-]{10,}(?P<slack_token__>)"
-    r"|(?<=\b[sr]k_)(?:live|test)_[0-9A-Za-z]{10,}(?P<stripe_key>)"
-    r"|(?<=\bwhsec_)[0-9A-Za-z]{24,}(?P<stripe_key_>)"
     r"|(?<=\bsk-)ant-[\w-]{32,}(?P<anthropic_key>)"
     r"|(?<=\bsk-)(?:proj|svcacct|admin)-[\w-]{40,}(?P<openai_key>)"
     r"|(?<=\bsk-)[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}(?P<openai_key_>)"
     r"|(?<=\bsk-)[A-Za-z0-9]{32,}(?![\w-])(?P<openai_key__>)"
-    r"|(?<=\bhf_)[A-Za-z0-9]{30,}(?P<huggingface_token>)"
-    r"|(?<=\bapi_org_)[A-Za-z0-9]{30,}(?P<huggingface_token_>)"
-    r"|(?<=\bnpm_)[A-Za-z0-9]{36}(?P<npm_token>)"
     r"|(?<=\bpypi-)AgE[\w-]{50,}(?P<pypi_token>)"
-    r"|(?<=\bshp(?:at|ca|pa|ss)_)[0-9a-fA-F]{32}(?P<shopify_token>)"
-    r"|(?<=\bdo[por]_)v1_[0-9a-f]{64}(?P<digitalocean_token>)"
     r"|(?<=\bkey-)[0-9a-f]{32}(?P<mailgun_key>)"
     r"|(?<=\b[0-9a-f]{32}-)[0-9a-f]{8}-[0-9a-f]{8}\b(?P<mailgun_key_>)"
     r"))"
@@ -819,13 +854,14 @@ def _on_jwt(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
 
 # ----------------------------------------------------------------------------- assignments
 
-_ASSIGN = r"""[:=：](?:=|>)?[ \t]*(?:["'`][ \t]*)?(?P<value>[^\s"'`,;<>(){}\[\]]{6,200})"""
-_KEY_BEFORE = (
-    r"(?i)(?:pass(?:word|wd|phrase|wort)?|pwd|secret|token|api[_ -]?key|apikey|"
-    r"access[_ -]?key|private[_ -]?key|client[_ -]?key|auth[_ -]?key|credentials?|kennwort|"
-    r"contrase[ñn]a|mot de passe|mdp|senha|wachtwoord|clave|パスワード|密码|пароль|bearer|"
-    r"authorization|conn(?:ection)?[_ ]?str(?:ing)?|signing[_ -]?key|encryption[_ -]?key)"
-    r"""[\w.-]{0,24}["'\]]?[ \t]*$"""
+_ASSIGN = r"""(?:=|>)?[ \t]*(?:["'`][ \t]*)?(?P<value>[^\s"'`,;<>(){}\[\]]{6,200})"""
+# Names of settings that hold secrets, found in the last words before ":" or "=".
+_SECRET_KEYS = (
+    "pass", "pwd", "secret", "token", "apikey", "api_key", "api-key", "api key", "accesskey",
+    "access_key", "access-key", "private_key", "privatekey", "private key", "client_key",
+    "auth_key", "credential", "kennwort", "contraseña", "contrasena", "mot de passe", "mdp",
+    "senha", "wachtwoord", "clave", "パスワード", "密码", "пароль", "bearer", "authorization",
+    "connection_string", "connectionstring", "conn_str", "signing_key", "encryption_key",
 )
 _PLACEHOLDER = (
     r"(?i:[*x•.#_-]+|\$\{?[a-z_][a-z0-9_]*\}?|%[a-z_]+%|\{\{.*|"
@@ -837,11 +873,16 @@ _PLACEHOLDER = (
 
 
 def _on_assignment(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
-    rx = _rx()
-    if not rx.key_before.search(text, max(0, m.start() - 48), m.start()):
+    words = text[max(0, m.start() - 40):m.start()].rstrip(" \t\"'`]").lower().split()
+    # The setting's name is the last word ("DB_PASSWORD", "apiKey") or ends the last
+    # three ("mot de passe", "api key").
+    if not words or not (
+        any(key in words[-1] for key in _SECRET_KEYS)
+        or any(" ".join(words[-3:]).endswith(key) for key in _SECRET_KEYS if " " in key)
+    ):
         return
     value = m.group("value").rstrip(".?!")
-    if (len(value) >= 6 and not rx.placeholder.fullmatch(value)
+    if (len(value) >= 6 and not _rx().placeholder.fullmatch(value)
             and _char_classes(value) >= 2 and _entropy(value) >= 2.5):
         start = m.start("value")
         yield Finding("secret", "password_assignment", start, start + len(value))

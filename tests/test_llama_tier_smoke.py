@@ -19,11 +19,9 @@ import pytest
 from tests.support import llama_server as _support
 from tests.support.llama_server import LlamaServer
 
-# Fixtures for this module.  Remove these three lines once tests/conftest.py imports the
-# fixtures: a second definition makes pytest build a second session server/model file.
-llama_server = _support.llama_server
+# `llama_server` and `tiny_model_path` come from tests/conftest.py.  The factory isn't
+# imported there (yet); move it into that import and drop this line when it is.
 llama_server_factory = _support.llama_server_factory
-tiny_model_path = _support.tiny_model_path
 
 pytestmark = pytest.mark.llama
 

@@ -87,7 +87,7 @@ class PostgresAuditStore(SQLAuditStore):
             lambda conn: conn.close(),
             max_size=max_connections,
             timeout=timeout,
-            is_usable=lambda conn: not conn.closed and not conn.broken,
+            is_usable=self._is_usable,
         )
         try:
             with self._pool.connection() as conn:
@@ -114,6 +114,11 @@ class PostgresAuditStore(SQLAuditStore):
             application_name="llm-localfirst audit",
         )
         return conn
+
+    def _is_usable(self, conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+        # Lend a connection again only if it is alive and not stuck in a transaction.
+        idle = self._psycopg.pq.TransactionStatus.IDLE
+        return not conn.closed and not conn.broken and conn.info.transaction_status == idle
 
     def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:

@@ -53,6 +53,7 @@ class SQLiteAuditStore(SQLAuditStore):
             sqlite3.Connection.close,
             max_size=max_connections,
             timeout=busy_timeout,
+            is_usable=lambda conn: not conn.in_transaction,
         )
         try:
             with self._pool.connection() as conn:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,8 @@ class FakeUpstream:
     """A loopback OpenAI/Anthropic-compatible fake. Use as a context manager.
 
     Attributes:
-        reply: Text the fake model answers (default: ``"echo: <last user text>"``, truncated).
+        reply: Text the fake model answers (default: ``"echo: <last user text>"``, truncated),
+            or a function of the request body returning that text (scripted answers).
         status: HTTP status to answer every model call with (200 = healthy).
         hang: When true, model calls never answer (exercises timeouts).
         break_stream_after: Drop the connection after this many streamed chunks.
@@ -44,7 +46,7 @@ class FakeUpstream:
         delay: Seconds to wait before answering a model call.
     """
 
-    reply: str | None = None
+    reply: str | Callable[[dict[str, Any]], str] | None = None
     status: int = 200
     hang: bool = False
     break_stream_after: int | None = None
@@ -205,6 +207,8 @@ class FakeUpstream:
         return True
 
     def _reply_text(self, body: dict[str, Any]) -> str:
+        if callable(self.reply):
+            return self.reply(body)
         if self.reply is not None:
             return self.reply
         last = ""

@@ -726,34 +726,67 @@ def benign(seed: int = 4321, per_kind: int = 200) -> Iterator[Sample]:
             yield Sample(rng.choice(_BENIGN_SENTENCES).format(v=v), None, kind, v)
 
 
-_PROSE = (
-    "The quarterly review covered revenue, hiring and the roadmap for the next release. "
-    "We agreed to move the launch to the second week of June and to spend 15% more on "
-    "support. Latency dropped from 240 ms to 180 ms after the cache change in v2.3.1. "
-    "Please read the attached notes before the meeting on 2024-06-12 at 14:30, room 3.14. "
-    "Le comité a validé le budget de 12 500 € pour 2025. Die Ergebnisse folgen am Montag. "
-)
+_PROSE_WORDS = (
+    "the team report project budget review meeting release customer support latency cache "
+    "server model prompt summary draft policy update schedule quarter revenue hiring roadmap "
+    "feature request bug fix deploy staging production metrics dashboard weekly notes agenda "
+    "decision owner deadline risk plan vendor contract proposal feedback design review "
+    "le projet équipe réunion budget rapport die Ergebnisse Besprechung Kunden el equipo "
+    "informe reunión il progetto riunione o relatório reunião"
+).split()
+_PROSE_TEMPLATES = [
+    "{w} {w} {w} {w} {w} {w}.",
+    "We moved the {w} to {day} and agreed on {pct}% more {w}.",
+    "Latency dropped from {ms} ms to {ms2} ms after the {w} change in v{ver}.",
+    "The {w} {w} is due on {date}; {w} {w} owns it.",
+    "Revenue was ${price} in Q{q} {year}, up {pct}% on {w} {w}.",
+    "Please read the {w} notes before the {w} at {hh}:{mm}.",
+    "{w} {w}, {w} {w} {w} {w} {w} {w} {w}?",
+    "Section {q}.{q2} covers the {w} and {w} {w}.",
+    "About {n} {w} {w} were processed in {ms} ms.",
+]
+
+
+def _prose(rng: random.Random) -> str:
+    out = []
+    for _ in range(rng.randint(3, 8)):
+        template = rng.choice(_PROSE_TEMPLATES)
+        while "{w}" in template:
+            template = template.replace("{w}", rng.choice(_PROSE_WORDS), 1)
+        out.append(template.format(
+            day=rng.choice(["Monday", "Friday", "June 12", "next week"]), pct=rng.randint(1, 60),
+            ms=rng.randint(100, 900), ms2=rng.randint(20, 99),
+            ver=f"{rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}",
+            date=f"{rng.randint(2023, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            price=f"{rng.randint(1, 999)},{rng.randint(100, 999)}", q=rng.randint(1, 4),
+            q2=rng.randint(1, 9), year=rng.randint(2020, 2026), hh=rng.randint(8, 18),
+            mm=rng.choice(["00", "15", "30", "45"]), n=rng.randint(2, 5000)))
+    return " ".join(s[0].upper() + s[1:] for s in out)
 
 
 def mixed_text(size: int, seed: int = 7) -> str:
     """Return about ``size`` characters of prose with a few sensitive values in it.
+
+    Paragraphs of generated prose (with the dates, versions, prices and counts that
+    prose has) make up most of it; about one paragraph in twelve is a benign
+    look-alike and one in thirty a text with a sensitive value.
 
     Args:
         size: Target length in characters.
         seed: Seed of the random generator.
 
     Returns:
-        Mostly benign text, with roughly one sensitive value per 4 KB.
+        The text.
     """
     rng = random.Random(seed)
-    pos = list(positives(seed, per_kind=4))
-    neg = list(benign(seed, per_kind=4))
+    pos = list(positives(seed, per_kind=2))
+    neg = list(benign(seed, per_kind=3))
     parts: list[str] = []
     length = 0
     while length < size:
         roll = rng.random()
-        piece = (rng.choice(pos).text if roll < 0.12 else rng.choice(neg).text if roll < 0.4
-                 else _PROSE[rng.randint(0, 200):] + _PROSE[:rng.randint(50, 300)])
+        piece = (rng.choice(pos).text if roll < 1 / 30 else rng.choice(neg).text
+                 if roll < 1 / 30 + 1 / 12 else _prose(rng))
         parts.append(piece)
-        length += len(piece) + 1
-    return "\n".join(parts)[:size]
+        length += len(piece) + 2
+    return "\n\n".join(parts)[:size]

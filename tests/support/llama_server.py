@@ -6,7 +6,11 @@ the same port so tests can simulate the local model going away and coming back.
 
 Pytest fixtures (import them into ``tests/conftest.py``)::
 
-    from tests.support.llama_server import llama_server, tiny_model_path  # noqa: F401
+    from tests.support.llama_server import (  # noqa: F401
+        llama_server,
+        llama_server_factory,
+        tiny_model_path,
+    )
 
 * ``tiny_model_path`` (session): a tiny random-weight GGUF written once per session.
 * ``llama_server`` (session): a running ``LlamaServer`` on that model.
@@ -61,26 +65,23 @@ _SERVER_MODULES = (
     "pydantic_settings",
 )
 
-# llama_cpp.server reads its settings from the environment too (pydantic BaseSettings),
-# and `uvicorn.run` uses os.getenv("HOST"/"PORT") *over* the CLI flags.  Strip anything
-# that could silently redirect or reconfigure the test server.
+# llama_cpp.server's settings are pydantic BaseSettings with no env prefix, so *any* of
+# these env vars (matched case-insensitively) reconfigures the server, and `uvicorn.run`
+# even prefers os.getenv("HOST"/"PORT") over the CLI flags.  Names like CACHE, MODEL,
+# PORT or SEED are common in CI environments, so strip them all from the child's env.
+# (Field list of llama_cpp.server.settings.Settings at 0.3.36, plus CONFIG_FILE.)
 _ENV_BLOCKLIST = frozenset(
-    {
-        "HOST",
-        "PORT",
-        "CONFIG_FILE",
-        "API_KEY",
-        "ROOT_PATH",
-        "SSL_KEYFILE",
-        "SSL_CERTFILE",
-        "MODEL",
-        "MODEL_ALIAS",
-        "CHAT_FORMAT",
-        "N_CTX",
-        "N_GPU_LAYERS",
-        "VERBOSE",
-        "INTERRUPT_REQUESTS",
-    }
+    """
+    api_key cache cache_size cache_type chat_format chat_template_kwargs clip_model_path
+    config_file disable_ping_events draft_model draft_model_num_pred_tokens embedding
+    flash_attn hf_model_repo_id hf_pretrained_model_name_or_path hf_tokenizer_config_path
+    host interrupt_requests kv_overrides last_n_tokens_size logits_all lora_base lora_path
+    main_gpu model model_alias mul_mat_q n_batch n_ctx n_gpu_layers n_threads
+    n_threads_batch n_ubatch numa offload_kqv port root_path rope_freq_base
+    rope_freq_scale rope_scaling_type rpc_servers seed split_mode ssl_certfile ssl_keyfile
+    tensor_split type_k type_v use_mlock use_mmap verbose vocab_only yarn_attn_factor
+    yarn_beta_fast yarn_beta_slow yarn_ext_factor yarn_orig_ctx
+    """.upper().split()
 )
 
 
@@ -98,7 +99,7 @@ def require_llama_cpp() -> None:
     missing = missing_llama_modules()
     if not missing:
         return
-    if os.environ.get("CI"):
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
         pytest.fail(
             "llama-cpp-python[server] is required in CI for the local-model tier but "
             f"these modules are missing: {', '.join(missing)}. Run .ci/install-llama.sh.",

@@ -1,0 +1,254 @@
+"""The MCP server: build it from a router, and serve it over stdio or streamable HTTP.
+
+This module owns the server's assembly (:func:`build_server`), its entry point
+(:func:`run`, which ``llm-localfirst mcp`` calls) and the HTTP transport's
+protection: it binds 127.0.0.1 by default, validates ``Host`` and ``Origin``
+against the bound address with the SDK's transport security settings
+(DNS-rebinding protection), and, when ``LF_MCP_TOKEN`` is set, requires
+``Authorization: Bearer <token>`` on every request (:class:`BearerTokenMiddleware`).
+The tools live in :mod:`.mcp_tools`, the resources in :mod:`.mcp_resources`.
+
+In stdio mode nothing but protocol messages may reach stdout: logging goes to
+stderr, and while serving, the SDK points file descriptor 1 at stderr and writes
+the protocol through a private duplicate, so a stray ``print`` cannot corrupt it.
+
+It must never bind a non-loopback address without a token, and it imports the
+``mcp`` SDK only when a server is built (``import llm_localfirst.server.mcp`` is cheap
+and works without the extra).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..agents.director import DIRECTOR_GUIDANCE
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from ..router import Router
+
+__all__ = ["BearerTokenMiddleware", "build_server", "http_app", "http_server", "run"]
+
+log = logging.getLogger("llm_localfirst.mcp")
+
+INSTALL_HINT = "the MCP server needs the mcp extra: pip install 'llm-localfirst[mcp]'"
+MCP_PATH = "/mcp"
+
+INSTRUCTIONS = """\
+llm-localfirst routes prompts between the user's own local models and cloud models by \
+a policy: private data and bulk text work stay local, the cloud is used only for the \
+hard part, and a sensitive request fails rather than leave the machine.
+
+Tools: `route` previews a routing decision without calling a model; `complete` runs a \
+prompt under the policy; `delegate_to_worker` hands bulk text work to the local model. \
+Resources: audit://decisions (what was decided, by any app on this machine), \
+audit://savings, policy://current, status://destinations.
+
+""" + DIRECTOR_GUIDANCE
+
+
+def _require_mcp() -> None:
+    try:
+        import mcp.server.mcpserver  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"{INSTALL_HINT} ({exc})") from None
+
+
+def build_server(router: Router, *, worker_destination: str = "local") -> MCPServer[Any]:
+    """Build the MCP server for ``router``: three tools, five resources and templates.
+
+    Args:
+        router: The router every tool and resource uses (and whose audit store the
+            resources read).
+        worker_destination: The local destination(s) ``delegate_to_worker`` runs on
+            (``"local"``: every local destination of the policy, in order).
+
+    Raises:
+        ConfigError: the ``mcp`` extra is not installed.
+    """
+    _require_mcp()
+    from .mcp_resources import register_resources
+    from .mcp_tools import LocalFirstMCP, register_tools
+
+    server = LocalFirstMCP(router, name="llm-localfirst", title="llm-localfirst router",
+                           version=__version__, instructions=INSTRUCTIONS, log_level="WARNING",
+                           website_url=None)
+    register_tools(server, router, worker_destination=worker_destination)
+    register_resources(server, router)
+    return server
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class BearerTokenMiddleware:
+    """ASGI middleware: every HTTP request must carry ``Authorization: Bearer <token>``.
+
+    Compared in constant time. A missing or wrong token gets ``401`` with
+    ``WWW-Authenticate: Bearer`` before the request reaches the MCP transport.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        if not token:
+            raise ConfigError("LF_MCP_TOKEN is empty")
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            got = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(got, self._expected):
+                body = json.dumps({"error": "unauthorized",
+                                   "message": "a valid bearer token is required"}).encode()
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="llm-localfirst"')]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _allowed(host: str, port: int) -> tuple[list[str], list[str]]:
+    """Host and Origin values accepted for a server bound to ``host:port``."""
+    names = ["127.0.0.1", "localhost", "[::1]"]
+    if not _is_loopback(host):
+        names.append(f"[{host}]" if ":" in host else host)
+    hosts = [f"{n}:{port}" for n in names]
+    origins = [f"http://{n}:{port}" for n in names]
+    return hosts, origins
+
+
+def http_app(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 8788,
+             token: str | None = None, max_body_bytes: int = 8 * 1024 * 1024) -> ASGIApp:
+    """The streamable HTTP ASGI app, with Host/Origin validation and the optional token.
+
+    Raises:
+        ConfigError: a non-loopback ``host`` without a ``token``.
+    """
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    if not _is_loopback(host) and not token:
+        raise ConfigError(f"refusing to serve MCP on {host}, which is not a loopback address, "
+                          "without LF_MCP_TOKEN")
+    hosts, origins = _allowed(host, port)
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                         allowed_hosts=hosts, allowed_origins=origins)
+    app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH,
+                                              transport_security=security, host=host,
+                                              max_request_body_size=max_body_bytes)
+    return BearerTokenMiddleware(app, token) if token else app
+
+
+def http_server(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 8788,
+                token: str | None = None, max_body_bytes: int = 8 * 1024 * 1024,
+                ) -> uvicorn.Server:
+    """A uvicorn server for :func:`http_app` (call ``.serve(sockets=...)`` to run it).
+
+    Raises:
+        ConfigError: a non-loopback ``host`` without a ``token``.
+    """
+    import uvicorn
+
+    app = http_app(server, host=host, port=port, token=token, max_body_bytes=max_body_bytes)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="on", server_header=False, timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:  # stderr only: stdout carries the protocol in stdio mode
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
+def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.0.1",
+        port: int = 8788) -> int:
+    """Serve the MCP server until the client goes away (stdio) or a signal arrives (HTTP).
+
+    Args:
+        policy: Policy file (default ``LF_POLICY``, else the ``LF_*`` defaults).
+        transport: ``stdio`` (default) or ``http`` (streamable HTTP on ``host:port``,
+            path ``/mcp``).
+        host: HTTP bind address; non-loopback needs ``LF_MCP_TOKEN``.
+        port: HTTP port.
+
+    Returns:
+        The exit code (0).
+
+    Raises:
+        ConfigError: the ``mcp`` extra is missing, an unknown transport, a non-loopback
+            host without a token, or a port that cannot be bound.
+        PolicyError: the policy is invalid.
+    """
+    _configure_logging()
+    if transport not in ("stdio", "http"):
+        raise ConfigError(f"unknown MCP transport {transport!r}; use stdio or http")
+    _require_mcp()
+    import anyio
+
+    from ..router import Router
+
+    router = Router.from_env(**({"policy": policy} if policy else {}))
+    try:
+        server = build_server(router)
+        if transport == "stdio":
+            anyio.run(server.run_stdio_async)
+            return 0
+        secret = router.settings.mcp_token
+        token = secret.get_secret_value() if secret is not None else None
+        uv = http_server(server, host=host, port=port, token=token or None,
+                         max_body_bytes=router.settings.max_body_bytes)
+        sock = _listen(host, port)
+        bound = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        sys.stderr.write(f"llm-localfirst MCP server on http://{shown}:{bound}{MCP_PATH} "
+                         f"(token {'required' if token else 'off'})\n")
+        sys.stderr.flush()
+        try:
+            anyio.run(uv.serve, [sock])
+        finally:
+            sock.close()
+        return 0
+    finally:
+        router.close()

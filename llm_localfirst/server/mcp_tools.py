@@ -1,0 +1,304 @@
+"""The MCP tools ``route``, ``complete`` and ``delegate_to_worker``, and their wire errors.
+
+This module owns what a calling model sees of the tools: names, descriptions
+(``delegate_to_worker``'s comes from :mod:`llm_localfirst.agents.director`),
+argument schemas with per-argument descriptions, output schemas
+(:class:`RouteOutput`, :class:`CompleteOutput`, :class:`DelegateOutput`), progress
+notifications for long worker runs, and :func:`tool_error`, the one place where a
+``LocalFirstError`` becomes an MCP tool error (``isError``) the model can read and
+act on.
+
+Auditing: ``route`` writes a dry-run row (face ``mcp``, endpoint ``route``);
+``complete`` is audited by the router (face ``mcp``, endpoint ``complete``);
+``delegate_to_worker`` runs the :class:`~llm_localfirst.agents.Worker`, whose calls
+are audited as face ``worker`` with metadata ``via=mcp``. Arguments the SDK rejects
+against the input schema are audited by :class:`LocalFirstMCP` (face ``mcp``).
+
+It must never route on its own (every decision is the router's), never fall back
+from the worker to the cloud, and never put prompt or source text in logs or errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from ..agents.director import DELEGATE_DESCRIPTION, PARAMETER_DESCRIPTIONS, describe_failure
+from ..agents.tasks import TaskKind
+from ..agents.worker import Worker, WorkerResult
+from ..errors import InvalidRequest, LocalFirstError
+from ..router import Router
+
+__all__ = [
+    "CompleteOutput",
+    "DelegateOutput",
+    "LocalFirstMCP",
+    "RouteOutput",
+    "register_tools",
+    "tool_error",
+]
+
+log = logging.getLogger("llm_localfirst.mcp")
+
+#: The audit endpoint of each tool.
+ENDPOINTS = {"route": "route", "complete": "complete", "delegate_to_worker": "worker"}
+#: ``_meta`` key of the structured error on a failed tool call.
+ERROR_META = "llm-localfirst/error"
+
+KindArg = Literal["bulk", "reason", "auto"]
+TaskKindArg = Literal["summarize", "draft", "translate", "reformat", "extract", "classify",
+                      "freeform"]
+
+ROUTE_DESCRIPTION = """\
+Preview where a prompt would run under the user's routing policy (a local model on \
+their machine, or a cloud model) and why, without calling any model or spending a \
+token. Use it before sending private text, or to explain routing to the user.
+
+A sensitive request (sensitive=true, a sensitive tag, or text in which the built-in \
+detectors find personal data or secrets) is pinned to local models; if none is up, \
+the answer is an error saying the request would fail closed. Do not use this tool to \
+get an answer: use `complete` or `delegate_to_worker`."""
+
+COMPLETE_DESCRIPTION = """\
+Run a prompt through the user's local-first router and return the model's answer. \
+The policy sends bulk work and private data to a local model and sends the hard part \
+(kind="reason") to a cloud model; ordinary work may fall back to the cloud when the \
+local model is down.
+
+Set sensitive=true for anything private: it then runs only on a local model, and if \
+none is up the call fails instead of leaking. Use it for one answer under the user's \
+policy (a second opinion, a quick rewrite). For bulk work on long text (summaries, \
+extraction, translation), prefer `delegate_to_worker`: it splits long sources and \
+never leaves the machine. `model` is "auto" or a destination name from \
+policy://current; URLs and other names are refused."""
+
+_DESC = {
+    "prompt": "The instruction or question.",
+    "source": ("Optional text to work on, sent after the prompt in a <source> block (a document, "
+               "record or log)."),
+    "system": "Optional system prompt.",
+    "kind": ('"bulk" for mechanical text work, "reason" for hard thinking (usually the cloud), '
+             '"auto" to let the policy decide.'),
+    "sensitive": ("true if the text is private: it then runs only on a local model and fails "
+                  "closed when none is up."),
+    "model": '"auto", or a destination name from policy://current.',
+    "tags": "Optional labels the policy can match (e.g. \"pii\" marks the request sensitive).",
+    "max_tokens": "Optional cap on the answer's length, in tokens.",
+}
+
+
+class RouteOutput(BaseModel):
+    """Where a request would run, and why (no model was called)."""
+
+    target: Literal["local", "cloud"] = Field(description="Locality of the chosen destination.")
+    destination: str = Field(description="The allowlisted destination name.")
+    model: str = Field(description="The model id at that destination.")
+    reason: str = Field(description="Why, in one sentence.")
+    fell_back: bool = Field(description="True when the preferred destination is down.")
+    rule: str | None = Field(description="The policy rule that matched.")
+    arm: str | None = Field(description="The weighted arm picked inside the rule, if any.")
+    sensitive: bool = Field(description="Whether the request counts as sensitive.")
+    sensitive_reasons: list[str] = Field(description="Why it is sensitive (flag, tag, detector).")
+    chain: list[str] = Field(description="Destinations that would be tried, in order.")
+    detectors: list[str] = Field(description="Detectors that fired (never the matched text).")
+    audit_id: str = Field(description="Id of the dry-run audit row (audit://decisions/{id}).")
+
+
+class CompleteOutput(BaseModel):
+    """A routed completion."""
+
+    text: str = Field(description="The model's answer.")
+    target: Literal["local", "cloud"] = Field(description="Where it ran.")
+    destination: str = Field(description="The destination that answered.")
+    model: str = Field(description="The model id that answered.")
+    fell_back: bool = Field(description="True when a fallback destination answered.")
+    sensitive: bool = Field(description="Whether the request counted as sensitive.")
+    rule: str | None = Field(description="The policy rule that matched.")
+    tokens_in: int = Field(description="Input tokens.")
+    tokens_out: int = Field(description="Output tokens.")
+    finish_reason: str | None = Field(description="Why generation stopped.")
+    audit_id: str = Field(description="Id of the audit row (audit://decisions/{id}).")
+
+
+class DelegateOutput(BaseModel):
+    """The local worker's result."""
+
+    text: str = Field(description="The answer (JSON text for extract, the label for classify).")
+    task_kind: str = Field(description="The task kind that ran.")
+    destination: str = Field(description="The local destination that produced the answer.")
+    model: str = Field(description="Its model id.")
+    tokens_in: int = Field(description="Input tokens over every call of the run.")
+    tokens_out: int = Field(description="Output tokens over every call of the run.")
+    chunks: int = Field(description="Pieces the source was split into (1 if it fitted).")
+    audit_id: str = Field(description="Audit id of the final call.")
+    audit_ids: list[str] = Field(description="Audit ids of every call of the run.")
+    data: Any = Field(default=None, description="Parsed JSON (extract) or the label (classify).")
+
+
+def tool_error(exc: LocalFirstError) -> CallToolResult:
+    """The MCP form of a refusal or failure: ``isError`` with an actionable message.
+
+    The text is what the calling model reads; ``_meta["llm-localfirst/error"]``
+    carries the same facts for programs (code, type, audit id, parameter).
+    """
+    detail: dict[str, Any] = {"code": exc.code, "type": type(exc).__name__,
+                              "message": exc.message, "decision_id": exc.decision_id}
+    for attr in ("param", "destination", "candidates", "status"):
+        value = getattr(exc, attr, None)
+        if value is not None:
+            detail[attr] = list(value) if isinstance(value, tuple) else value
+    return CallToolResult(content=[TextContent(type="text", text=describe_failure(exc))],
+                          is_error=True, _meta={ERROR_META: detail})
+
+
+def _ok(output: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=output.model_dump(mode="json"))
+
+
+class LocalFirstMCP(MCPServer[Any]):
+    """``MCPServer`` that audits the arguments the SDK rejects before a tool runs.
+
+    A call whose arguments fail the tool's input schema (wrong types, an unknown
+    ``task_kind``) never reaches the tool function; this override records it as a
+    rejected request (face ``mcp``) and answers with the same error shape as
+    every other refusal.
+    """
+
+    def __init__(self, router: Router, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.router = router
+
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context[Any, Any] | None = None,
+                        ) -> CallToolResult | InputRequiredResult:
+        """Call a tool; turn an argument validation failure into an audited tool error.
+
+        Raises:
+            ToolError: an unknown tool (the SDK's own error).
+        """
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if name not in ENDPOINTS or not isinstance(cause, ValidationError):
+                raise
+            problems = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
+                        for e in cause.errors(include_url=False)]
+            first = cause.errors(include_url=False)[0]["loc"] if cause.error_count() else ()
+            error = InvalidRequest("; ".join(problems)[:500],
+                                   param=str(first[0]) if first else None)
+            self.router.record_rejected(face="mcp", endpoint=ENDPOINTS[name], error=error)
+            return tool_error(error)
+
+
+def register_tools(server: MCPServer[Any], router: Router, *,
+                   worker_destination: str = "local") -> None:
+    """Add the three tools to ``server``, bound to ``router``.
+
+    Args:
+        server: The MCP server being built.
+        router: The router every tool uses.
+        worker_destination: The destination(s) ``delegate_to_worker`` runs on.
+    """
+
+    @server.tool(name="route", title="Preview routing (no model call)",
+                 description=ROUTE_DESCRIPTION,
+                 annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False,
+                                             idempotent_hint=True))
+    async def route(
+        prompt: Annotated[str, Field(description=_DESC["prompt"])] = "",
+        kind: Annotated[KindArg, Field(description=_DESC["kind"])] = "auto",
+        sensitive: Annotated[bool, Field(description=_DESC["sensitive"])] = False,
+        model: Annotated[str, Field(description=_DESC["model"])] = "auto",
+        tags: Annotated[list[str] | None, Field(description=_DESC["tags"])] = None,
+    ) -> Annotated[CallToolResult, RouteOutput]:
+        try:
+            request = router.build_request(prompt or None, face="mcp", kind=kind,
+                                           sensitive=sensitive, model=model, tags=tags or (),
+                                           allow_empty=True)
+        except InvalidRequest as exc:
+            router.record_rejected(face="mcp", endpoint="route", error=exc, kind=kind,
+                                   model=model)
+            return tool_error(exc)
+        try:
+            decision = await router.adecide_request(request)
+        except LocalFirstError as exc:
+            router.record_decision(request, None, exc, endpoint="route")
+            return tool_error(exc)
+        audit_id = router.record_decision(request, decision, endpoint="route")
+        output = RouteOutput(**decision.to_dict(), audit_id=audit_id)
+        return _ok(output, f"{decision} (audit id {audit_id})")
+
+    @server.tool(name="complete", title="Run a prompt under the routing policy",
+                 description=COMPLETE_DESCRIPTION,
+                 annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True,
+                                             idempotent_hint=False))
+    async def complete(
+        prompt: Annotated[str, Field(description=_DESC["prompt"])],
+        source: Annotated[str | None, Field(description=_DESC["source"])] = None,
+        system: Annotated[str | None, Field(description=_DESC["system"])] = None,
+        kind: Annotated[KindArg, Field(description=_DESC["kind"])] = "auto",
+        sensitive: Annotated[bool, Field(description=_DESC["sensitive"])] = False,
+        model: Annotated[str, Field(description=_DESC["model"])] = "auto",
+        max_tokens: Annotated[int | None, Field(description=_DESC["max_tokens"], ge=1)] = None,
+        tags: Annotated[list[str] | None, Field(description=_DESC["tags"])] = None,
+    ) -> Annotated[CallToolResult, CompleteOutput]:
+        try:
+            out = await router.acomplete(prompt, face="mcp", source=source, system=system,
+                                         kind=kind, sensitive=sensitive, model=model,
+                                         max_tokens=max_tokens, tags=tags or ())
+        except LocalFirstError as exc:
+            return tool_error(exc)
+        d = out.decision
+        output = CompleteOutput(
+            text=out.text, target=d.target, destination=d.destination, model=d.model,
+            fell_back=d.fell_back, sensitive=d.sensitive, rule=d.rule,
+            tokens_in=out.usage.input_tokens, tokens_out=out.usage.output_tokens,
+            finish_reason=out.finish_reason, audit_id=out.audit_id)
+        return _ok(output, out.text)
+
+    @server.tool(name="delegate_to_worker", title="Delegate bulk text work to the local model",
+                 description=DELEGATE_DESCRIPTION,
+                 annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False,
+                                             idempotent_hint=False))
+    async def delegate_to_worker(
+        ctx: Context[Any, Any],
+        task: Annotated[str, Field(description=PARAMETER_DESCRIPTIONS["task"])],
+        source: Annotated[str, Field(description=PARAMETER_DESCRIPTIONS["source"])] = "",
+        task_kind: Annotated[TaskKindArg,
+                             Field(description=PARAMETER_DESCRIPTIONS["task_kind"])] = "freeform",
+        schema: Annotated[dict[str, Any] | None,
+                          Field(description=PARAMETER_DESCRIPTIONS["schema"])] = None,
+        labels: Annotated[list[str] | None,
+                          Field(description=PARAMETER_DESCRIPTIONS["labels"])] = None,
+        target_language: Annotated[str | None, Field(
+            description=PARAMETER_DESCRIPTIONS["target_language"])] = None,
+        max_tokens: Annotated[int | None, Field(
+            description=PARAMETER_DESCRIPTIONS["max_tokens"], ge=1)] = None,
+    ) -> Annotated[CallToolResult, DelegateOutput]:
+        async def progress(done: int, total: int, message: str) -> None:
+            try:
+                await ctx.report_progress(done, total, message)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                log.debug("progress notification not delivered (client gone)")
+
+        try:
+            worker = Worker(router, destination=worker_destination, metadata={"via": "mcp"})
+        except LocalFirstError as exc:  # no local destination: refused before any request
+            router.record_rejected(face="mcp", endpoint="worker", error=exc)
+            return tool_error(exc)
+        try:
+            result: WorkerResult = await worker.arun(
+                task, source, task_kind=TaskKind(task_kind), schema=schema, labels=labels,
+                target_language=target_language, max_tokens=max_tokens, progress=progress)
+        except LocalFirstError as exc:
+            return tool_error(exc)
+        output = DelegateOutput(**result.to_dict())
+        return _ok(output, result.text)

@@ -1,0 +1,153 @@
+"""cli.py: the commands, their output and the exit codes scripts rely on."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm_localfirst.cli import main
+from llm_localfirst.testing import FakeUpstream
+
+GOOD = """
+version: 1
+destinations:
+  local: {provider: openai, base_url: "BASE", model: fake-local, locality: local}
+  haiku: {provider: anthropic, model: claude-haiku-4-5, locality: cloud}
+rules:
+  - {name: reasoning goes to the cloud, when: {kind: reason}, to: [haiku]}
+  - name: chat A/B
+    when: {tags: [chat]}
+    to: [{destination: local, weight: 50}, {destination: haiku, weight: 50}]
+default: {to: [local], fallback: [haiku]}
+"""
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path, fake_local: FakeUpstream,
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(GOOD.replace("BASE", fake_local.base_url))
+    monkeypatch.setenv("LF_POLICY", str(path))
+    monkeypatch.setenv("LF_PROBE_TTL", "0.001")
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_route_prints_the_decision_as_json(policy_file: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "route", "summarise this", "--kind", "bulk", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert (data["target"], data["destination"], data["rule"]) == ("local", "local", "default")
+    assert data["audit_id"]
+
+
+def test_route_exits_3_when_a_sensitive_request_would_fail_closed(
+        policy_file: Path, fake_local: FakeUpstream, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_local.stop()
+    code, _, err = run(capsys, "route", "redact this", "--sensitive")
+    assert code == 3
+    assert "LocalUnavailable" in err and "failing closed" in err
+
+
+def test_route_exit_codes_for_privacy_violation_and_unknown_models(
+        policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "route", "x", "--sensitive", "--model", "haiku")[0] == 4
+    code, _, err = run(capsys, "route", "x", "--model", "http://10.0.0.1/v1")
+    assert code == 5 and "not on the allowlist" in err
+
+
+def test_complete_runs_on_the_local_model(policy_file: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "complete", "hello there", "--kind", "bulk", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["text"] == "echo: hello there" and data["decision"]["target"] == "local"
+
+
+def test_complete_streams(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "complete", "stream please", "--stream")
+    assert code == 0 and out.strip() == "echo: stream please"
+
+
+def test_policy_check_accepts_a_good_file_and_names_problems_in_a_bad_one(
+        policy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "check", str(policy_file))
+    assert code == 0 and "valid, 2 destinations, 2 rules" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("weight: 50}, {", "weight: 0}, {").replace("weight: 50}]",
+                                                                             "weight: 0}]"))
+    code, _, err = run(capsys, "policy", "check", str(bad))
+    assert code == 7
+    assert str(bad) in err and "rules[1] 'chat A/B'" in err and "sum to 0" in err
+
+
+def test_policy_explain_names_rule_arm_and_reason(policy_file: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "policy", "explain", str(policy_file), "--tag", "chat",
+                       "--ab-key", "user-7", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["rule"] == "chat A/B" and data["arm"] in ("local", "haiku")
+    again = json.loads(run(capsys, "policy", "explain", str(policy_file), "--tag", "chat",
+                           "--ab-key", "user-7", "--json")[1])
+    assert again["arm"] == data["arm"]
+    code, out, _ = run(capsys, "policy", "explain", str(policy_file), "--down", "local")
+    assert "fell back" in out and "haiku" in out
+
+
+def test_audit_tail_show_and_export(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "route", "one", "--json")
+    audit_id = json.loads(run(capsys, "route", "two", "--kind", "reason", "--json")[1])["audit_id"]
+    code, out, _ = run(capsys, "audit", "tail")
+    assert code == 0 and len(out.strip().splitlines()) == 2 and "dry_run" in out
+    code, out, _ = run(capsys, "audit", "show", audit_id)
+    assert json.loads(out)["destination"] == "haiku"
+    code, out, _ = run(capsys, "audit", "export", "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 2 and {r["face"] for r in rows} == {"cli"}
+    assert run(capsys, "audit", "show", "no-such-id")[0] == 1
+
+
+def test_doctor_reports_destinations_health_and_the_audit_location(
+        policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "doctor", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["destinations"]["local"]["up"] is True
+    assert data["destinations"]["haiku"]["api_key"] == "ANTHROPIC_API_KEY NOT set"
+    assert data["sensitive_requests"].startswith("served locally")
+    assert data["audit_log"].endswith("audit.db")
+
+
+def test_doctor_with_no_model_installed_says_sensitive_requests_fail_closed(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LF_LOCAL_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on 9
+    code, out, _ = run(capsys, "doctor")
+    assert code == 0
+    assert "FAIL CLOSED" in out and "DOWN" in out
+
+
+def test_invalid_settings_exit_7_with_the_variable_named(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LF_SENSITIVE_FAIL_CLOSED", "false")
+    code, _, err = run(capsys, "route", "x")
+    assert code == 7 and "LF_SENSITIVE_FAIL_CLOSED" in err
+
+
+def test_the_console_script_runs_as_a_process(policy_file: Path) -> None:
+    exe = Path(sys.executable).parent / "llm-localfirst"
+    out = subprocess.run([str(exe), "route", "hi", "--json"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["target"] == "local"
