@@ -2,7 +2,7 @@
 
 This module owns the audit schema's history. Each migration is a function
 registered with `@migration`, named ``mNNN_what``, and applied once: `migrate`
-records its name and time in the ``_migrations`` table in the same transaction as
+records its name and time in the ``_lf_migrations`` table in the same transaction as
 its DDL (both SQLite and PostgreSQL have transactional DDL). The design follows
 simonw/llm's ``llm/migrations.py``.
 
@@ -55,9 +55,9 @@ def migration(fn: Migration) -> Migration:
 
 
 def ensure_migrations_table(db: MigrationDB) -> None:
-    """Create the ``_migrations`` bookkeeping table if it is missing."""
+    """Create the ``_lf_migrations`` bookkeeping table if it is missing."""
     db.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations "
+        "CREATE TABLE IF NOT EXISTS _lf_migrations "
         "(name TEXT PRIMARY KEY NOT NULL, applied_at TEXT NOT NULL)"
     )
 
@@ -65,7 +65,7 @@ def ensure_migrations_table(db: MigrationDB) -> None:
 def applied_migrations(db: MigrationDB) -> list[str]:
     """Return the names of applied migrations, oldest first."""
     ensure_migrations_table(db)
-    rows = db.execute("SELECT name FROM _migrations ORDER BY applied_at, name")
+    rows = db.execute("SELECT name FROM _lf_migrations ORDER BY applied_at, name")
     return [str(row[0]) for row in rows]
 
 
@@ -91,7 +91,7 @@ def migrate(db: MigrationDB, migrations: Sequence[Migration] | None = None) -> l
         fn(db)
         p = db.param
         db.execute(
-            f"INSERT INTO _migrations (name, applied_at) VALUES ({p}, {p})",  # noqa: S608
+            f"INSERT INTO _lf_migrations (name, applied_at) VALUES ({p}, {p})",  # noqa: S608
             (fn.__name__, utc_now_iso()),
         )
         applied.append(fn.__name__)

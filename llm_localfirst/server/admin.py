@@ -11,7 +11,7 @@ file path from a client, and runs every blocking store call in a worker thread.
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import hashlib
 import hmac
 import io
@@ -27,8 +27,8 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ..audit import AuditFilter
-from ..audit.export import _cell
-from ..audit.record import COLUMNS, AuditRecord
+from ..audit.export import export_csv
+from ..audit.record import AuditRecord
 from ..audit.store import MAX_LIMIT
 from ..errors import LocalFirstError
 from ..router import Router
@@ -161,21 +161,15 @@ class AdminAPI:
         store = self._router.audit
 
         async def rows() -> AsyncIterator[bytes]:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(COLUMNS)
             offset = 0
             while offset < EXPORT_CAP:
-                page = AuditFilter(face=flt.face, destination=flt.destination,
-                                   outcome=flt.outcome, locality=flt.locality,
-                                   sensitive=flt.sensitive, since=flt.since, until=flt.until,
-                                   limit=MAX_LIMIT, offset=offset)
+                page = dataclasses.replace(flt, limit=MAX_LIMIT, offset=offset)
                 records = await anyio.to_thread.run_sync(store.query, page)
-                for record in records:
-                    writer.writerow(_cell(v, True) for v in record.to_row().values())
-                yield buffer.getvalue().encode()
-                buffer.seek(0)
-                buffer.truncate()
+                buffer = io.StringIO(newline="")
+                export_csv(records, buffer)  # formula cells escaped (CSV injection)
+                text = buffer.getvalue()
+                # Each page is written with the header row; the file keeps the first only.
+                yield (text if offset == 0 else text.split("\r\n", 1)[1]).encode()
                 if len(records) < MAX_LIMIT:
                     break
                 offset += MAX_LIMIT

@@ -50,7 +50,7 @@ def test_a_blank_sqlite_database_gets_every_migration_recorded(
 ) -> None:
     assert migrate_sqlite(blank_sqlite) == NAMES
 
-    recorded = blank_sqlite.execute("SELECT name, applied_at FROM _migrations").fetchall()
+    recorded = blank_sqlite.execute("SELECT name, applied_at FROM _lf_migrations").fetchall()
     assert sorted(name for name, _ in recorded) == NAMES
     assert all(applied_at.endswith("Z") for _, applied_at in recorded)
     columns = [row[1] for row in blank_sqlite.execute("PRAGMA table_info(audit_records)")]
@@ -67,7 +67,7 @@ def test_re_running_sqlite_migrations_applies_nothing_and_changes_nothing(
 
     assert migrate_sqlite(blank_sqlite) == []
     assert _sqlite_schema(blank_sqlite) == schema
-    assert blank_sqlite.execute("SELECT COUNT(*) FROM _migrations").fetchone() == (len(NAMES),)
+    assert blank_sqlite.execute("SELECT COUNT(*) FROM _lf_migrations").fetchone() == (len(NAMES),)
 
 
 @pytest.mark.parametrize("done", range(len(MIGRATIONS) + 1))
@@ -145,7 +145,7 @@ def _postgres_schema(conn: Any) -> list[tuple[Any, ...]]:
 def test_a_blank_postgres_schema_gets_every_migration_recorded(blank_postgres: Any) -> None:
     assert migrate_postgres(blank_postgres) == NAMES
 
-    names = blank_postgres.execute("SELECT name FROM _migrations ORDER BY name").fetchall()
+    names = blank_postgres.execute("SELECT name FROM _lf_migrations ORDER BY name").fetchall()
     assert [n for (n,) in names] == NAMES
     columns = blank_postgres.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema ="
@@ -179,7 +179,7 @@ def test_upgrading_postgres_from_each_earlier_schema_reaches_the_same_schema(
 ) -> None:
     migrate_postgres(blank_postgres)
     one_shot = _postgres_schema(blank_postgres)
-    blank_postgres.execute("DROP TABLE audit_records, _migrations")
+    blank_postgres.execute("DROP TABLE audit_records, _lf_migrations")
     blank_postgres.execute("DROP FUNCTION IF EXISTS audit_records_append_only()")
 
     assert migrate_postgres(blank_postgres, MIGRATIONS[:done]) == NAMES[:done]
@@ -215,7 +215,7 @@ def test_instances_starting_together_apply_each_postgres_migration_once(
     import psycopg
 
     with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM _migrations").fetchone() == (len(NAMES),)
+        assert conn.execute("SELECT COUNT(*) FROM _lf_migrations").fetchone() == (len(NAMES),)
 
 
 @pytest.mark.postgres

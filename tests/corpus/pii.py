@@ -95,8 +95,12 @@ def _email(rng: random.Random) -> str:
 
 # ------------------------------------------------------------------------------ phones
 
-_PHONE_REGIONS = ["US", "GB", "FR", "DE", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "AU", "MX",
-                  "CN", "CH", "SE", "PL", "ZA"]
+# Regions whose numbers appear in national format too; the others only in
+# international format (a bare Polish "12 316 49 99" is not recognisable as a phone).
+_NATIONAL_PHONE_REGIONS = ["US", "GB", "FR", "DE", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "AU",
+                           "MX", "CN"]
+_PHONE_REGIONS = [*_NATIONAL_PHONE_REGIONS, "CH", "SE", "PL", "ZA", "BE", "AT", "IE", "PT", "KR",
+                  "SG", "AR", "NG", "EG", "RU", "TR", "IL"]
 
 
 def _valid_number(rng: random.Random, region: str) -> phonenumbers.PhoneNumber:
@@ -120,8 +124,9 @@ def _phone(rng: random.Random) -> tuple[str, str]:
     national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     cc = str(number.country_code)
-    choices = [intl, intl, national, national, national, e164, "00" + intl[1:],
-               intl.replace(" ", "-"), intl.replace("-", " ")]
+    choices = [intl, intl, e164, "00" + intl[1:], intl.replace(" ", "-"), intl.replace("-", " ")]
+    if region in _NATIONAL_PHONE_REGIONS:
+        choices += [national] * 4
     if region in ("US", "CA"):
         digits = phonenumbers.national_significant_number(number)
         a, b, c = digits[:3], digits[3:6], digits[6:]
@@ -363,7 +368,8 @@ _NATIONAL: dict[str, tuple[Callable[[random.Random], str], list[Callable[[str], 
                ["numéro de sécurité sociale", "NIR", "n° INSEE", "numéro de sécu", "Sécu"]),
     "de_idnr": (_idnr, [lambda v: v, lambda v: f"{v[:2]} {v[2:5]} {v[5:8]} {v[8:]}"],
                 ["Steuer-IdNr.", "Steueridentifikationsnummer", "IdNr", "Steuer-ID"]),
-    "es_dni": (_dni, [lambda v: v, lambda v: f"{v[:8]}-{v[8]}"], ["DNI", "NIF", "mi DNI es"]),
+    "es_dni": (_dni, [lambda v: v, lambda v: f"{v[:8]}-{v[8]}",
+                      lambda v: f"{v[:2]}.{v[2:5]}.{v[5:8]}-{v[8]}"], ["DNI", "NIF", "mi DNI es"]),
     "es_nie": (_nie, [lambda v: v, lambda v: f"{v[0]}-{v[1:8]}-{v[8]}"], ["NIE", "mi NIE es"]),
     "it_codice_fiscale": (_codice_fiscale, [lambda v: v],
                           ["codice fiscale", "C.F.", "CF", "il mio codice fiscale è"]),
@@ -380,6 +386,15 @@ _NATIONAL: dict[str, tuple[Callable[[random.Random], str], list[Callable[[str], 
     "jp_my_number": (_my_number, [lambda v: f"{v[:4]} {v[4:8]} {v[8:]}", lambda v: v,
                                   lambda v: f"{v[:4]}-{v[4:8]}-{v[8:]}"],
                      ["マイナンバー", "My Number", "個人番号", "my number card"]),
+}
+
+
+# Indexes of the formats (in _NATIONAL) that are recognisable without a label;
+# the others (a bare nine-digit SSN, any NHS number...) are written with one.
+_SELF_EVIDENT: dict[str, tuple[int, ...]] = {
+    "us_ssn": (0, 1, 2), "us_itin": (0,), "gb_nino": (0, 1), "fr_nir": (0, 1), "es_dni": (0, 1, 2),
+    "es_nie": (0, 1), "it_codice_fiscale": (0,), "nl_bsn": (1,), "br_cpf": (0,), "br_cnpj": (0,),
+    "in_aadhaar": (0, 2), "in_pan": (0,), "jp_my_number": (0, 2),
 }
 
 
@@ -547,8 +562,11 @@ def positives(seed: int = 1234, per_kind: int = 200) -> Iterator[Sample]:
         yield Sample(_sentence(rng, rng.choice(_IBAN_LABELS), v, 0.4), "iban", kind, v)
     for kind, (make, formats, labels) in _NATIONAL.items():
         for _ in range(per_kind):
-            v = rng.choice(formats)(make(rng))
-            yield Sample(_sentence(rng, rng.choice(labels), v, 0.0), "national_id", kind, v)
+            fmt = rng.choice(formats)
+            v = fmt(make(rng))
+            # A quarter of the values that are recognisable without a label get none.
+            neutral = 0.25 if formats.index(fmt) in _SELF_EVIDENT.get(kind, ()) else 0.0
+            yield Sample(_sentence(rng, rng.choice(labels), v, neutral), "national_id", kind, v)
     for kind, make in _SECRETS.items():
         for _ in range(per_kind // 2):
             v = make(rng)
