@@ -319,7 +319,7 @@ def _on_number(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[
     if _glued(text, start, end) or _rx().date.fullmatch(text, start, end):
         return
     if m.group("letter"):
-        value = text[start:end].replace("-", "")
+        value = "".join(c for c in text[start:end] if c.isalnum())
         if "national_id" in wanted and len(value) == 9 and _stdnum().dni(value):
             yield Finding("national_id", "es_dni", start, end)
             return

@@ -398,6 +398,11 @@ class _Run:
         merged = [await self.call(step, piece, budget.partial_output,
                                   f"merged part {i}/{len(pieces)} (level {level})")
                   for i, piece in enumerate(pieces, 1)]
+        if sum(map(len, merged)) >= sum(map(len, partials)):
+            # A model that ignores max_tokens could otherwise make the reduce grow forever.
+            raise WorkerOutputError(
+                f"the partial results did not shrink at merge level {level}",
+                task_kind=spec.kind.value, problem="reduce did not converge")
         return await self.reduce(merged, budget, level=level + 1)
 
     async def finish(self, text: str, budget: Budget) -> Any:

@@ -207,7 +207,7 @@ _IBAN_COUNTRIES = ["DE", "GB", "FR", "ES", "IT", "NL", "BE", "AT", "CH", "PL", "
                    "SI", "SK", "LT", "LV", "EE", "MT", "CY", "BG", "IS", "LI", "MC"]
 
 
-def _iban_structure() -> dict[str, str]:
+def _load_iban_structure() -> dict[str, str]:
     from stdnum import numdb
 
     db = numdb.get("iban")
@@ -216,6 +216,9 @@ def _iban_structure() -> dict[str, str]:
         info = db.info(cc + "00")
         out[cc] = info[0][1]["bban"]
     return out
+
+
+_IBAN_STRUCTURE = _load_iban_structure()
 
 
 def _iban(rng: random.Random, structure: dict[str, str]) -> tuple[str, str]:
@@ -356,7 +359,7 @@ def _my_number(rng: random.Random) -> str:
 # written form; labels are what people put before it.
 _NATIONAL: dict[str, tuple[Callable[[random.Random], str], list[Callable[[str], str]], list[str]]] = {
     "us_ssn": (_ssn, [lambda v: f"{v[:3]}-{v[3:5]}-{v[5:]}", lambda v: f"{v[:3]} {v[3:5]} {v[5:]}",
-                      lambda v: f"{v[:3]}-{v[3:5]}-{v[5:]}"],
+                      lambda v: f"{v[:3]}-{v[3:5]}-{v[5:]}", lambda v: v],
                ["SSN", "Social Security Number", "social security no.", "SSN#", "my SSN is"]),
     "us_itin": (_itin, [lambda v: f"{v[:3]}-{v[3:5]}-{v[5:]}"], ["ITIN", "taxpayer ID (ITIN)"]),
     "gb_nino": (_nino, [lambda v: v, lambda v: f"{v[:2]} {v[2:4]} {v[4:6]} {v[6:8]} {v[8]}"],
@@ -556,7 +559,7 @@ def positives(seed: int = 1234, per_kind: int = 200) -> Iterator[Sample]:
     for _ in range(per_kind * 4):
         v, network = _card(rng)
         yield Sample(_sentence(rng, rng.choice(_CARD_LABELS), v, 0.4), "payment_card", network, v)
-    structure = _iban_structure()
+    structure = _IBAN_STRUCTURE
     for _ in range(per_kind * 2):
         v, kind = _iban(rng, structure)
         yield Sample(_sentence(rng, rng.choice(_IBAN_LABELS), v, 0.4), "iban", kind, v)
@@ -621,6 +624,28 @@ def _invalid_phone(rng: random.Random) -> str:
         if not phonenumbers.is_valid_number(parsed):
             return mutated
     return "555-0100"
+
+
+def _invalid_iban(rng: random.Random) -> str:
+    number = _iban(rng, _IBAN_STRUCTURE)[0].replace(" ", "")
+    check = int(number[2:4])
+    bad = f"{(check + rng.randint(1, 96)) % 97:02d}"
+    number = number[:2] + bad + number[4:]
+    return number if rng.random() < 0.3 else std_iban.format(number)
+
+
+def _bad_check_digits(rng: random.Random) -> str:
+    """A national id or card written correctly except for its check digit(s)."""
+    kind = rng.choice(["br_cpf", "es_dni", "fr_nir", "nl_bsn", "in_aadhaar", "it_codice_fiscale",
+                       "gb_nhs", "de_idnr"])
+    make, formats, labels = _NATIONAL[kind]
+    good = make(rng)
+    last = good[-1]
+    alphabet = UPPER if last.isalpha() else DIGITS
+    bad = good[:-1] + rng.choice([c for c in alphabet if c != last])
+    if kind == "fr_nir":
+        bad = good[:-2] + f"{(int(good[-2:]) + rng.randint(1, 90)) % 100:02d}"
+    return f"{rng.choice(labels)} {formats[0](bad)}"
 
 
 def _benign_values(rng: random.Random) -> dict[str, Callable[[], str]]:
@@ -702,6 +727,37 @@ def _benign_values(rng: random.Random) -> dict[str, Callable[[], str]]:
             f"@{rng.choice(_FIRST)}", f"icon@2x.png", "npm i @types/node@20.11.5",
             f"{rng.choice(_FIRST)}@localhost", "@app.route('/users')", "user at example dot com",
             f"git tag v{r.randint(1, 9)}.{r.randint(0, 9)} -m 'release@{r.randint(1, 99)}'"]),
+        "invalid_iban": lambda: _invalid_iban(r),
+        "invalid_ssn": lambda: r.choice([
+            f"000-{r.randint(10, 99)}-{r.randint(1000, 9999)}",
+            f"666-{r.randint(10, 99)}-{r.randint(1000, 9999)}",
+            f"{r.randint(100, 899)}-00-{r.randint(1000, 9999)}",
+            f"{r.randint(100, 899)}-{r.randint(10, 99)}-0000",
+            f"9{r.randint(10, 99)}-{r.choice([12, 34, 45, 66, 69])}-{r.randint(1000, 9999)}"]),
+        "bad_check_digits": lambda: _bad_check_digits(r),
+        "hash": lambda: r.choice([
+            f"md5 {_chars(r, HEX, 32)}", f"sha256:{_chars(r, HEX, 64)}",
+            f"etag \"{_chars(r, HEX, 32)}\"", f"request id {_chars(r, HEX, 24)}"]),
+        "coordinates": lambda: r.choice([
+            f"{r.uniform(-90, 90):.4f}, {r.uniform(-180, 180):.4f}",
+            f"{r.uniform(0, 90):.6f}° N, {r.uniform(0, 180):.6f}° W",
+            f"lat={r.uniform(-90, 90):.7f} lon={r.uniform(-180, 180):.7f}"]),
+        "code": lambda: r.choice([
+            f"for (int i = 0; i < {r.randint(10, 100000)}; i++) {{ sum += i * {r.randint(2, 99)}; }}",
+            f"x = {r.randint(10**6, 10**12)}  # seed", f"assert len(buf) == {r.randint(1000, 99999)}",
+            f"SELECT * FROM orders WHERE id = {r.randint(10**5, 10**9)};",
+            f"Traceback: File \"app.py\", line {r.randint(1, 999)}, in handler",
+            f"0x{_chars(r, HEX, 8)} 0x{_chars(r, HEX, 16)}",
+            f"np.random.seed({r.randint(0, 10**9)})"]),
+        "measurement": lambda: r.choice([
+            f"{r.choice([1920, 2560, 3840])}x{r.choice([1080, 1440, 2160])}",
+            f"{r.randint(1, 999)}.{r.randint(0, 99)} kg", f"{r.randint(100, 99999)} km",
+            f"{r.randint(1, 64)} GB RAM, {r.randint(1, 8)} TB disk",
+            f"{r.randint(1, 9)}.{r.randint(100, 999)}.{r.randint(100, 999)} bytes"]),
+        "not_a_jwt": lambda: r.choice([
+            _b64url(json.dumps({"user": r.choice(_FIRST), "n": r.randint(1, 99)}).encode()),
+            _b64url(json.dumps({"typ": "x", "v": r.randint(1, 9)}).encode()) + "."
+            + _b64url(b"payload") + "." + _b64url(r.randbytes(8))]),
         "plain_numbers": lambda: r.choice([
             f"{r.randint(2, 999)} units shipped in Q{r.randint(1, 4)} {r.randint(2015, 2025)}",
             f"room {r.randint(1, 9)}.{r.randint(10, 99)}", f"pi is {r.random() * 3 + 1:.14f}",
