@@ -16,12 +16,47 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from urllib.parse import urlsplit
+
 from .registry import Destination, TrustedHosts, host_of, resolves_local
 
-__all__ = ["DestinationStatus", "Health"]
+__all__ = ["DestinationStatus", "Health", "http_probe"]
 
 Probe = Callable[[Destination], Awaitable[tuple[bool, str]]]
 Clock = Callable[[], float]
+
+
+async def http_probe(dest: Destination, *, timeout: float = 2.0) -> tuple[bool, str]:
+    """``GET <base_url>/models``; any HTTP answer below 500 counts as up.
+
+    A bare asyncio request rather than the provider's pooled client: probing must
+    not construct clients or import an HTTP stack (``llm-localfirst route`` probes
+    once and exits).
+    """
+    parts = urlsplit(dest.url)
+    secure = parts.scheme == "https"
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    path = (parts.path.rstrip("/") or "") + "/models"
+    try:
+        async with asyncio.timeout(min(timeout, dest.connect_timeout + 1)):
+            reader, writer = await asyncio.open_connection(host, port, ssl=secure or None)
+            try:
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                             "Accept: application/json\r\nConnection: close\r\n\r\n".encode())
+                await writer.drain()
+                status_line = await reader.readline()
+            finally:
+                writer.close()
+    except TimeoutError:
+        return False, "unreachable: timed out"
+    except OSError as exc:
+        return False, f"unreachable: {exc.strerror or type(exc).__name__}"
+    fields = status_line.split()
+    if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
+        return False, "not an HTTP server"
+    status = int(fields[1])
+    return status < 500, f"answered {status}"
 
 
 @dataclass(slots=True)

@@ -29,9 +29,10 @@ from .errors import (
     RoutingError,
     UpstreamError,
 )
-from .health import Health
+from .health import Health, http_probe
 from .policy import Assessment, Policy, decide, declared_reasons, load_policy
 from .providers import make_provider
+from .registry import Destination
 from .providers.base import AttemptFailed, ChatResult, EgressTicket, Provider, egress_guard
 from .request import Completion, Decision, Request, StreamChunk, Usage
 from .sensitivity import scanner_for
@@ -123,12 +124,13 @@ class Router:
         # Providers are built on first use, so deciding never imports a provider SDK.
         providers: dict[str, Provider] = {}
 
-        async def probe(dest: Any) -> tuple[bool, str]:
-            try:
-                provider = self._provider(dest.name, providers, policy)
+        async def probe(dest: Destination) -> tuple[bool, str]:
+            if self._provider_factory is make_provider:
+                return await http_probe(dest)
+            try:  # injected providers (tests, custom back ends) probe themselves
+                return await self._provider(dest.name, providers, policy).probe()
             except AttemptFailed as failure:
                 return False, str(failure)
-            return await provider.probe()
 
         self.policy = policy
         self.providers = providers

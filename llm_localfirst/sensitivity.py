@@ -200,6 +200,7 @@ class _Rx:
         self.pem_end = re.compile(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
         self.aws_secret = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
         self.placeholder = re.compile(_PLACEHOLDER)
+        self.masked = re.compile(r"\*+|x+|\$\{?\w+\}?|<[^>]*>|\{\{.*\}\}|%\w+%")
 
 
 @functools.cache
@@ -228,8 +229,18 @@ _CTX_MY_NUMBER = _words("mynumber", "my number", "マイナンバー", "個人�
 _CTX_PHONE = _words(
     "tel tél phone phones telephone call calls called calling mobile mob cell cellphone fax"
     " whatsapp sms text ring dial contact reach telefon telefonnummer téléphone portable"
-    " móvil movil teléfono telefono cellulare telefone celular handy gsm numéro número numero",
+    " móvil movil teléfono telefono cellulare telefone celular handy gsm",
     "電話", "携帯", "☎", "📞", "📱",
+)
+_CTX_CARD = _words(
+    "card cards carte karte kartennummer tarjeta carta cartão cartao visa mastercard amex cc"
+    " credit debit cvv cvc expiry exp pan", "kreditkarte", "クレジット", "カード",
+)
+# Labels of other identifiers: a number next to "NHS" or "SSN" is no phone number.
+_CTX_ID = _words(
+    "ssn itin nhs bsn sofinummer aadhaar aadhar uid cpf cnpj idnr iban nir insee dni nie"
+    " nino pan", "social security", "national insurance", "steuer", "burgerservice",
+    "my number", "マイナンバー", "個人番号", "sécurité sociale", "codice fiscale",
 )
 _CTX_NOT_PERSONAL = _words(
     "order invoice inv tracking track ref reference ticket case sku isbn serial part po"
@@ -343,6 +354,8 @@ def _glued(text: str, start: int, end: int) -> bool:
     after = text[end] if end < len(text) else " "
     if before.isalnum() or after.isalnum() or before in "_\\$€£¥#" or after == "_":
         return True
+    if before == "-" and start > 1 and not text[start - 2].isspace():
+        return True  # "lat=-38.26", "pages 10-20"
     # "v1.2.3", "a716-4466", "1,234,567", "14:22:01", "12,50": joined to a token.
     if start > 1 and (
         (before in "-./" and text[start - 2].isalnum()) or (before in ",:" and text[start - 2].isdigit())
@@ -387,18 +400,19 @@ def _classify_number(
             if region:
                 yield Finding("phone", region.lower(), start, end)
         return
+    found = False
     if "payment_card" in wanted and len(digits) >= 12 and separators <= {" ", "-"}:
         network = _card_network(digits)
-        if network:
+        if network and _labelled(text, start, end, _CTX_CARD):
+            found = True
             yield Finding("payment_card", network, start, end)
-            if len(digits) > 12:
-                return
     if "national_id" in wanted:
+        # A CNPJ or an Aadhaar number may pass Luhn too; report both readings.
         kind = _national_id(text, start, end, groups, digits, separators)
         if kind:
+            found = True
             yield Finding("national_id", kind, start, end)
-            return
-    if "phone" in wanted:
+    if "phone" in wanted and not found:
         region = _phone_region(text, start, end, run)
         if region:
             yield Finding("phone", region.lower(), start, end)
@@ -511,7 +525,7 @@ def _national_id(
     one_separator = len(separators) == 1
     nd = len(digits)
     if nd == 15 or (nd == 13 + 2 and not digits.isdigit()):
-        return "fr_nir" if digits[0] in "12378" and v.nir(digits) else None
+        return "fr_nir" if digits[0] in "1278" and v.nir(digits) else None
     if not digits.isdigit():
         return None
     if nd == 9:
@@ -546,7 +560,7 @@ def _national_id(
         plain = not bare and not _not_personal(text, start)
         if v.aadhaar(digits) and (plain or _near(text, start, end, _CTX_AADHAAR)):
             return "in_aadhaar"
-        if v.my_number(digits) and (plain or _near(text, start, end, _CTX_MY_NUMBER)):
+        if v.my_number(digits) and _near(text, start, end, _CTX_MY_NUMBER):
             return "jp_my_number"
     elif nd == 14:
         if (bare or sizes == (2, 3, 3, 4, 2)) and v.cnpj(digits) and (
@@ -558,26 +572,48 @@ def _national_id(
 
 # ----------------------------------------------------------------------------- phones
 
-# Regions tried for numbers in national format, and the groupings (sizes of the
-# digit groups as written, trunk prefix included) their numbers are written in;
-# None stands for any grouping. A number of the wrong shape for a region is not
-# tried there: "928 543 3794" is a US shape, so it is no Indian mobile number.
-_NANP = frozenset({(3, 3, 4), (1, 3, 3, 4)})
-_NATIONAL_SHAPES: dict[str, frozenset[tuple[int, ...]] | None] = {
-    "US": _NANP,
-    "GB": None,
-    "FR": frozenset({(2, 2, 2, 2, 2)}),
-    "DE": None,
-    "ES": frozenset({(3, 3, 3), (3, 2, 2, 2), (2, 3, 2, 2)}),
-    "IT": None,
-    "NL": None,
-    "BR": frozenset({(2, 4, 4), (2, 5, 4)}),
-    "IN": frozenset({(5, 5), (6, 5)}),
-    "JP": None,
-    "CA": _NANP,
-    "AU": None,
-    "MX": frozenset({(2, 4, 4), (3, 3, 4)}),
-    "CN": frozenset({(3, 4, 4), (3, 8), (4, 7), (4, 8)}),
+# Regions tried for numbers in national format, with the groupings (sizes of the
+# digit groups as written) their numbers are written in, for numbers written
+# without and with the trunk prefix "0". A number of the wrong shape for a region
+# is not tried there: "928 543 3794" has a US shape, so it is no Indian mobile.
+_Shape = Callable[[tuple[int, ...]], bool]
+
+
+def _one_of(*shapes: tuple[int, ...]) -> _Shape:
+    return frozenset(shapes).__contains__
+
+
+def _groups(*counts: int) -> _Shape:
+    return lambda sizes: len(sizes) in counts
+
+
+_NEVER: _Shape = _groups()
+_NANP = _one_of((3, 3, 4), (1, 3, 3, 4))
+_NATIONAL_SHAPES: dict[str, tuple[_Shape, _Shape]] = {
+    "US": (_NANP, _NEVER),
+    "GB": (_NEVER, _groups(2, 3)),
+    "FR": (_NEVER, _one_of((2, 2, 2, 2, 2))),
+    "DE": (_NEVER, _groups(2)),
+    "ES": (_one_of((3, 3, 3), (3, 2, 2, 2), (2, 3, 2, 2)), _NEVER),
+    "IT": (_one_of((3, 3, 4), (3, 7), (3, 3, 3), (3, 6)), _groups(2, 3)),
+    "NL": (_NEVER, _groups(2, 3)),
+    "BR": (_one_of((2, 4, 4), (2, 5, 4)), _NEVER),
+    "IN": (_one_of((5, 5)), _one_of((6, 5))),
+    "JP": (_NEVER, _groups(3)),
+    "CA": (_NANP, _NEVER),
+    "AU": (_NEVER, _groups(2, 3)),
+    "MX": (_one_of((2, 4, 4)), _NEVER),
+    "CN": (_one_of((3, 4, 4)), _one_of((3, 4, 4), (3, 8), (4, 7), (4, 8))),
+}
+# An area code in brackets: "(415) 555-2671" is North American, "(11) 91234-5678"
+# Brazilian, "(02) 9876 5432" has a trunk prefix.
+_BRACKETED_AREA = {3: frozenset({"US", "CA"}), 2: frozenset({"BR", "MX"})}
+# Separators a region's numbers are written with ("11 2345-6789" in Brazil).
+_SEPARATORS: dict[str, Callable[[str], bool]] = {
+    "BR": lambda run: run[0] == "(" or run[-5] == "-",
+    "MX": lambda run: set(run) <= set("0123456789 ()"),
+    "GB": lambda run: set(run) <= set("0123456789 ()"),
+    "AU": lambda run: set(run) <= set("0123456789 ()"),
 }
 # Also tried, in any grouping, when a word such as "phone" or "tel" is near.
 _MORE_PHONE_REGIONS = ("BE", "CH", "AT", "IE", "SE", "KR", "ZA", "NZ", "TR", "RU", "PL", "PT")
@@ -658,12 +694,16 @@ def _international_region(digits: str) -> str | None:
     return None
 
 
-def _national_region(digits: str, sizes: tuple[int, ...], context: bool) -> str | None:
+def _national_region(run: str, digits: str, sizes: tuple[int, ...], context: bool) -> str | None:
     regions = _phone_regions()
+    only = _BRACKETED_AREA.get(sizes[0]) if run[0] == "(" and digits[0] != "0" else None
     for region in regions.with_context if context else regions.national:
+        if only is not None and region.code not in only:
+            continue
         if not context:
-            shapes = _NATIONAL_SHAPES[region.code]
-            if shapes is not None and sizes not in shapes:
+            shape = _NATIONAL_SHAPES[region.code][digits[0] == "0"]
+            style = _SEPARATORS.get(region.code)
+            if not shape(sizes) or (style and not style(run)):
                 continue
         trunk = region.national_prefix
         if trunk and digits.startswith(trunk) and region.valid(digits[len(trunk):]):
@@ -681,7 +721,7 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
         return None
     sizes = tuple(len(g) for g in groups)
     if run[0] == "+" or run[:2] == "(+" or (digits[:2] == "00" and len(groups) > 1):
-        if ((len(groups) < 2 and len(digits) < 11) or 1 in sizes[2:]) and not _near(
+        if ((len(groups) < 2 and len(digits) < 9) or 1 in sizes[2:]) and not _near(
             text, start, end, _CTX_PHONE
         ):
             return None
@@ -691,13 +731,15 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
     if digits[0] == "1" and sizes[0] == 1 and len(digits) == 11:
         digits = digits[1:]  # NANP "1-415-555-2671"
     grouped = len(groups) > 1 and 1 not in sizes[1:] and (sizes[0] > 1 or run[0] == "1")
-    if grouped and len(digits) >= 8 and not _not_personal(text, start):
-        region = _national_region(digits, sizes, context=False)
+    if grouped and len(digits) >= 8 and not _not_personal(text, start) and not _near(
+        text, start, end, _CTX_ID
+    ):
+        region = _national_region(run, digits, sizes, context=False)
         if region:
             return region
     # A word such as "phone" nearby admits any grouping and more regions.
     if _near(text, start, end, _CTX_PHONE):
-        return _national_region(digits, sizes, context=True)
+        return _national_region(run, digits, sizes, context=True)
     return None
 
 
@@ -710,9 +752,10 @@ def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
         return False
     if "/" in run and (run.count("/") > 1 or "/" not in run[: len(groups[0]) + 2]):
         return False
-    # Dots only as the one separator, and no IPv4 address.
+    # Dots only as the one separator, between three groups or more ("38.2643274" is a
+    # decimal), and no IPv4 address.
     return "." not in run or not (
-        set(run) - set("0123456789.") or (len(groups) == 4 and max(sizes) <= 3)
+        set(run) - set("0123456789.") or len(groups) < 3 or (len(groups) == 4 and max(sizes) <= 3)
     )
 
 
@@ -904,6 +947,6 @@ def _on_url(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
     while start and (text[start - 1].isalnum() or text[start - 1] in "+.-"):
         start -= 1
     password = m.group("password")
-    if start == m.start() or (password is not None and password[0] in "*$<{%"):
+    if start == m.start() or (password is not None and _rx().masked.fullmatch(password)):
         return
     yield Finding("secret", m.lastgroup or "", start, m.end())

@@ -7,13 +7,16 @@ one call to a destination with a given context window).
 
 Tokens are estimated as one per four characters, rounded up: the same documented
 estimate the router uses (``Request.estimated_tokens``). It is rough for code and
-for scripts without spaces (CJK), so budgets keep a safety margin.
+for scripts without spaces (CJK), so budgets keep a safety margin, and a
+:class:`Budget` can carry a lower characters-per-token figure that the worker
+learns from what a destination reports.
 
 It must never call a model or perform I/O.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +25,8 @@ from ..errors import InvalidRequest
 
 __all__ = ["Budget", "estimate_tokens", "pack", "split_text"]
 
+#: The default estimate of characters per token (English prose on common tokenizers).
+CHARS_PER_TOKEN = 4.0
 #: Tokens kept free for chat-template framing and the ``<source>`` delimiters.
 FRAMING_TOKENS = 64
 #: Fraction of the remaining window the source may use (the estimate is rough).
@@ -36,9 +41,9 @@ _SENTENCE = re.compile(r"(?<=[.!?…。！？])[\"')\]»”’]*\s+")
 _SPACE = re.compile(r"\s+")
 
 
-def estimate_tokens(text: str) -> int:
-    """Estimated tokens of ``text``: ``ceil(len / 4)``."""
-    return (len(text) + 3) // 4
+def estimate_tokens(text: str, chars_per_token: float = CHARS_PER_TOKEN) -> int:
+    """Estimated tokens of ``text``: ``ceil(len / chars_per_token)`` (default 4)."""
+    return math.ceil(len(text) / chars_per_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +56,17 @@ class Budget:
         partial_output: Cap on the answer of a map or intermediate reduce call: a
             quarter of the room left for source, so several partial results fit in one
             reduce call and a recursive reduce converges.
+        chars_per_token: The estimate in force (4 until a destination shows otherwise).
     """
 
     window: int
     output: int
     partial_output: int
+    chars_per_token: float = CHARS_PER_TOKEN
 
     @classmethod
-    def for_window(cls, window: int, max_tokens: int | None) -> Budget:
+    def for_window(cls, window: int, max_tokens: int | None, *,
+                   chars_per_token: float = CHARS_PER_TOKEN) -> Budget:
         """Plan the budget for a window and the caller's ``max_tokens``.
 
         Raises:
@@ -71,7 +79,12 @@ class Budget:
                 f"max_tokens={output} leaves too little of the {window}-token context window "
                 "for the source; lower max_tokens", param="max_tokens")
         partial = max(32, min(output, int(room * SAFETY) // 4))
-        return cls(window=window, output=output, partial_output=partial)
+        return cls(window=window, output=output, partial_output=partial,
+                   chars_per_token=chars_per_token)
+
+    def tokens(self, text: str) -> int:
+        """Estimated tokens of ``text`` under this budget's estimate."""
+        return estimate_tokens(text, self.chars_per_token)
 
     def source_tokens(self, prompt_text: str, *, output: int | None = None) -> int:
         """Tokens of source that fit next to ``prompt_text`` and the reserved output.
@@ -80,14 +93,18 @@ class Budget:
             InvalidRequest: the prompt (task, schema, labels) alone fills the window.
         """
         reserve = self.output if output is None else output
-        room = int((self.window - FRAMING_TOKENS - reserve - estimate_tokens(prompt_text))
-                   * SAFETY)
+        prompt = self.tokens(prompt_text)
+        room = int((self.window - FRAMING_TOKENS - reserve - prompt) * SAFETY)
         if room < MIN_SOURCE_TOKENS:
             raise InvalidRequest(
-                f"the task, schema and labels take about {estimate_tokens(prompt_text)} tokens "
-                f"of the {self.window}-token context window, leaving no room for the source; "
+                f"the task, schema and labels take about {prompt} tokens of the "
+                f"{self.window}-token context window, leaving no room for the source; "
                 "shorten them", param="task")
         return room
+
+    def source_chars(self, prompt_text: str, *, output: int | None = None) -> int:
+        """Characters of source that fit (``source_tokens`` times the estimate)."""
+        return int(self.source_tokens(prompt_text, output=output) * self.chars_per_token)
 
 
 def split_text(text: str, max_chars: int, *, overlap_chars: int = 0) -> list[str]:

@@ -1,4 +1,4 @@
-"""The proxy's admin API and UI under ``/admin``: audit queries, CSV export, health, savings, reload.
+"""The proxy's admin API and UI under ``/admin``: audit, CSV export, health, savings, reload.
 
 Every route but the UI page requires ``Authorization: Bearer $LF_ADMIN_TOKEN``,
 compared in constant time. With no token configured the routes are not mounted
@@ -194,10 +194,10 @@ class AdminAPI:
                                             "installation", status=501, code="not_implemented"),
                                  501)
         params = request.query_params
-        kwargs = {k: params[k] for k in ("face", "since", "until") if params.get(k)}
+        face, since, until = (params.get(k) or None for k in ("face", "since", "until"))
         try:
             report = await anyio.to_thread.run_sync(
-                lambda: savings_report(self._router, **kwargs))
+                lambda: savings_report(self._router, face=face, since=since, until=until))
         except ValueError as exc:
             return _bad_filter(str(exc))
         data = report.to_dict() if hasattr(report, "to_dict") else report

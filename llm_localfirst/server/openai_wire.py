@@ -37,7 +37,11 @@ __all__ = [
     "Unauthorized",
     "UnsupportedEndpoint",
     "error_payload",
-    "parse_call",
+    "load_json",
+    "parse_chat",
+    "parse_completions",
+    "parse_embeddings",
+    "parse_responses",
     "routing_input",
 ]
 
@@ -49,7 +53,6 @@ TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,63}")
 MAX_TAGS = 32
 MAX_AB_KEY = 256
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-_TRUE = frozenset({"1", "true", "yes", "on"})
 
 # Body fields the proxy itself interprets; everything else passes through untouched.
 _CHAT_OWN = frozenset({"model", "messages", "stream", "max_tokens", "temperature"})
@@ -70,7 +73,7 @@ class BodyTooLarge(InvalidRequest):
         self.limit = limit
 
 
-class Unauthorized(UsageError):
+class Unauthorized(UsageError):  # noqa: N818 - reads as the HTTP status it maps to
     """A missing or wrong client key (``LF_PROXY_KEYS``) or admin token. Never holds the key."""
 
     code = "invalid_api_key"
@@ -87,12 +90,14 @@ class RoutingInput:
     """What the ``x-lf-*`` headers (and the body's ``user``) say about routing.
 
     Attributes:
-        kind: ``x-lf-kind``.
+        kind: ``x-lf-kind`` (``auto`` when absent or invalid).
         tags: ``x-lf-tags``, validated.
         ab_key: ``x-lf-ab-key`` (the body's ``user`` is the fallback).
         headers: Every other request header, lower-cased, secrets removed.
         authorization: The ``Authorization`` header, kept apart so it is never stored.
         content_length: The declared body length, if any.
+        problem: The first malformed routing header, raised only after the client
+            key has been checked (an unauthenticated caller learns nothing else).
     """
 
     kind: str = "auto"
@@ -101,15 +106,11 @@ class RoutingInput:
     headers: Mapping[str, str] = field(default_factory=dict)
     authorization: bytes | None = None
     content_length: int | None = None
+    problem: InvalidRequest | None = None
 
 
 def routing_input(raw_headers: Iterable[tuple[bytes, bytes]]) -> RoutingInput:
-    """Read the routing headers of an ASGI request.
-
-    Raises:
-        InvalidRequest: a malformed ``x-lf-kind``, ``x-lf-tags``, ``x-lf-ab-key`` or
-            ``content-length``.
-    """
+    """Read the routing headers of an ASGI request (never raises; see ``problem``)."""
     headers: dict[str, str] = {}
     authorization: bytes | None = None
     for raw_name, raw_value in raw_headers:
@@ -117,9 +118,18 @@ def routing_input(raw_headers: Iterable[tuple[bytes, bytes]]) -> RoutingInput:
             authorization = raw_value
             continue
         name = raw_name.decode("latin-1")
-        if name in SECRET_HEADERS:
-            continue
-        headers[name] = raw_value.decode("latin-1")
+        if name not in SECRET_HEADERS:
+            headers[name] = raw_value.decode("latin-1")
+    try:
+        length, kind, tags, ab_key = _routing_fields(headers)
+    except InvalidRequest as exc:
+        return RoutingInput(headers=headers, authorization=authorization, problem=exc)
+    return RoutingInput(kind=kind, tags=tags, ab_key=ab_key, headers=headers,
+                        authorization=authorization, content_length=length)
+
+
+def _routing_fields(headers: Mapping[str, str]) -> tuple[int | None, str, tuple[str, ...],
+                                                          str | None]:
     length: int | None = None
     if "content-length" in headers:
         try:
@@ -128,7 +138,12 @@ def routing_input(raw_headers: Iterable[tuple[bytes, bytes]]) -> RoutingInput:
             raise InvalidRequest("content-length is not an integer",
                                  param="content-length") from None
     kind = headers.get("x-lf-kind", "auto")
-    Kind.parse(kind)  # raises InvalidRequest naming the allowed values
+    if kind != "auto":
+        try:
+            kind = Kind.parse(kind).value
+        except InvalidRequest:
+            raise InvalidRequest("x-lf-kind must be one of: bulk, reason, auto",
+                                 param="x-lf-kind") from None
     tags: tuple[str, ...] = ()
     raw_tags = headers.get("x-lf-tags")
     if raw_tags:
@@ -143,18 +158,12 @@ def routing_input(raw_headers: Iterable[tuple[bytes, bytes]]) -> RoutingInput:
     ab_key = headers.get("x-lf-ab-key")
     if ab_key is not None:
         _check_ab_key(ab_key, "x-lf-ab-key")
-    return RoutingInput(kind=kind, tags=tags, ab_key=ab_key, headers=headers,
-                        authorization=authorization, content_length=length)
+    return length, kind, tags, ab_key
 
 
 def _check_ab_key(value: str, param: str) -> None:
     if not value or len(value) > MAX_AB_KEY or not value.isprintable():
         raise InvalidRequest(f"{param} must be 1-{MAX_AB_KEY} printable characters", param=param)
-
-
-def is_sensitive_header(value: str | None) -> bool:
-    """Whether a header value declares sensitivity (the values the policy accepts)."""
-    return value is not None and value.strip().lower() in _TRUE
 
 
 # --------------------------------------------------------------------------- bodies

@@ -98,8 +98,8 @@ def _email(rng: random.Random) -> str:
 # Regions whose numbers appear in national format too; the others only in
 # international format (a bare Polish "12 316 49 99" is not recognisable as a phone).
 _NATIONAL_PHONE_REGIONS = ["US", "GB", "FR", "DE", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "AU",
-                           "MX", "CN"]
-_PHONE_REGIONS = [*_NATIONAL_PHONE_REGIONS, "CH", "SE", "PL", "ZA", "BE", "AT", "IE", "PT", "KR",
+                           "CN"]
+_PHONE_REGIONS = [*_NATIONAL_PHONE_REGIONS, "MX", "CH", "SE", "PL", "ZA", "BE", "AT", "IE", "PT", "KR",
                   "SG", "AR", "NG", "EG", "RU", "TR", "IL"]
 
 
@@ -397,7 +397,7 @@ _NATIONAL: dict[str, tuple[Callable[[random.Random], str], list[Callable[[str], 
 _SELF_EVIDENT: dict[str, tuple[int, ...]] = {
     "us_ssn": (0, 1, 2), "us_itin": (0,), "gb_nino": (0, 1), "fr_nir": (0, 1), "es_dni": (0, 1, 2),
     "es_nie": (0, 1), "it_codice_fiscale": (0,), "nl_bsn": (1,), "br_cpf": (0,), "br_cnpj": (0,),
-    "in_aadhaar": (0, 2), "in_pan": (0,), "jp_my_number": (0, 2),
+    "in_aadhaar": (0, 2), "in_pan": (0,),
 }
 
 
