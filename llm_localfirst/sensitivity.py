@@ -524,8 +524,10 @@ def _national_id(
     bare = len(groups) == 1
     one_separator = len(separators) == 1
     nd = len(digits)
-    if nd == 15 or (nd == 13 + 2 and not digits.isdigit()):
-        return "fr_nir" if digits[0] in "1278" and v.nir(digits) else None
+    if nd == 15:
+        # Sex 1/2 (7/8: provisional numbers), and written bare or in spaced groups.
+        ok = digits[0] in "1278" and separators <= {" "} and v.nir(digits)
+        return "fr_nir" if ok else None
     if not digits.isdigit():
         return None
     if nd == 9:
@@ -563,7 +565,9 @@ def _national_id(
         if v.my_number(digits) and _near(text, start, end, _CTX_MY_NUMBER):
             return "jp_my_number"
     elif nd == 14:
-        if (bare or sizes == (2, 3, 3, 4, 2)) and v.cnpj(digits) and (
+        # Bare, the branch number ("0001") must look like one: this keeps out the
+        # 14-digit timestamps and ids that pass the two check digits by chance.
+        if (sizes == (2, 3, 3, 4, 2) or (bare and digits[8:10] == "00")) and v.cnpj(digits) and (
             not bare or _labelled(text, start, end, _CTX_CPF)
         ):
             return "br_cnpj"
@@ -897,15 +901,42 @@ def _on_jwt(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
 
 # ----------------------------------------------------------------------------- assignments
 
-_ASSIGN = r"""(?:=|>)?[ \t]*(?:["'`][ \t]*)?(?P<value>[^\s"'`,;<>(){}\[\]]{6,200})"""
-# Names of settings that hold secrets, found in the last words before ":" or "=".
-_SECRET_KEYS = (
-    "pass", "pwd", "secret", "token", "apikey", "api_key", "api-key", "api key", "accesskey",
-    "access_key", "access-key", "private_key", "privatekey", "private key", "client_key",
-    "auth_key", "credential", "kennwort", "contraseña", "contrasena", "mot de passe", "mdp",
-    "senha", "wachtwoord", "clave", "パスワード", "密码", "пароль", "bearer", "authorization",
-    "connection_string", "connectionstring", "conn_str", "signing_key", "encryption_key",
+# A look-ahead, so that "?sv=...&sig=..." yields a match at every "=".
+_ASSIGN = (
+    r"""(?=(?:=|>)?[ \t]*(?:["'`][ \t]*)?(?:(?:Bearer|Basic|Token|token)[ \t]+)?"""
+    r"""(?P<value>[^\s"'`,;<>(){}\[\]]{6,200}))"""
 )
+# Names of settings that hold secrets: found anywhere in the name before ":" or "="
+# ("DB_PASSWORD", "clientSecret"), as a whole word ("db_pass", "pwd"), or ending
+# the last words ("mot de passe", "api key").
+_SECRET_NAME_PARTS = (
+    "password", "passwd", "passphrase", "passwort", "secret", "token", "apikey", "api_key",
+    "api-key", "accesskey", "access_key", "access-key", "privatekey", "private_key",
+    "client_key", "auth_key", "credential", "kennwort", "contraseña", "contrasena", "senha",
+    "wachtwoord", "パスワード", "密码", "пароль", "authorization", "connection_string",
+    "connectionstring", "conn_str", "signing_key", "encryption_key",
+)
+_SECRET_NAME_WORDS = frozenset({"pass", "pwd", "pw", "mdp", "clave", "bearer", "key", "pin"})
+_SECRET_NAME_ENDS = ("mot de passe", "api key", "private key", "access key", "secret key")
+
+
+def _secret_name(before: str) -> str | None:
+    """The kind of secret that the name before ":" or "=" announces, if any."""
+    words = before.rstrip(" \t\"'`]").lower().split()
+    if not words:
+        return None
+    last = words[-1]
+    if re.split(r"[&?;]", last)[-1] == "sig":
+        return "azure_sas_token"
+    if any(part in last for part in _SECRET_NAME_PARTS):
+        return "password_assignment"
+    if not _SECRET_NAME_WORDS.isdisjoint(re.split(r"[^a-z]+", last)):
+        return "password_assignment"
+    if " ".join(words[-3:]).endswith(_SECRET_NAME_ENDS):
+        return "password_assignment"
+    return None
+
+
 _PLACEHOLDER = (
     r"(?i:[*x•.#_-]+|\$\{?[a-z_][a-z0-9_]*\}?|%[a-z_]+%|\{\{.*|"
     r"(?:process\.env|os\.environ|getenv|env\[).*|your[\w-]*|"
@@ -916,25 +947,20 @@ _PLACEHOLDER = (
 
 
 def _on_assignment(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
-    words = text[max(0, m.start() - 40):m.start()].rstrip(" \t\"'`]").lower().split()
-    # The setting's name is the last word ("DB_PASSWORD", "apiKey") or ends the last
-    # three ("mot de passe", "api key").
-    if not words or not (
-        any(key in words[-1] for key in _SECRET_KEYS)
-        or any(" ".join(words[-3:]).endswith(key) for key in _SECRET_KEYS if " " in key)
-    ):
+    kind = _secret_name(text[max(0, m.start() - 40):m.start()])
+    if kind is None:
         return
     value = m.group("value").rstrip(".?!")
     if (len(value) >= 6 and not _rx().placeholder.fullmatch(value)
             and _char_classes(value) >= 2 and _entropy(value) >= 2.5):
         start = m.start("value")
-        yield Finding("secret", "password_assignment", start, start + len(value))
+        yield Finding("secret", kind, start, start + len(value))
 
 
 # ----------------------------------------------------------------------------- URLs
 
 _URL = (
-    r"://(?:[^\s:/@]{1,128}:(?P<password>[^\s@/]{1,256})@[\w.-]+(?P<url_credentials>)"
+    r"://(?:[^\s:/@]{0,128}:(?P<password>[^\s@/]{1,256})@[\w.-]+(?P<url_credentials>)"
     r"|hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}(?P<slack_webhook>)"
     r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]+/[\w-]{40,}"
     r"(?P<discord_webhook>)"

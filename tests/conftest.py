@@ -10,7 +10,11 @@ import pytest
 
 from llm_localfirst import Router
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_policy
-from tests.support.llama_server import llama_server, tiny_model_path  # noqa: F401 (fixtures)
+from tests.support.llama_server import (  # noqa: F401 (fixtures)
+    llama_server,
+    llama_server_factory,
+    tiny_model_path,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -16,12 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.support import llama_server as _support
 from tests.support.llama_server import LlamaServer
-
-# `llama_server` and `tiny_model_path` come from tests/conftest.py.  The factory isn't
-# imported there (yet); move it into that import and drop this line when it is.
-llama_server_factory = _support.llama_server_factory
 
 pytestmark = pytest.mark.llama
 

@@ -158,7 +158,8 @@ def start_localfirst(workdir: Path, upstream: Service) -> Service:
                LF_AUDIT_URL=f"sqlite:///{workdir / 'lf-audit.db'}",
                LF_PROXY_KEYS=CLIENT_KEY)
     log = workdir / "llm-localfirst.log"
-    proc = _spawn([str(exe), "serve", "--policy", str(policy), "--host", "127.0.0.1",
+    # --policy before the sub-command: the CLI takes it as a global option.
+    proc = _spawn([str(exe), "--policy", str(policy), "serve", "--host", "127.0.0.1",
                    "--port", str(port)], log, env=env, cwd=workdir)
     version = subprocess.run([sys.executable, "-c",
                               "import llm_localfirst; print(llm_localfirst.__version__)"],

@@ -30,7 +30,7 @@ import inspect
 import json
 import logging
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,7 @@ from ..errors import (
 )
 from ..providers.base import ChatResult, EgressTicket, Provider
 from ..request import Request
-from .chunking import Budget, estimate_tokens, pack, split_text
+from .chunking import CHARS_PER_TOKEN, Budget, estimate_tokens, pack, split_text
 from .savings import SavingsReport, savings_report
 from .tasks import Prompt, Strategy, TaskKind, TaskSpec, schema_problem
 
@@ -70,6 +70,20 @@ MAX_REDUCE_LEVELS = 8
 EXPANSION = 1.3
 #: Output tokens reserved for a classification when the caller gives no max_tokens.
 CLASSIFY_OUTPUT_TOKENS = 64
+#: Times a run re-plans after a destination refuses a request as too long.
+MAX_REPLANS = 3
+#: Only calls at least this long teach the worker a destination's token density
+#: (shorter ones are dominated by chat-template overhead).
+LEARN_MIN_TOKENS = 200
+#: Floor of the learned characters-per-token figure.
+MIN_CHARS_PER_TOKEN = 0.5
+
+# What OpenAI-compatible servers (llama.cpp, vLLM, LM Studio) say when a prompt is too long.
+_OVERFLOW = re.compile(r"context|too long|too many tokens|maximum|exceed", re.IGNORECASE)
+_MAX_CONTEXT = re.compile(r"(?:maximum context length|context (?:length|window|size))\D{0,24}"
+                          r"(\d{3,7})", re.IGNORECASE)
+_PROMPT_TOKENS = re.compile(r"(\d+) (?:tokens )?in the messages|prompt (?:is |has |of )?"
+                            r"(\d+) tokens", re.IGNORECASE)
 
 
 class WorkerOutputError(UpstreamError):
@@ -165,6 +179,8 @@ class Worker:
         self.requested: tuple[str, ...] = tuple(n.strip() for n in names)
         self.on_delegate = on_delegate
         self.metadata: dict[str, str] = {str(k): str(v) for k, v in (metadata or {}).items()}
+        self._chars_per_token: dict[str, float] = {}
+        self._windows: dict[str, int] = {}
         self.local_destinations()  # refuse a non-local destination now, not at first use
 
     # ------------------------------------------------------------------ locality
@@ -273,6 +289,27 @@ class Worker:
         """
         return savings_report(self.router)
 
+    # ------------------------------------------------------------------ learned sizes
+
+    def learned_chars_per_token(self, name: str) -> float:
+        """Characters per token to plan with for ``name`` (4 until it showed fewer)."""
+        return self._chars_per_token.get(name, CHARS_PER_TOKEN)
+
+    def learned_window(self, name: str, declared: int) -> int:
+        """The context window to plan with: the declared one, or a smaller real one."""
+        return min(declared, self._windows.get(name, declared))
+
+    def learn(self, name: str, *, chars_per_token: float | None = None,
+              window: int | None = None) -> None:
+        """Remember what a destination showed about its tokenizer and real window.
+
+        Only ever lowers the figures, so later runs plan more conservatively.
+        """
+        if chars_per_token is not None:
+            self._chars_per_token[name] = min(chars_per_token, self.learned_chars_per_token(name))
+        if window is not None:
+            self._windows[name] = min(window, self._windows.get(name, window))
+
     # ------------------------------------------------------------------ internals
 
     def _request(self, spec: TaskSpec, prompt: Prompt, source: str, *, max_tokens: int | None,
@@ -286,9 +323,17 @@ class Worker:
         return f"Worker(destination={self.requested!r})"
 
 
+class _Overflow(Exception):  # noqa: N818 - internal control flow, never escapes the run
+    """A call exceeded the destination's real context window; the run re-plans."""
+
+    def __init__(self, error: UpstreamError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 @dataclass
 class _Run:
-    """The state of one run: calls made, tokens, progress."""
+    """The state of one run: the token estimate in force, calls made, tokens, progress."""
 
     worker: Worker
     spec: TaskSpec
@@ -300,45 +345,78 @@ class _Run:
     done: int = 0
     total: int = 1
     last: tuple[str, str, str] | None = None  # destination, model, audit id
+    chars_per_token: float = CHARS_PER_TOKEN
+    window: int = 0
+
+    def budget(self) -> Budget:
+        """The budget under the current estimate (it improves as destinations answer)."""
+        out = self.max_tokens
+        if out is None and self.spec.kind is TaskKind.CLASSIFY:
+            out = CLASSIFY_OUTPUT_TOKENS + max(map(estimate_tokens, self.spec.labels), default=0)
+        return Budget.for_window(self.window, out, chars_per_token=self.chars_per_token)
 
     async def execute(self, source: str) -> WorkerResult:
-        spec = self.spec
-        router = self.worker.router
+        """Plan and run; re-plan when a destination's real window proves smaller."""
         names = self.worker.local_destinations()
-        window = min(router.policy.destinations[n].context_window for n in names)
-        default_out = CLASSIFY_OUTPUT_TOKENS + max(map(estimate_tokens, spec.labels), default=0) \
-            if spec.kind is TaskKind.CLASSIFY else None
-        budget = Budget.for_window(window, self.max_tokens or default_out)
+        policy = self.worker.router.policy
+        self.window = min(self.worker.learned_window(n, policy.destinations[n].context_window)
+                          for n in names)
+        self.chars_per_token = min(self.worker.learned_chars_per_token(n) for n in names)
+        replans = 0
+        while True:
+            try:
+                return await self.plan_and_run(source)
+            except _Overflow as overflow:
+                replans += 1
+                if replans > MAX_REPLANS:
+                    raise overflow.error from None
+                await self.report("the local model's context is smaller than estimated; "
+                                  "splitting the source more finely")
+
+    async def plan_and_run(self, source: str) -> WorkerResult:
+        spec = self.spec
+        budget = self.budget()
         single = spec.single()
-        room = budget.source_tokens(single.system + single.instruction)
+        room = budget.source_chars(single.system + single.instruction)
         if spec.strategy is Strategy.CONCAT:
-            room = min(room, int(budget.output / EXPANSION))
-        chunks = [source] if estimate_tokens(source) <= room else []
-        if chunks:
+            room = min(room, int(budget.output / EXPANSION * budget.chars_per_token))
+        if len(source) <= room:
+            self.total = self.done + 1
             text = await self.call(single, source, budget.output, "done")
-            data = await self.finish(text, budget)
-            return self.result(data, 1)
+            return self.result(await self.finish(text), 1)
         map_output = budget.partial_output if spec.strategy is Strategy.MERGE else budget.output
-        probe = spec.map(1, 1)
-        chunk_tokens = budget.source_tokens(probe.system + probe.instruction + "part 999 of 999",
-                                            output=map_output)
-        if spec.strategy is Strategy.CONCAT:
-            chunk_tokens = min(chunk_tokens, int(budget.output / EXPANSION))
-        overlap = 0 if spec.strategy is Strategy.CONCAT else min(chunk_tokens * 4 // 10, 2000)
-        chunks = split_text(source, chunk_tokens * 4, overlap_chars=overlap)
-        n = len(chunks)
-        self.total = n + (1 if spec.strategy is Strategy.MERGE else 0)
-        await self.report(f"split the source into {n} chunks")
+        chunk_chars = self.chunk_chars(map_output)
+        overlap = 0 if spec.strategy is Strategy.CONCAT else min(chunk_chars // 10, 8000)
+        chunks = deque(split_text(source, chunk_chars, overlap_chars=overlap))
+        self.total = self.done + len(chunks) + (1 if spec.strategy is Strategy.MERGE else 0)
+        await self.report(f"split the source into {len(chunks)} chunks")
         partials: list[str] = []
-        for i, chunk in enumerate(chunks, 1):
-            partials.append(await self.call(spec.map(i, n), chunk, map_output,
-                                            f"chunk {i}/{n}"))
+        while chunks:
+            chunk = chunks.popleft()
+            limit = self.chunk_chars(map_output)
+            if len(chunk) > limit:  # an earlier answer showed that tokens are shorter
+                pieces = split_text(chunk, limit)
+                chunks.extendleft(reversed(pieces[1:]))
+                chunk = pieces[0]
+                self.total += len(pieces) - 1
+            part, parts = len(partials) + 1, len(partials) + 1 + len(chunks)
+            partials.append(await self.call(spec.map(part, parts), chunk, map_output,
+                                            f"chunk {part}/{parts}"))
         if spec.strategy is Strategy.CONCAT:
-            return self.result("\n\n".join(p.strip() for p in partials), n)
+            return self.result("\n\n".join(p.strip() for p in partials), len(partials))
         if spec.strategy is Strategy.VOTE:
-            return self.result(await self.vote(partials, budget), n)
-        text = await self.reduce(partials, budget, level=1)
-        return self.result(await self.finish(text, budget), n)
+            return self.result(await self.vote(partials), len(partials))
+        text = await self.reduce(partials, level=1)
+        return self.result(await self.finish(text), len(partials))
+
+    def chunk_chars(self, output: int) -> int:
+        """Largest chunk (characters) a map call can take under the current estimate."""
+        budget = self.budget()
+        probe = self.spec.map(999, 999)
+        chars = budget.source_chars(probe.system + probe.instruction, output=output)
+        if self.spec.strategy is Strategy.CONCAT:
+            chars = min(chars, int(budget.output / EXPANSION * budget.chars_per_token))
+        return chars
 
     # ---------------------------------------------------------------- steps
 
@@ -362,34 +440,60 @@ class _Run:
                 result, decision, audit_id = await router.route_call(request, op,
                                                                      endpoint="worker")
             except LocalUnavailable as exc:
-                if exc.decision_id:
-                    self.audit_ids.append(exc.decision_id)
+                self.audit_ids.extend(filter(None, [exc.decision_id]))
                 failure = exc
                 continue
+            except UpstreamError as exc:
+                self.audit_ids.extend(filter(None, [exc.decision_id]))
+                if exc.status in (400, 413, 422) and _OVERFLOW.search(exc.message):
+                    self.overflowed(name, request, exc)
+                    raise _Overflow(exc) from None
+                raise
             self.audit_ids.append(audit_id)
             self.tokens_in += result.input_tokens or request.estimated_tokens
             self.tokens_out += result.output_tokens or estimate_tokens(result.text)
             self.last = (decision.destination, decision.model, audit_id)
+            if result.input_tokens >= LEARN_MIN_TOKENS:
+                self.learned(decision.destination, request.input_chars / result.input_tokens)
             self.done += 1
             await self.report(message)
             return result.text
         assert failure is not None
         raise failure
 
-    async def reduce(self, partials: list[str], budget: Budget, *, level: int) -> str:
+    def learned(self, name: str, chars_per_token: float) -> None:
+        """A destination counted fewer characters per token than estimated: plan with that."""
+        if chars_per_token < self.chars_per_token:
+            self.chars_per_token = max(MIN_CHARS_PER_TOKEN, chars_per_token * 0.95)
+            self.worker.learn(name, chars_per_token=self.chars_per_token)
+
+    def overflowed(self, name: str, request: Request, error: UpstreamError) -> None:
+        """Learn the real window and token density from a context-length refusal."""
+        window = _MAX_CONTEXT.search(error.message)
+        if window and int(window.group(1)) < self.window:
+            self.window = int(window.group(1))
+            self.worker.learn(name, window=self.window)
+        used = _PROMPT_TOKENS.search(error.message)
+        tokens = int(next(g for g in used.groups() if g)) if used else 0
+        if tokens > 0:
+            self.learned(name, request.input_chars / tokens)
+        else:
+            self.learned(name, self.chars_per_token / 2)
+
+    async def reduce(self, partials: list[str], *, level: int) -> str:
         """Merge partial results, recursively while they do not fit in one call."""
         spec = self.spec
+        budget = self.budget()
         final = spec.combine(final=True)
         joined = _labelled(partials)
-        if estimate_tokens(joined) <= budget.source_tokens(final.system + final.instruction):
+        if len(joined) <= budget.source_chars(final.system + final.instruction):
             return await self.call(final, joined, budget.output, "combined the parts")
         if level >= MAX_REDUCE_LEVELS:
             raise WorkerOutputError(
                 f"the partial results did not shrink enough after {level} merge levels",
                 task_kind=spec.kind.value, problem="reduce did not converge")
         step = spec.combine(final=False)
-        room = budget.source_tokens(step.system + step.instruction,
-                                    output=budget.partial_output) * 4
+        room = budget.source_chars(step.system + step.instruction, output=budget.partial_output)
         pieces: list[str] = []
         for group in pack(_labels(partials), room):
             text = "\n\n".join(group)
@@ -403,26 +507,28 @@ class _Run:
             raise WorkerOutputError(
                 f"the partial results did not shrink at merge level {level}",
                 task_kind=spec.kind.value, problem="reduce did not converge")
-        return await self.reduce(merged, budget, level=level + 1)
+        return await self.reduce(merged, level=level + 1)
 
-    async def finish(self, text: str, budget: Budget) -> Any:
+    async def finish(self, text: str) -> Any:
         """Turn the final text into the answer: parsed JSON, one label, or the text."""
         if self.spec.kind is TaskKind.EXTRACT:
-            return await self.extract(text, budget)
+            return await self.extract(text)
         if self.spec.kind is TaskKind.CLASSIFY:
-            label = await self.label(text, budget)
+            label = await self.label(text)
             if label is None:
                 raise self.unusable(f"the answer matches none of the labels "
                                     f"({', '.join(self.spec.labels)})")
             return label
         return text.strip()
 
-    async def extract(self, text: str, budget: Budget) -> Any:
+    async def extract(self, text: str) -> Any:
         problem, data = self.check_json(text)
         if problem is None:
             return data
         self.total += 1
-        repaired = await self.call(self.spec.repair(problem), text[:budget.output * 4],
+        budget = self.budget()
+        repaired = await self.call(self.spec.repair(problem),
+                                   text[:int(budget.output * budget.chars_per_token)],
                                    budget.output, "repaired the JSON")
         problem, data = self.check_json(repaired)
         if problem is not None:
@@ -439,19 +545,19 @@ class _Run:
                 return f"the JSON does not match the schema {problem}.", None
         return None, data
 
-    async def label(self, text: str, budget: Budget) -> str | None:
+    async def label(self, text: str) -> str | None:
         label = pick_label(text, self.spec.labels)
         if label is not None:
             return label
         self.total += 1
-        answer = await self.call(self.spec.repair("no label"), text[:2000], budget.output,
+        answer = await self.call(self.spec.repair("no label"), text[:2000], self.budget().output,
                                  "asked again for one label")
         return pick_label(answer, self.spec.labels)
 
-    async def vote(self, answers: list[str], budget: Budget) -> str:
+    async def vote(self, answers: list[str]) -> str:
         votes: Counter[str] = Counter()
         for answer in answers:
-            label = await self.label(answer, budget)
+            label = await self.label(answer)
             if label is not None:
                 votes[label] += 1
         if not votes:
