@@ -236,10 +236,11 @@ _CTX_CARD = _words(
     "card cards carte karte kartennummer tarjeta carta cartão cartao visa mastercard amex cc"
     " credit debit cvv cvc expiry exp pan", "kreditkarte", "クレジット", "カード",
 )
+_CTX_ID_CARD = _words("perso", "ausweis", "id card", "identity card", "identity document")
 # Labels of other identifiers: a number next to "NHS" or "SSN" is no phone number.
 _CTX_ID = _words(
     "ssn itin nhs bsn sofinummer aadhaar aadhar uid cpf cnpj idnr iban nir insee dni nie"
-    " nino pan", "social security", "national insurance", "steuer", "burgerservice",
+    " nino pan", "ausweis", "social security", "national insurance", "steuer", "burgerservice",
     "my number", "マイナンバー", "個人番号", "sécurité sociale", "codice fiscale",
 )
 _CTX_NOT_PERSONAL = _words(
@@ -403,7 +404,12 @@ def _classify_number(
     found = False
     if "payment_card" in wanted and len(digits) >= 12 and separators <= {" ", "-"}:
         network = _card_network(digits)
-        if network and _labelled(text, start, end, _CTX_CARD):
+        # Not next to "order" or "Aadhaar" unless "card" is near too; short ones
+        # (12-13 digits: Maestro, old Visa) bare only next to "card".
+        if network and (_near(text, start, end, _CTX_CARD) or (
+            (len(digits) >= 14 or len(groups) > 1) and not _not_personal(text, start)
+            and not _near(text, start, end, _CTX_ID)
+        )):
             found = True
             yield Finding("payment_card", network, start, end)
     if "national_id" in wanted:
@@ -548,7 +554,8 @@ def _national_id(
     elif nd == 11:
         # Two check digits pass one random number in a hundred: bare, they still
         # need no "order", "invoice"... nearby unless their own label is there.
-        if (bare or sizes == (3, 3, 3, 2)) and len(set(digits)) > 1 and v.cpf(digits) and (
+        cpf_format = sizes == (3, 3, 3, 2) and separators == {".", "-"}
+        if (bare or cpf_format) and len(set(digits)) > 1 and v.cpf(digits) and (
             not bare or _labelled(text, start, end, _CTX_CPF)
         ):
             return "br_cpf"
@@ -774,6 +781,8 @@ _CAPS = (
     r"(?![A-Za-z0-9])(?P<it_codice_fiscale>)"
     r"|[A-Z]{2}[ABCFGHLJPTK][A-Z][0-9]{4}[A-Z](?![A-Za-z0-9])(?P<in_pan>)"
     r"|(?<=[XYZ])[- ]?[0-9]{7}[- ]?[A-Z](?![A-Za-z0-9])(?P<es_nie>)"
+    r"|(?<=[CFGHJKLMNPRTVWXYZ])[CFGHJKLMNPRTVWXYZ0-9]{8}[0-9](?![A-Za-z0-9])"
+    r"(?P<de_id_card>)"
     r"|(?<=A)(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|PKA|ROA|SCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
     r"(?P<aws_access_key>)"
     r"|(?<=A)Iza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])(?P<gcp_api_key>)"
@@ -798,6 +807,11 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
     elif kind in ("gb_nino", "it_codice_fiscale", "in_pan", "es_nie"):
         if "national_id" in wanted and _valid_caps_id(kind, value):
             yield Finding("national_id", kind, start, end)
+    elif kind == "de_id_card":
+        # The ICAO 9303 check digit passes one random value in ten: ask for a label.
+        if ("national_id" in wanted and _icao_check(value)
+                and _near(text, start, end, _CTX_ID_CARD)):
+            yield Finding("national_id", kind, start, end)
     elif "secret" in wanted:
         yield Finding("secret", kind, start, end)
         if kind == "aws_access_key":
@@ -805,6 +819,12 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
             for s in _rx().aws_secret.finditer(text, lo, hi):
                 if _char_classes(s.group()) >= 3 and _entropy(s.group()) >= 4.0:
                     yield Finding("secret", "aws_secret_key", s.start(), s.end())
+
+
+def _icao_check(value: str) -> bool:
+    """The ICAO 9303 check digit of a German identity card number."""
+    total = sum(int(c, 36) * (7, 3, 1)[i % 3] for i, c in enumerate(value[:-1]))
+    return total % 10 == int(value[-1])
 
 
 def _valid_caps_id(kind: str, value: str) -> bool:

@@ -15,6 +15,14 @@ One :class:`Worker` is the single implementation behind the MCP
   reports, and the ``on_delegate`` hook;
 - :class:`WorkerResult`, the text plus structure every face returns.
 
+Sources are planned with the documented estimate of four characters per token
+against the destination's ``context_window``. Tokenizers differ (code, CJK, small
+vocabularies pack fewer characters into a token), so the worker learns from what a
+destination reports: the ``prompt_tokens`` of each long call, and the numbers in a
+"maximum context length is N ... M in the messages" refusal. It then plans with
+the lower figures (and re-plans the run once it has been refused as too long).
+What it learns lives on the ``Worker`` object and only ever makes plans smaller.
+
 Every model call is one router request audited as face ``worker``, endpoint
 ``worker``, tagged ``worker`` and ``task:<kind>``. A run that splits its source
 makes several calls; ``WorkerResult.audit_ids`` lists them all.

@@ -450,3 +450,70 @@ def test_the_window_used_is_the_smallest_of_the_workers_destinations(
         assert Worker(router).run("Summarize", source=source).chunks > 1
     finally:
         router.close()
+
+
+# ------------------------------------------------------------------ real windows and tokenizers
+
+
+class DenseTokenizerProvider:
+    """An in-process local model whose tokenizer packs 2 characters per token and whose
+    real window is 1024 tokens, while the policy claims 4096: it refuses long prompts the
+    way llama.cpp and vLLM do."""
+
+    def __init__(self, destination: Any) -> None:
+        self.destination = destination
+        self.prompts: list[int] = []
+
+    async def chat(self, ticket: Any, body: Any) -> Any:
+        from llm_localfirst.providers.base import AttemptFailed, ChatResult
+
+        ticket.check(self.destination)
+        chars = sum(len(m["content"]) for m in body["messages"])
+        tokens = chars // 2
+        if tokens + body["max_tokens"] > 1024:
+            raise AttemptFailed.from_status(400, (
+                "This model's maximum context length is 1024 tokens. However, you requested "
+                f"{tokens + body['max_tokens']} tokens ({tokens} in the messages, "
+                f"{body['max_tokens']} in the completion)."))
+        self.prompts.append(tokens)
+        return ChatResult({}, "short partial", "stop", tokens, 3)
+
+    def stream_chat(self, ticket: Any, body: Any) -> Any:  # pragma: no cover - unused
+        raise NotImplementedError
+
+    async def embeddings(self, ticket: Any, body: Any) -> Any:  # pragma: no cover - unused
+        raise NotImplementedError
+
+    async def probe(self) -> tuple[bool, str]:
+        return True, "in process"
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_a_smaller_real_window_and_denser_tokenizer_are_learned_and_the_run_replans(
+        fake_local: FakeUpstream, memory_audit: MemoryAuditStore, audit_rows: Rows) -> None:
+    providers: list[DenseTokenizerProvider] = []
+
+    def factory(destination: Any) -> DenseTokenizerProvider:
+        providers.append(DenseTokenizerProvider(destination))
+        return providers[-1]
+
+    policy = with_window(offline_policy(fake_local), 4096)
+    router = Router(policy, audit=memory_audit, provider_factory=factory, probe_ttl=60)
+    try:
+        worker = Worker(router)
+        source = long_text(10, 8)  # ~6k chars: one call by the policy's numbers, 3k+ tokens
+        first = worker.run("Summarize", source=source, task_kind="summarize")
+        assert first.chunks > 1
+        rows = audit_rows(router)
+        assert rows[0].outcome == "error" and rows[0].error_class == "UpstreamError"
+        assert all(r.outcome == "ok" for r in rows[1:])
+        assert worker.learned_window("local", 4096) == 1024
+        assert worker.learned_chars_per_token("local") < 2.1
+        assert max(providers[0].prompts) <= 1024
+        second = worker.run("Summarize", source=source, task_kind="summarize")
+        assert all(r.outcome == "ok" for r in audit_rows(router)[len(rows):])
+        assert second.chunks == first.chunks
+    finally:
+        router.close()

@@ -350,6 +350,14 @@ def _pan(rng: random.Random) -> str:
             + f"{rng.randint(1, 9999):04d}" + rng.choice(UPPER))
 
 
+def _id_card(rng: random.Random) -> str:
+    """A German identity card (Personalausweis) number with its ICAO 9303 check digit."""
+    alphabet = "CFGHJKLMNPRTVWXYZ0123456789"
+    body = rng.choice("CFGHJKLMNPRTVWXYZ") + _chars(rng, alphabet, 8)
+    total = sum(int(c, 36) * (7, 3, 1)[i % 3] for i, c in enumerate(body))
+    return body + str(total % 10)
+
+
 def _my_number(rng: random.Random) -> str:
     body = _digits(rng, 11)
     return body + jp_in.calc_check_digit(body)
@@ -386,6 +394,8 @@ _NATIONAL: dict[str, tuple[Callable[[random.Random], str], list[Callable[[str], 
                               lambda v: f"{v[:4]}-{v[4:8]}-{v[8:]}"],
                    ["Aadhaar", "Aadhaar number", "aadhar no", "UID"]),
     "in_pan": (_pan, [lambda v: v], ["PAN", "PAN card", "PAN number"]),
+    "de_id_card": (_id_card, [lambda v: v],
+                   ["Personalausweis", "Ausweisnummer", "Personalausweisnummer", "ID card no."]),
     "jp_my_number": (_my_number, [lambda v: f"{v[:4]} {v[4:8]} {v[8:]}", lambda v: v,
                                   lambda v: f"{v[:4]}-{v[4:8]}-{v[8:]}"],
                      ["マイナンバー", "My Number", "個人番号", "my number card"]),
