@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -291,8 +290,9 @@ class Policy(_Strict):
     @property
     def compiled_rules(self) -> tuple[tuple[Rule, tuple[Predicate, ...]], ...]:
         """Rules with their conditions compiled to closures (built once, at validation)."""
-        compiled: tuple[tuple[Rule, tuple[Predicate, ...]], ...]
-        compiled = self.__pydantic_private__["_compiled"]  # skips BaseModel.__getattr__
+        private = self.__pydantic_private__  # a plain dict: skips BaseModel.__getattr__
+        compiled: tuple[tuple[Rule, tuple[Predicate, ...]], ...] = (
+            private["_compiled"] if private is not None else ())
         return compiled
 
     @property
@@ -319,24 +319,31 @@ def _unknown_refs(target: Target, names: set[str]) -> list[str]:
 # --------------------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses duplicate mapping keys (PyYAML silently keeps the last).
 
+    PyYAML is imported here, not at module import: deciding never needs it.
+    """
+    import yaml
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)
-        if key in mapping:
-            line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark)
-        mapping[key] = loader.construct_object(value_node)
-    return mapping
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
 
+    def construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+        loader.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node)
+            if key in mapping:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark)
+            mapping[key] = loader.construct_object(value_node)
+        return mapping
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                    construct_mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _locate(data: Any, loc: tuple[int | str, ...]) -> str:
@@ -372,8 +379,10 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
     if len(text) > MAX_POLICY_BYTES:
         raise PolicyError(f"the file is larger than {MAX_POLICY_BYTES} bytes", source=source)
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
+        data = _load_yaml(text)
+    except Exception as exc:  # yaml.YAMLError and its subclasses; yaml is imported lazily
+        if not type(exc).__module__.startswith("yaml"):
+            raise
         raise PolicyError(f"malformed YAML: {exc}".replace("\n", " "), source=source) from None
     if not isinstance(data, dict):
         raise PolicyError("the top level must be a mapping (version, destinations, rules, default)",

@@ -407,7 +407,7 @@ def _classify_number(
         # Not next to "order" or "Aadhaar" unless "card" is near too; short ones
         # (12-13 digits: Maestro, old Visa) bare only next to "card".
         if network and (_near(text, start, end, _CTX_CARD) or (
-            (len(digits) >= 14 or len(groups) > 1) and not _not_personal(text, start)
+            not _not_personal(text, start)
             and not _near(text, start, end, _CTX_ID)
         )):
             found = True

@@ -2,8 +2,8 @@
 
 Starts the fake upstream and the proxy exactly as ``run.py`` does, drives the proxy
 with ``wrk`` at one concurrency for a bounded time, and meanwhile samples the proxy
-process with ``py-spy record`` (``--format raw``, collapsed stacks; plus a flame graph
-SVG). Then prints the top frames by own time ("self") and by time including callees
+process with ``py-spy record`` (``--format raw``, collapsed stacks, which any flame graph
+tool renders). Then prints the top frames by own time ("self") and by time including callees
 ("total"), as a share of all samples, and the same grouped by module.
 
 Run: ``/work/venv/bin/python bench/proxy/profile.py --concurrency 16 --seconds 8``
@@ -45,6 +45,12 @@ def _frame_key(frame: str) -> str:
 def _module(frame_key: str) -> str:
     path = frame_key.rsplit(" (", 1)[-1].rstrip(")")
     return path.split("/")[0] if not path.startswith("llm_localfirst/") else path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summarise(raw: Path, top: int) -> str:
@@ -110,7 +116,7 @@ def main() -> int:
         t.wait_ready(proxy, body.read_bytes(), timeout=60)
         run_wrk(proxy, body, args.concurrency, 2, 1)  # warm-up
         pid = proxy.procs[0].pid
-        raw, svg = out / "profile.raw.txt", out / "profile.svg"
+        raw = out / "profile.raw.txt"
         common = [py_spy, "record", "--pid", str(pid), "--rate", str(args.rate),
                   "--duration", f"{int(seconds)}", "--subprocesses", "--nonblocking"]
         if args.idle:
@@ -118,7 +124,9 @@ def main() -> int:
         spy = subprocess.Popen([*common, "--format", "raw", "-o", str(raw)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.5)  # let py-spy attach before the load starts
+        cpu0, wall0 = cpu_seconds(pid), time.monotonic()
         result = run_wrk(proxy, body, args.concurrency, seconds, 1)
+        cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
         _, err = spy.communicate(timeout=seconds + 60)
         if spy.returncode != 0 or not raw.exists():
             print(f"py-spy failed: {err.decode(errors='replace')[-800:]}", file=sys.stderr)
@@ -126,12 +134,10 @@ def main() -> int:
         print(f"wrk c={args.concurrency} {seconds:g}s: "
               f"{result['requests'] / (result['duration_us'] / 1e6):.0f} req/s, "
               f"p50 {result['p50_us'] / 1000:.2f} ms, p99 {result['p99_us'] / 1000:.2f} ms "
-              f"(under py-spy at {args.rate} Hz)\n")
+              f"(under py-spy at {args.rate} Hz); proxy process CPU {100 * cpu:.0f}% "
+              f"(100% = one core); load average {os.getloadavg()[0]:.2f}\n")
         print(summarise(raw, args.top))
-        # A flame graph from the same collapsed stacks is cheap to make later:
-        # flamegraph.pl profile.raw.txt > profile.svg; keep the raw file for that.
         print(f"raw collapsed stacks: {raw}" + ("" if args.out else " (deleted on exit)"))
-        del svg
     finally:
         if proxy is not None:
             proxy.stop()

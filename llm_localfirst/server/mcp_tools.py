@@ -208,6 +208,14 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         worker_destination: The destination(s) ``delegate_to_worker`` runs on.
     """
 
+    workers: list[Worker] = []  # one worker per server, so what it learns is kept
+
+    def worker() -> Worker:
+        if not workers:
+            workers.append(Worker(router, destination=worker_destination,
+                                  metadata={"via": "mcp"}))
+        return workers[0]
+
     @server.tool(name="route", title="Preview routing (no model call)",
                  description=ROUTE_DESCRIPTION,
                  annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False,
@@ -290,12 +298,12 @@ def register_tools(server: MCPServer[Any], router: Router, *,
                 log.debug("progress notification not delivered (client gone)")
 
         try:
-            worker = Worker(router, destination=worker_destination, metadata={"via": "mcp"})
+            local = worker()
         except LocalFirstError as exc:  # no local destination: refused before any request
             router.record_rejected(face="mcp", endpoint="worker", error=exc)
             return tool_error(exc)
         try:
-            result: WorkerResult = await worker.arun(
+            result: WorkerResult = await local.arun(
                 task, source, task_kind=TaskKind(task_kind), schema=schema, labels=labels,
                 target_language=target_language, max_tokens=max_tokens, progress=progress)
         except LocalFirstError as exc:
