@@ -99,7 +99,8 @@ def _email(rng: random.Random) -> str:
 # international format (a bare Polish "12 316 49 99" is not recognisable as a phone).
 _NATIONAL_PHONE_REGIONS = ["US", "GB", "FR", "DE", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "AU",
                            "CN"]
-_PHONE_REGIONS = [*_NATIONAL_PHONE_REGIONS, "MX", "CH", "SE", "PL", "ZA", "BE", "AT", "IE", "PT", "KR",
+_PHONE_REGIONS = [*_NATIONAL_PHONE_REGIONS, "MX", "CH", "SE", "PL", "ZA", "BE", "AT", "IE", "PT",
+                  "KR",
                   "SG", "AR", "NG", "EG", "RU", "TR", "IL"]
 
 
@@ -286,7 +287,7 @@ def _idnr(rng: random.Random) -> str:
         if digits[0] == 0:
             continue
         repeated = rng.choice(digits)
-        body = digits + [repeated]
+        body = [*digits, repeated]
         rng.shuffle(body)
         if body[0] == 0:
             continue
@@ -365,7 +366,8 @@ def _my_number(rng: random.Random) -> str:
 
 # (value generator, formatters, labels). A formatter turns the compact value into the
 # written form; labels are what people put before it.
-_NATIONAL: dict[str, tuple[Callable[[random.Random], str], list[Callable[[str], str]], list[str]]] = {
+_Formats = list[Callable[[str], str]]
+_NATIONAL: dict[str, tuple[Callable[[random.Random], str], _Formats, list[str]]] = {
     "us_ssn": (_ssn, [lambda v: f"{v[:3]}-{v[3:5]}-{v[5:]}", lambda v: f"{v[:3]} {v[3:5]} {v[5:]}",
                       lambda v: f"{v[:3]}-{v[3:5]}-{v[5:]}", lambda v: v],
                ["SSN", "Social Security Number", "social security no.", "SSN#", "my SSN is"]),
@@ -463,7 +465,8 @@ _SECRETS: dict[str, Callable[[random.Random], str]] = {
     "azure_storage": lambda r: (
         f"DefaultEndpointsProtocol=https;AccountName=acct{_digits(r, 4)};"
         f"AccountKey={_b64(r, 64)};EndpointSuffix=core.windows.net"),
-    "github_token": lambda r: r.choice(["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]) + _chars(r, ALNUM, 36),
+    "github_token": lambda r: (
+        r.choice(["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]) + _chars(r, ALNUM, 36)),
     "github_pat": lambda r: "github_pat_" + _chars(r, ALNUM, 22) + "_" + _chars(r, ALNUM, 59),
     "gitlab_token": lambda r: "glpat-" + _chars(r, ALNUM + "_-", 20),
     "slack_token": lambda r: (r.choice(["xoxb-", "xoxp-", "xoxa-", "xoxr-"]) + _digits(r, 12) + "-"
@@ -478,7 +481,8 @@ _SECRETS: dict[str, Callable[[random.Random], str]] = {
     "anthropic_key": lambda r: "sk-ant-api03-" + _chars(r, ALNUM + "_-", 93) + "AA",
     "huggingface_token": lambda r: "hf_" + _chars(r, string.ascii_letters, 34),
     "twilio_key": lambda r: r.choice(["SK", "AC"]) + _chars(r, HEX, 32),
-    "sendgrid_key": lambda r: "SG." + _chars(r, ALNUM + "_-", 22) + "." + _chars(r, ALNUM + "_-", 43),
+    "sendgrid_key": lambda r: (
+        "SG." + _chars(r, ALNUM + "_-", 22) + "." + _chars(r, ALNUM + "_-", 43)),
     "npm_token": lambda r: "npm_" + _chars(r, ALNUM, 36),
     "pypi_token": lambda r: "pypi-AgEIcHlwaS5vcmc" + _chars(r, ALNUM + "_-", 70),
     "shopify_token": lambda r: r.choice(["shpat_", "shpss_", "shpca_"]) + _chars(r, HEX, 32),
@@ -487,6 +491,11 @@ _SECRETS: dict[str, Callable[[random.Random], str]] = {
     "jwt": _jwt,
     "private_key": _pem,
     "password_assignment": _password,
+    "authorization_header": lambda r: r.choice([
+        "Authorization: Basic " + base64.b64encode(
+            f"{r.choice(_FIRST)}:{_password(r)}".encode()).decode(),
+        "Authorization: Bearer " + _chars(r, ALNUM + "-._~", r.randint(24, 64)),
+        "authorization: token " + _chars(r, HEX, 40)]),
     "url_credentials": lambda r: (
         f"{r.choice(['postgres', 'postgresql', 'mysql', 'mongodb+srv', 'redis', 'amqp'])}://"
         f"{r.choice(['admin', 'app', 'root', 'svc_user'])}:{_password(r).replace('@', 'a')}"
@@ -562,7 +571,7 @@ def positives(seed: int = 1234, per_kind: int = 200) -> Iterator[Sample]:
     for _ in range(per_kind * 2):
         v = _email(rng)
         yield Sample(_sentence(rng, rng.choice(_EMAIL_LABELS), v, 0.4), "email", "email", v)
-    for _ in range(per_kind * 4):
+    for _ in range(per_kind * 8):  # 31 regions
         v, region = _phone(rng)
         yield Sample(_sentence(rng, rng.choice(_PHONE_LABELS), v, 0.4), "phone",
                      f"phone_{region}", v)
@@ -583,7 +592,11 @@ def positives(seed: int = 1234, per_kind: int = 200) -> Iterator[Sample]:
     for kind, make in _SECRETS.items():
         for _ in range(per_kind // 2):
             v = make(rng)
-            if kind == "password_assignment":
+            if kind == "authorization_header":
+                text = rng.choice(["{v}", "curl -H '{v}' https://api.example.com/v1/items",
+                                   "headers:\n  {v}\n", "GET /v1/me HTTP/1.1\n{v}\n"])
+                text = text.format(v=v)
+            elif kind == "password_assignment":
                 text = rng.choice(["{f}", "Config:\n{f}\n", "I set {f} in .env", "```\n{f}\n```"])
                 text = text.format(f=rng.choice(_PASSWORD_FORMS).format(v=v))
             else:
@@ -669,16 +682,19 @@ def _benign_values(rng: random.Random) -> dict[str, Callable[[], str]]:
         "invoice_number": lambda: r.choice([
             f"Invoice INV-{r.randint(2019, 2025)}-{_digits(r, 5)}",
             f"invoice {_digits(r, r.randint(7, 11))}", f"Rechnung Nr. {_digits(r, 8)}",
-            f"facture F{_digits(r, 9)}", f"Invoice #{_digits(r, 4)} {_digits(r, 4)} {_digits(r, 4)}"]),
+            f"facture F{_digits(r, 9)}",
+            f"Invoice #{_digits(r, 4)} {_digits(r, 4)} {_digits(r, 4)}"]),
         "tracking_number": lambda: r.choice([
             f"1Z{_chars(r, UPPER + DIGITS, 6)}{_digits(r, 10)}",
-            f"tracking {_digits(r, 12)}", f"FedEx tracking {_group(_digits(r, 12), [4, 4, 4], ' ')}",
+            f"tracking {_digits(r, 12)}",
+            f"FedEx tracking {_group(_digits(r, 12), [4, 4, 4], ' ')}",
             f"USPS {_group('9400' + _digits(r, 18), [4] * 6, ' ')}",
             f"DHL waybill {_digits(r, 10)}", f"parcel {_chars(r, UPPER, 2)}{_digits(r, 9)}GB"]),
         "failed_luhn": lambda: _failed_luhn(r),
         "uuid": lambda: str(uuid.UUID(int=r.getrandbits(128))),
-        "git_sha": lambda: r.choice([_chars(r, HEX, 40), _chars(r, HEX, 7),
-                                     f"commit {_chars(r, HEX, 40)}", f"fixed in {_chars(r, HEX, 7)}"]),
+        "git_sha": lambda: r.choice([
+            _chars(r, HEX, 40), _chars(r, HEX, 7), f"commit {_chars(r, HEX, 40)}",
+            f"fixed in {_chars(r, HEX, 7)}"]),
         "version": lambda: r.choice([
             f"v{r.randint(0, 20)}.{r.randint(0, 40)}.{r.randint(0, 200)}",
             f"{r.randint(1, 5)}.{r.randint(0, 30)}.{r.randint(0, 20)}-rc.{r.randint(1, 9)}",
@@ -734,7 +750,7 @@ def _benign_values(rng: random.Random) -> dict[str, Callable[[], str]]:
             "keys start with sk- or ghp_", "set OPENAI_API_KEY in your shell",
             "postgres://localhost:5432/app", "https://example.com:8443/path?q=1"]),
         "email_like": lambda: r.choice([
-            f"@{rng.choice(_FIRST)}", f"icon@2x.png", "npm i @types/node@20.11.5",
+            f"@{rng.choice(_FIRST)}", "icon@2x.png", "npm i @types/node@20.11.5",
             f"{rng.choice(_FIRST)}@localhost", "@app.route('/users')", "user at example dot com",
             f"git tag v{r.randint(1, 9)}.{r.randint(0, 9)} -m 'release@{r.randint(1, 99)}'"]),
         "invalid_iban": lambda: _invalid_iban(r),
@@ -753,8 +769,9 @@ def _benign_values(rng: random.Random) -> dict[str, Callable[[], str]]:
             f"{r.uniform(0, 90):.6f}° N, {r.uniform(0, 180):.6f}° W",
             f"lat={r.uniform(-90, 90):.7f} lon={r.uniform(-180, 180):.7f}"]),
         "code": lambda: r.choice([
-            f"for (int i = 0; i < {r.randint(10, 100000)}; i++) {{ sum += i * {r.randint(2, 99)}; }}",
-            f"x = {r.randint(10**6, 10**12)}  # seed", f"assert len(buf) == {r.randint(1000, 99999)}",
+            f"for (int i = 0; i < {r.randint(10, 100000)}; i++) {{ s += i * {r.randint(2, 99)}; }}",
+            f"x = {r.randint(10**6, 10**12)}  # seed",
+            f"assert len(buf) == {r.randint(1000, 99999)}",
             f"SELECT * FROM orders WHERE id = {r.randint(10**5, 10**9)};",
             f"Traceback: File \"app.py\", line {r.randint(1, 999)}, in handler",
             f"0x{_chars(r, HEX, 8)} 0x{_chars(r, HEX, 16)}",
@@ -768,12 +785,21 @@ def _benign_values(rng: random.Random) -> dict[str, Callable[[], str]]:
             _b64url(json.dumps({"user": r.choice(_FIRST), "n": r.randint(1, 99)}).encode()),
             _b64url(json.dumps({"typ": "x", "v": r.randint(1, 9)}).encode()) + "."
             + _b64url(b"payload") + "." + _b64url(r.randbytes(8))]),
+        "code_assignment": lambda: r.choice([
+            "self.tokens_in = tokens_in", "password = getpass.getpass()",
+            "api_key = os.environ['API_KEY']", "token = request.headers.get('Authorization')",
+            "secret_name: db-credentials", "keyboard: qwerty", "max_tokens=max_tokens",
+            "password_hash = hash_password(password)", "const token = await getToken();",
+            "if password == confirm_password:", "API_KEY: ${{ secrets.API_KEY }}",
+            "-H 'Authorization: Bearer YOUR_TOKEN'", "passwordless: true",
+            f"key: value{r.randint(1, 9)}", f"tokens: {r.randint(1, 10**6)}",
+            "Secret Santa: Friday", "Password: see vault"]),
         "plain_numbers": lambda: r.choice([
             f"{r.randint(2, 999)} units shipped in Q{r.randint(1, 4)} {r.randint(2015, 2025)}",
             f"room {r.randint(1, 9)}.{r.randint(10, 99)}", f"pi is {r.random() * 3 + 1:.14f}",
             f"{r.randint(1, 100)}% of {r.randint(1000, 100000)} users",
             f"between {r.randint(1, 500)} and {r.randint(500, 5000)} ms",
-            f"{r.randint(1, 12)} {r.randint(10, 99)} {r.randint(100, 999)} {r.randint(1000, 9999)}"]),
+            " ".join(str(r.randint(1, 10**k)) for k in (2, 2, 3, 4))]),
     }
 
 
@@ -810,14 +836,16 @@ def benign(seed: int = 4321, per_kind: int = 200) -> Iterator[Sample]:
             yield Sample(rng.choice(_BENIGN_SENTENCES).format(v=v), None, kind, v)
 
 
-_PROSE_WORDS = (
-    "the team report project budget review meeting release customer support latency cache "
-    "server model prompt summary draft policy update schedule quarter revenue hiring roadmap "
-    "feature request bug fix deploy staging production metrics dashboard weekly notes agenda "
-    "decision owner deadline risk plan vendor contract proposal feedback design review "
-    "le projet équipe réunion budget rapport die Ergebnisse Besprechung Kunden el equipo "
-    "informe reunión il progetto riunione o relatório reunião"
-).split()
+_PROSE_WORDS = [
+    "the", "team", "report", "project", "budget", "review", "meeting", "release", "customer",
+    "support", "latency", "cache", "server", "model", "prompt", "summary", "draft", "policy",
+    "update", "schedule", "quarter", "revenue", "hiring", "roadmap", "feature", "request", "bug",
+    "fix", "deploy", "staging", "production", "metrics", "dashboard", "weekly", "notes", "agenda",
+    "decision", "owner", "deadline", "risk", "plan", "vendor", "contract", "proposal", "feedback",
+    "design", "le", "projet", "équipe", "réunion", "rapport", "die", "Ergebnisse", "Besprechung",
+    "Kunden", "el", "equipo", "informe", "reunión", "il", "progetto", "riunione", "o",
+    "relatório", "reunião",
+]
 _PROSE_TEMPLATES = [
     "{w} {w} {w} {w} {w} {w}.",
     "We moved the {w} to {day} and agreed on {pct}% more {w}.",
