@@ -1,4 +1,4 @@
-"""Whole-process time of ``llm-localfirst route "hi" --json`` next to ``python -c "import pydantic"``.
+"""Whole-process time of ``llm-localfirst route "hi" --json`` vs ``python -c "import pydantic"``.
 
 Target (issue 2): under 2x the pydantic import. Uses a local destination on a
 closed loopback port, so the probe's connection is refused at once; the route

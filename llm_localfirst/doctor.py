@@ -69,4 +69,10 @@ def render(data: dict[str, Any]) -> str:
               f"audit log:   {data['audit_log']}",
               "extras:      " + ", ".join(f"{k} {'yes' if v else 'no'}"
                                           for k, v in data["extras"].items())]
+    down = [(n, d) for n, d in data["destinations"].items()
+            if d["locality"] == "local" and not d["up"]]
+    for name, d in down:
+        lines.append(f"hint:        '{name}' is down: start your local server (for Ollama: "
+                     f"`ollama serve` and `ollama pull {d['model']}`) or point "
+                     "LF_LOCAL_BASE_URL / the policy at one that runs")
     return "\n".join(lines) + "\n"

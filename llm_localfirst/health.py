@@ -15,7 +15,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-
 from urllib.parse import urlsplit
 
 from .registry import Destination, TrustedHosts, host_of, resolves_local
@@ -26,7 +25,7 @@ Probe = Callable[[Destination], Awaitable[tuple[bool, str]]]
 Clock = Callable[[], float]
 
 
-async def http_probe(dest: Destination, *, timeout: float = 2.0) -> tuple[bool, str]:
+async def http_probe(dest: Destination, *, limit_s: float = 2.0) -> tuple[bool, str]:
     """``GET <base_url>/models``; any HTTP answer below 500 counts as up.
 
     A bare asyncio request rather than the provider's pooled client: probing must
@@ -39,7 +38,7 @@ async def http_probe(dest: Destination, *, timeout: float = 2.0) -> tuple[bool, 
     port = parts.port or (443 if secure else 80)
     path = (parts.path.rstrip("/") or "") + "/models"
     try:
-        async with asyncio.timeout(min(timeout, dest.connect_timeout + 1)):
+        async with asyncio.timeout(min(limit_s, dest.connect_timeout + 1)):
             reader, writer = await asyncio.open_connection(host, port, ssl=secure or None)
             try:
                 writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -95,14 +94,14 @@ class Health:
     """
 
     def __init__(self, destinations: Mapping[str, Destination], probe: Probe, *,
-                 trusted: TrustedHosts = TrustedHosts(), ttl: float = 30.0,
+                 trusted: TrustedHosts | None = None, ttl: float = 30.0,
                  threshold: int = 3, cooldown: float | None = None,
                  clock: Clock = time.monotonic,
                  resolver: Callable[[str, TrustedHosts], tuple[bool, str]] = resolves_local,
                  ) -> None:
         self.destinations = dict(destinations)
         self._probe = probe
-        self.trusted = trusted
+        self.trusted = trusted or TrustedHosts()
         self.ttl = ttl
         self.threshold = threshold
         self.cooldown = ttl if cooldown is None else cooldown
@@ -138,7 +137,8 @@ class Health:
         st = self.status[name]
         started = self.clock()
         if dest.is_local and dest.base_url:
-            ok, detail = await asyncio.to_thread(self._resolver, host_of(dest.base_url), self.trusted)
+            host = host_of(dest.base_url)
+            ok, detail = await asyncio.to_thread(self._resolver, host, self.trusted)
             if not ok:
                 st.up, st.detail, st.checked_at = False, detail, self.clock()
                 st.probes += 1
@@ -160,7 +160,7 @@ class Health:
         async with lock:  # one probe round at a time; concurrent callers share its result
             wanted = list(names or self.destinations)
             todo = [n for n in wanted if n in self.status and
-                    (force and self.destinations[n].is_local or n in self.stale([n]))]
+                    ((force and self.destinations[n].is_local) or n in self.stale([n]))]
             if todo:
                 await asyncio.gather(*(self._probe_one(n) for n in todo))
 

@@ -24,15 +24,12 @@ Message = Mapping[str, Any]
 DEFAULT_MAX_INPUT_CHARS = 4_000_000
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """What sort of work a request is: bulk text labour, hard reasoning, or let the policy pick."""
 
     BULK = "bulk"
     REASON = "reason"
     AUTO = "auto"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def parse(cls, value: Kind | str) -> Kind:
@@ -259,7 +256,8 @@ class Decision:
         if self.sensitive:
             flags.append("sensitive: " + ", ".join(self.sensitive_reasons))
         extra = f" [{'; '.join(flags)}]" if flags else ""
-        return f"{self.target}:{self.destination} ({self.model}) via {self.rule}: {self.reason}{extra}"
+        where = f"{self.target}:{self.destination} ({self.model})"
+        return f"{where} via {self.rule}: {self.reason}{extra}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (used by ``--json``, MCP and the proxy headers)."""
@@ -286,7 +284,8 @@ class Completion:
 
     Attributes:
         text: The generated text.
-        decision: The routing decision (after any failover, ``destination`` is the one that answered).
+        decision: The routing decision (after any failover, ``destination`` is the one
+            that answered).
         usage: Token counts.
         audit_id: The id of the audit row for this request.
         finish_reason: Why generation stopped, as the destination reported it.

@@ -18,7 +18,7 @@ from tests.support.llama_server import (  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No LF_* / SDK variables from the developer's shell; data dir and cwd in tmp."""
     for name in list(os.environ):
         if name.startswith(("LF_", "ANTHROPIC_", "OPENAI_")):
@@ -26,7 +26,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("LF_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LF_FAKE_CLOUD_KEY", "test-key-not-secret")
     monkeypatch.chdir(tmp_path)
-    yield tmp_path
+    return tmp_path
 
 
 @pytest.fixture

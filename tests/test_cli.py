@@ -70,7 +70,7 @@ def test_route_exit_codes_for_privacy_violation_and_unknown_models(
 
 def test_complete_runs_on_the_local_model(policy_file: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "complete", "hello there", "--kind", "bulk", "--json")
+    code, out, _ = run(capsys, "complete", "hello there", "--kind", "bulk", "--json")
     assert code == 0
     data = json.loads(out)
     assert data["text"] == "echo: hello there" and data["decision"]["target"] == "local"

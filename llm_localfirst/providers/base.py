@@ -58,11 +58,12 @@ def egress_guard(destination: Destination, *, sensitive: bool) -> EgressTicket:
     return EgressTicket(destination.name, sensitive, _TICKET_SEAL)
 
 
-class AttemptFailed(Exception):  # noqa: N818 - internal control flow, never escapes the router
+class AttemptFailed(Exception):  # internal control flow, never escapes the router
     """One attempt at one destination failed. Internal: the router turns it into UpstreamError.
 
     Attributes:
-        outcome: ``connect_error``, ``timeout``, ``http_5xx``, ``http_429``, ``http_4xx``, ``error``.
+        outcome: ``connect_error``, ``timeout``, ``http_5xx``, ``http_429``, ``http_4xx``
+            or ``error``.
         status: HTTP status when there was one.
         retryable: Whether failover to the next candidate is allowed.
         body: The upstream error body (OpenAI-shaped when possible), for 4xx pass-through.

@@ -8,6 +8,7 @@ module never decides where a request goes; it only sends with a ticket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -138,7 +139,10 @@ class OpenAICompatProvider:
 
     async def stream_chat(self, ticket: EgressTicket,
                           body: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
-        """Stream ``chat.completion.chunk`` dicts; failures before the first chunk raise AttemptFailed."""
+        """Stream ``chat.completion.chunk`` dicts.
+
+        Failures before the first chunk raise AttemptFailed, so the router can fail over.
+        """
         ticket.check(self.destination)
         payload = self._body(body, stream=True)
         payload.setdefault("stream_options", {"include_usage": True})
@@ -172,7 +176,8 @@ class OpenAICompatProvider:
                         raise AttemptFailed("error", f"{self.destination.name}: stream error")
                     yield chunk
         except httpx2.TimeoutException:
-            raise AttemptFailed("timeout", f"{self.destination.name}: timed out mid-stream") from None
+            raise AttemptFailed("timeout",
+                                f"{self.destination.name}: timed out mid-stream") from None
         except httpx2.TransportError as exc:
             raise AttemptFailed("connect_error",
                                 f"{self.destination.name}: connection lost ({exc})") from None
@@ -194,7 +199,5 @@ class OpenAICompatProvider:
         """Close every pooled client this provider opened."""
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            try:
+            with contextlib.suppress(RuntimeError):  # a client bound to a loop already closed
                 await client.aclose()
-            except RuntimeError:
-                pass  # a client bound to a loop that has already closed
