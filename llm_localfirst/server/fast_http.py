@@ -17,29 +17,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httptools
 
-__all__ = ["ConnectFailed", "HTTPFailure", "Pool", "ProtocolFailure", "StreamedResponse",
-           "Timeout"]
+__all__ = ["ConnectError", "HTTPTransportError", "Pool", "ProtocolError", "StreamedResponse",
+           "UpstreamTimeoutError"]
 
 #: Buffered body chunks of a stream before the socket stops being read (backpressure).
 _HIGH_WATER = 64
+#: Headers that delimit a body; without either, the body ends when the connection does.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
-class HTTPFailure(Exception):
+class HTTPTransportError(Exception):
     """The request failed below HTTP semantics (no usable status)."""
 
 
-class ConnectFailed(HTTPFailure):
+class ConnectError(HTTPTransportError):
     """No connection could be opened."""
 
 
-class Timeout(HTTPFailure):
+class UpstreamTimeoutError(HTTPTransportError):
     """Connecting or waiting for (the next part of) the response took too long."""
 
 
-class ProtocolFailure(HTTPFailure):
+class ProtocolError(HTTPTransportError):
     """The connection broke, or the peer sent something that is not HTTP/1.1."""
 
 
@@ -62,8 +65,8 @@ class _Connection(asyncio.Protocol):
         self.done = False
         self.keep_alive = True
         self.received = False
-        self.error: HTTPFailure | None = None
-        self._until_close = False
+        self.error: HTTPTransportError | None = None
+        self._until_close = True  # until a content-length or transfer-encoding header says not
         self._waiter: asyncio.Future[None] | None = None
 
     # -- waiting
@@ -84,15 +87,15 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self.error = ProtocolFailure(f"invalid HTTP response ({type(exc).__name__})")
+            self.error = ProtocolError(f"invalid HTTP response ({type(exc).__name__})")
             self.close()
         if len(self.chunks) > _HIGH_WATER and self.transport is not None and not self.paused:
             self.paused = True
@@ -105,20 +108,21 @@ class _Connection(asyncio.Protocol):
             if self.headers_done and self._until_close:
                 self.done = True  # a body delimited by the end of the connection
             else:
-                self.error = ProtocolFailure("the server closed the connection"
+                self.error = ProtocolError("the server closed the connection"
                                              + (" mid-response" if self.received else ""))
         self._wake()
 
     # -- httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
+        name = name.lower()
+        if name in _FRAMING:
+            self._until_close = False
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
         self.keep_alive = self._parser.should_keep_alive()
-        names = {name for name, _ in self.headers}
-        self._until_close = b"content-length" not in names and b"transfer-encoding" not in names
         self.headers_done = True
 
     def on_body(self, body: bytes) -> None:
@@ -165,8 +169,8 @@ class StreamedResponse:
         """Body bytes as they arrive (chunked encoding already removed).
 
         Raises:
-            Timeout: nothing arrived for ``timeout`` seconds.
-            ProtocolFailure: the connection broke before the body ended.
+            UpstreamTimeoutError: nothing arrived for ``timeout`` seconds.
+            ProtocolError: the connection broke before the body ended.
         """
         conn = self._conn
         while True:
@@ -182,14 +186,14 @@ class StreamedResponse:
                 async with asyncio.timeout(self._timeout):
                     await conn.progress()
             except TimeoutError:
-                raise Timeout(f"no data for {self._timeout:g}s") from None
+                raise UpstreamTimeoutError(f"no data for {self._timeout:g}s") from None
 
     async def read(self) -> bytes:
         """The whole remaining body.
 
         Raises:
-            Timeout: nothing arrived for ``timeout`` seconds.
-            ProtocolFailure: the connection broke before the body ended.
+            UpstreamTimeoutError: nothing arrived for ``timeout`` seconds.
+            ProtocolError: the connection broke before the body ended.
         """
         parts = [chunk async for chunk in self.chunks()]
         return b"".join(parts)
@@ -201,6 +205,8 @@ class StreamedResponse:
 
     async def aclose(self) -> None:
         """Give the connection back: reused when the response was complete, else closed."""
+        if self._released:
+            return
         if not self._conn.done:
             self._conn.close()
         self._release()
@@ -232,10 +238,10 @@ class Pool:
                 _, protocol = await loop.create_connection(
                     lambda: _Connection(loop), self.host, self.port)
         except TimeoutError:
-            raise Timeout(f"connecting to {self.host}:{self.port} took over "
+            raise UpstreamTimeoutError(f"connecting to {self.host}:{self.port} took over "
                           f"{self._connect_timeout:g}s") from None
         except OSError as exc:
-            raise ConnectFailed(f"cannot connect to {self.host}:{self.port} "
+            raise ConnectError(f"cannot connect to {self.host}:{self.port} "
                                 f"({exc.strerror or type(exc).__name__})") from None
         return protocol
 
@@ -246,17 +252,17 @@ class Pool:
                 return conn
         return None
 
-    async def send(self, request: bytes, *, timeout: float) -> StreamedResponse:
+    async def send(self, request: bytes, *, read_timeout: float) -> StreamedResponse:
         """Write ``request`` (head and body, one write) and wait for the response head.
 
         A kept-alive connection that the server closed while idle is retried once
         on a new connection, since the server cannot have seen the request.
 
         Raises:
-            ConnectFailed, Timeout, ProtocolFailure: see the classes.
+            ConnectError, UpstreamTimeoutError, ProtocolError: see the classes.
         """
         if self._closed:
-            raise ConnectFailed("the connection pool is closed")
+            raise ConnectError("the connection pool is closed")
         await self._slots.acquire()
         try:
             conn = self._idle_connection()
@@ -265,8 +271,8 @@ class Pool:
                 if conn is None:
                     conn = await self._connect()
                 try:
-                    return await self._exchange(conn, request, timeout)
-                except ProtocolFailure:
+                    return await self._exchange(conn, request, read_timeout)
+                except ProtocolError:
                     conn.close()
                     if not (reused and not conn.received and attempt == 0):
                         raise
@@ -280,26 +286,26 @@ class Pool:
             raise
 
     async def _exchange(self, conn: _Connection, request: bytes,
-                        timeout: float) -> StreamedResponse:
+                        read_timeout: float) -> StreamedResponse:
         assert conn.transport is not None
         conn.transport.write(request)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(read_timeout):
                 while not conn.headers_done:
                     if conn.error is not None:
                         raise conn.error
                     await conn.progress()
         except TimeoutError:
-            raise Timeout(f"no response within {timeout:g}s") from None
-        return StreamedResponse(self, conn, timeout)
+            raise UpstreamTimeoutError(f"no response within {read_timeout:g}s") from None
+        return StreamedResponse(self, conn, read_timeout)
 
-    async def request(self, request: bytes, *, timeout: float) -> tuple[int, bytes]:
+    async def request(self, request: bytes, *, read_timeout: float) -> tuple[int, bytes]:
         """Send ``request`` and read the whole response: ``(status, body)``.
 
         Raises:
-            ConnectFailed, Timeout, ProtocolFailure: see the classes.
+            ConnectError, UpstreamTimeoutError, ProtocolError: see the classes.
         """
-        response = await self.send(request, timeout=timeout)
+        response = await self.send(request, read_timeout=read_timeout)
         try:
             body = await response.read()
         finally:

@@ -23,8 +23,11 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
+import signal
 import socket
 import sys
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
@@ -65,7 +68,8 @@ def _require_mcp() -> None:
         raise ConfigError(f"{INSTALL_HINT} ({exc})") from None
 
 
-def build_server(router: Router, *, worker_destination: str = "local") -> MCPServer[Any]:
+def build_server(router: Router, *,
+                 worker_destination: str | Sequence[str] = "local") -> MCPServer[Any]:
     """Build the MCP server for ``router``: three tools, five resources and templates.
 
     Args:
@@ -82,8 +86,7 @@ def build_server(router: Router, *, worker_destination: str = "local") -> MCPSer
     from .mcp_tools import LocalFirstMCP, register_tools
 
     server = LocalFirstMCP(router, name="llm-localfirst", title="llm-localfirst router",
-                           version=__version__, instructions=INSTRUCTIONS, log_level="WARNING",
-                           website_url=None)
+                           version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
     register_tools(server, router, worker_destination=worker_destination)
     register_resources(server, router)
     return server
@@ -103,20 +106,25 @@ class BearerTokenMiddleware:
         if not token:
             raise ConfigError("LF_MCP_TOKEN is empty")
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
+
+    def _authorized(self, scope: Scope) -> bool:
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, credentials = header.strip().partition(b" ")
+        # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(),
+                                                                  self._expected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            got = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(got, self._expected):
-                body = json.dumps({"error": "unauthorized",
-                                   "message": "a valid bearer token is required"}).encode()
-                await send({"type": "http.response.start", "status": 401, "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="llm-localfirst"')]})
-                await send({"type": "http.response.body", "body": body})
-                return
+        if scope["type"] == "http" and not self._authorized(scope):
+            body = json.dumps({"error": "unauthorized",
+                               "message": "a valid bearer token is required"}).encode()
+            await send({"type": "http.response.start", "status": 401, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Bearer realm="llm-localfirst"')]})
+            await send({"type": "http.response.body", "body": body})
+            return
         await self.app(scope, receive, send)
 
 
@@ -233,22 +241,44 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
     try:
         server = build_server(router)
         if transport == "stdio":
-            anyio.run(server.run_stdio_async)
+            # SIGTERM (a client that does not wait for us to see EOF) unwinds like Ctrl-C,
+            # so in-flight requests are audited and the audit log is flushed.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            try:
+                anyio.run(_closing, router, server.run_stdio_async())
+            except KeyboardInterrupt:
+                router.close()
+                sys.stderr.flush()
+                # The SDK's stdin reader thread is still blocked on the open pipe and would
+                # keep the interpreter alive; everything worth keeping is written.
+                os._exit(130)
             return 0
         secret = router.settings.mcp_token
         token = secret.get_secret_value() if secret is not None else None
-        uv = http_server(server, host=host, port=port, token=token or None,
-                         max_body_bytes=router.settings.max_body_bytes)
         sock = _listen(host, port)
-        bound = sock.getsockname()[1]
+        bound = sock.getsockname()[1]  # the real port, also when --port 0 asked for any
+        try:
+            uv = http_server(server, host=host, port=bound, token=token or None,
+                             max_body_bytes=router.settings.max_body_bytes)
+        except ConfigError:
+            sock.close()
+            raise
         shown = f"[{host}]" if ":" in host else host
         sys.stderr.write(f"llm-localfirst MCP server on http://{shown}:{bound}{MCP_PATH} "
                          f"(token {'required' if token else 'off'})\n")
         sys.stderr.flush()
         try:
-            anyio.run(uv.serve, [sock])
+            anyio.run(_closing, router, uv.serve([sock]))
         finally:
             sock.close()
         return 0
     finally:
         router.close()
+
+
+async def _closing(router: Router, serving: Coroutine[Any, Any, None]) -> None:
+    """Serve, then close the pooled clients opened on this event loop and flush the audit."""
+    try:
+        await serving
+    finally:
+        await router.aclose()

@@ -65,6 +65,8 @@ def decisions_json(router: Router, *, face: str | None = None, destination: str 
         rows = int(limit) if limit not in (None, "") else DEFAULT_LIMIT
     except (TypeError, ValueError):
         raise _bad(f"limit must be an integer between 1 and {MAX_LIMIT}, got {limit!r}") from None
+    if locality not in (None, "", "local", "cloud"):
+        raise _bad(f"locality must be 'local' or 'cloud', got {locality[:40]!r}")
     try:
         flt = AuditFilter(face=face or None, destination=destination or None,
                           outcome=outcome or None, locality=locality or None,

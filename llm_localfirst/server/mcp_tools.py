@@ -21,11 +21,12 @@ from the worker to the cloud, and never put prompt or source text in logs or err
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
@@ -187,7 +188,9 @@ class LocalFirstMCP(MCPServer[Any]):
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
-            if name not in ENDPOINTS or not isinstance(cause, ValidationError):
+            # Only the SDK's argument validation; a crash inside a tool stays a crash.
+            if (name not in ENDPOINTS or isinstance(exc, UnexpectedToolError)
+                    or not isinstance(cause, ValidationError)):
                 raise
             problems = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
                         for e in cause.errors(include_url=False)]
@@ -199,7 +202,7 @@ class LocalFirstMCP(MCPServer[Any]):
 
 
 def register_tools(server: MCPServer[Any], router: Router, *,
-                   worker_destination: str = "local") -> None:
+                   worker_destination: str | Sequence[str] = "local") -> None:
     """Add the three tools to ``server``, bound to ``router``.
 
     Args:

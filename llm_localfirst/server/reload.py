@@ -10,6 +10,8 @@ source the server was started with.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +23,32 @@ from ..errors import PolicyError
 from ..policy import Policy, load_policy
 from ..router import Router
 
-__all__ = ["PolicyReloader", "loader_for"]
+__all__ = ["SETTINGS_SOURCE", "PolicyReloader", "loader_for", "warm_imports"]
 
 log = logging.getLogger("llm_localfirst.proxy")
 
 PolicyLoader = Callable[[], Policy]
+
+#: ``Router.policy_source`` of a policy made from ``LF_*`` settings (``Router.from_env``).
+SETTINGS_SOURCE = "<LF_* settings>"
+
+
+#: The SDK each provider kind imports when its first provider is built.
+_SDKS = {"anthropic": "anthropic"}
+
+
+def warm_imports(policy: Policy) -> Policy:
+    """Import the SDKs the policy's destinations need (blocking: call it in a thread).
+
+    Providers are built on first use, on the event loop; importing a large SDK
+    there would stall every request in flight for as long as the import takes.
+    """
+    for dest in policy.destinations.values():
+        module = _SDKS.get(dest.provider)
+        if module is not None:
+            with contextlib.suppress(ImportError):  # reported when the destination is used
+                importlib.import_module(module)
+    return policy
 
 
 def loader_for(router: Router) -> tuple[PolicyLoader, str]:
@@ -34,7 +57,14 @@ def loader_for(router: Router) -> tuple[PolicyLoader, str]:
     if not source.startswith("<"):
         path = Path(source)
         return (lambda: load_policy(path)), str(path)
-    return (lambda: policy_from_settings(Settings.load())), source
+    if source == SETTINGS_SOURCE:
+        return (lambda: policy_from_settings(Settings.load())), source
+
+    def unreloadable() -> Policy:
+        raise PolicyError("the running policy was not read from a file or from LF_* settings, "
+                          "so there is nothing to reload", source=source)
+
+    return unreloadable, source
 
 
 class PolicyReloader:
@@ -66,7 +96,7 @@ class PolicyReloader:
             self._lock = asyncio.Lock()
         async with self._lock:
             try:
-                policy = await anyio.to_thread.run_sync(self._loader)
+                policy = await anyio.to_thread.run_sync(lambda: warm_imports(self._loader()))
             except PolicyError as exc:
                 log.warning("policy reload (%s) rejected; the previous policy stays active: %s",
                             trigger, exc)

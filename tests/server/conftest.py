@@ -24,6 +24,9 @@ from llm_localfirst import Router
 from llm_localfirst.audit import AuditFilter
 from llm_localfirst.audit.record import AuditRecord
 from llm_localfirst.config import Settings
+from llm_localfirst.providers.base import Provider
+from llm_localfirst.registry import Destination
+from llm_localfirst.server.fast_provider import provider_factory
 from llm_localfirst.server.proxy import create_app
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_policy
 
@@ -94,16 +97,21 @@ class ServerThread:
 @pytest.fixture
 def proxy_factory(fake_local: FakeUpstream, fake_cloud: FakeUpstream,
                   memory_audit: MemoryAuditStore) -> Iterator[Callable[..., LiveProxy]]:
-    """Start proxies: ``make(policy=None, router=None, **settings)``; all stopped at teardown."""
+    """Start proxies: ``make(policy=None, router=None, factory=..., **settings)``.
+
+    The router uses the provider factory ``serve`` uses unless ``factory`` says
+    otherwise. Every proxy is stopped, and its router closed, at teardown.
+    """
     running: list[tuple[ServerThread, Router]] = []
 
     def make(*, policy: Any = None, router: Router | None = None,
+             factory: Callable[[Destination], Provider] = provider_factory,
              **settings: Any) -> LiveProxy:
         settings.setdefault("admin_token", ADMIN_TOKEN)
         config = Settings.load(**settings)
         if router is None:
             router = Router(policy or offline_policy(fake_local, fake_cloud), settings=config,
-                            audit=memory_audit, probe_ttl=30)
+                            audit=memory_audit, probe_ttl=30, provider_factory=factory)
         app = create_app(router, config)
         server = ServerThread(app).start()
         running.append((server, router))
