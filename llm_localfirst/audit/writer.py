@@ -100,6 +100,7 @@ class AuditWriter:
         self._retry_delay = retry_delay
         self._queue: queue.SimpleQueue[AuditRecord | _Flush | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()  # orders submit against close: nothing lands after _STOP
+        self._wake = threading.Event()  # cuts the batching wait short for flush() and close()
         self._closed = False
         self._submitted = self._written = self._failed = self._dropped = 0
         self._thread = threading.Thread(
@@ -151,6 +152,7 @@ class AuditWriter:
             closed = self._closed
             if not closed:
                 self._queue.put(marker)
+                self._wake.set()
         if closed:  # close() already queued the final flush
             self._thread.join(timeout)
             return not self._thread.is_alive()
@@ -169,6 +171,7 @@ class AuditWriter:
             if not self._closed:
                 self._closed = True
                 self._queue.put(_STOP)
+                self._wake.set()
         atexit.unregister(self.close)
         self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -176,22 +179,27 @@ class AuditWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
+            item = self._queue.get()
+            if not isinstance(item, _Flush | _Stop):
+                # Gather a batch without a wake-up per record: puts made while this
+                # thread waits on the event notify nobody. flush()/close() set it.
+                self._wake.wait(self._flush_interval)
+            self._wake.clear()
             batch: list[AuditRecord] = []
             markers: list[_Flush] = []
-            item = self._queue.get()
-            deadline = time.monotonic() + self._flush_interval
             while True:
                 if isinstance(item, _Stop):
                     stopping = True
                     break
                 if isinstance(item, _Flush):
                     markers.append(item)
-                    break
-                batch.append(item)
-                if len(batch) >= self._batch_size:
-                    break
+                else:
+                    batch.append(item)
+                    if len(batch) >= self._batch_size:
+                        self._write(batch)
+                        batch = []
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             if batch:
