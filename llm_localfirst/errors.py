@@ -14,6 +14,7 @@ outcomes (nothing local is up, a privacy refusal, an upstream failure)::
         ├── PrivacyViolation       a sensitive request aimed at a non-local destination
         ├── LocalUnavailable       sensitive (or worker) request, no local destination up
         └── UpstreamError          every candidate failed (connect, timeout, 5xx, 429, 4xx)
+            └── WorkerOutputError  (agents.worker) a worker answer still unusable after a repair
 
 Each face (Python, CLI, MCP, proxy) turns these into its wire errors in exactly
 one place. Messages never contain prompt or completion text.

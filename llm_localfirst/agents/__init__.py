@@ -1,11 +1,14 @@
 """The local worker and what a director model is told about it.
 
-- :class:`Worker`: bulk text work (summarize, draft, translate, reformat, extract,
-  classify, freeform) on local destinations only, with map-reduce for long sources;
-  the one implementation behind the MCP ``delegate_to_worker`` tool and the agent
-  adapters.
-- :mod:`.director`: the guidance and tool description every face shows a director.
-- :func:`savings_report`: tokens processed locally and their cloud-equivalent cost.
+- :class:`Worker` (:mod:`.worker`): bulk text work (summarize, draft, translate,
+  reformat, extract, classify, freeform) on local destinations only; the one
+  implementation behind the MCP ``delegate_to_worker`` tool and the agent adapters.
+  A run (:mod:`.mapreduce`) splits long sources (:mod:`.chunking`), prompts with
+  the task templates (:mod:`.tasks`) and reads the answers (:mod:`.output`).
+- :mod:`.director`: the guidance and tool description every face shows a director,
+  and the failure text it reads.
+- :func:`savings_report` (:mod:`.savings`): tokens processed locally and their
+  cloud-equivalent cost.
 
 Importing this package imports no framework and does no I/O.
 """

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LocalUnavailable, UpstreamError
 from ..providers.base import ChatResult, EgressTicket, Provider
 from ..request import Request
-from .chunking import CHARS_PER_TOKEN, Budget, estimate_tokens, pack, split_text
+from .chunking import CHARS_PER_TOKEN, SAFETY, Budget, estimate_tokens, pack, split_text
 from .output import WorkerOutputError, WorkerResult, parse_json, pick_label
 from .tasks import Prompt, Strategy, TaskKind, TaskSpec, schema_problem
 
@@ -64,7 +65,7 @@ _PROMPT_TOKENS = re.compile(r"(\d+) (?:tokens )?in the messages|prompt (?:is |ha
                             r"(\d+) tokens", re.IGNORECASE)
 
 
-class _Overflow(Exception):  # noqa: N818 - internal control flow, never escapes the run
+class _WindowExceededError(Exception):
     """A call exceeded the destination's real context window; the run re-plans."""
 
     def __init__(self, error: UpstreamError) -> None:
@@ -114,7 +115,7 @@ class Run:
         while True:
             try:
                 return await self.plan_and_run(source)
-            except _Overflow as overflow:
+            except _WindowExceededError as overflow:
                 replans += 1
                 if replans > MAX_REPLANS:
                     raise overflow.error from None
@@ -142,8 +143,9 @@ class Run:
         while chunks:
             chunk = chunks.popleft()
             limit = self.chunk_chars(map_output)
-            if len(chunk) > limit:  # an earlier answer showed that tokens are shorter
-                pieces = split_text(chunk, limit)
+            if len(chunk) * SAFETY > limit:  # an earlier answer showed tokens are shorter
+                pieces = split_text(chunk, min(limit, math.ceil(
+                    len(chunk) / math.ceil(len(chunk) / limit) * 1.1)))
                 chunks.extendleft(reversed(pieces[1:]))
                 chunk = pieces[0]
                 self.total += len(pieces) - 1
@@ -195,7 +197,7 @@ class Run:
                 self.audit_ids.extend(filter(None, [exc.decision_id]))
                 if exc.status in (400, 413, 422) and _OVERFLOW.search(exc.message):
                     self.overflowed(name, request, exc)
-                    raise _Overflow(exc) from None
+                    raise _WindowExceededError(exc) from None
                 raise
             self.audit_ids.append(audit_id)
             self.tokens_in += result.input_tokens or request.estimated_tokens

@@ -175,7 +175,11 @@ class Worker:
                                     model=self.requested[0])
             self.router.record_decision(request, None, exc, endpoint="worker")
             raise
-        result = await Run(self, spec, max_tokens, progress).execute(source)
+        try:
+            result = await Run(self, spec, max_tokens, progress).execute(source)
+        except InvalidRequest as exc:  # the task does not fit the window (found when planning)
+            self.router.record_rejected(face="worker", endpoint="worker", error=exc, kind="bulk")
+            raise
         if self.on_delegate is not None:
             try:
                 self.on_delegate(task, result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -42,7 +43,7 @@ def test_neighbouring_chunks_overlap_by_whole_sentences() -> None:
     sentences = [f"Sentence number {i} is here." for i in range(12)]
     chunks = split_text(" ".join(sentences), 100, overlap_chars=40)
     assert len(chunks) > 2
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         last = re.findall(r"Sentence number \d+ is here\.", before)[-1]
         assert after.startswith(last)  # the boundary sentence is seen whole twice
 

@@ -95,3 +95,16 @@ def test_draft_reduces_notes_then_does_the_task_last() -> None:
     s = spec(TaskKind.DRAFT, "Write a press release")
     assert "Merge them into one set of short notes" in s.combine(final=False).system
     assert s.combine(final=True).instruction == "Write a press release"
+
+
+def test_importing_the_worker_loads_no_framework_and_no_schema_validator() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, llm_localfirst.agents, llm_localfirst.server.mcp\n"
+            "heavy = {'mcp', 'jsonschema', 'pydantic_ai', 'langchain_core', 'starlette', "
+            "'uvicorn', 'openai', 'anthropic'}\n"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
