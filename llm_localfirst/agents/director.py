@@ -107,8 +107,8 @@ def describe_failure(exc: LocalFirstError) -> str:
     """
     ref = f" (audit id {exc.decision_id})" if exc.decision_id else ""
     if isinstance(exc, LocalUnavailable):
-        return ("The local model is not available, so the task was not done and nothing was "
-                f"sent anywhere{ref}. Retrying right away will fail the same way. Tell the user "
+        return ("The local model is not available, so the task was not done and nothing left "
+                f"this machine{ref}. Retrying right away will fail the same way. Tell the user "
                 "their local model is down, or do the task yourself only if the text is not "
                 f"private. Detail: {exc.message}")
     if isinstance(exc, PrivacyViolation):
@@ -116,12 +116,14 @@ def describe_failure(exc: LocalFirstError) -> str:
                 f"is not local, so nothing was sent{ref}. Do not retry with a cloud model. "
                 f"Detail: {exc.message}")
     if isinstance(exc, ModelNotAllowed):
-        return f"Refused: {exc.message}{ref}. Retry with one of the allowed names."
+        return (f"Refused: {exc.message.rstrip('.')}{ref}. Nothing was sent. The worker's "
+                "destination is fixed by the application; tell the user it is misconfigured.")
     if isinstance(exc, InvalidRequest):
         param = f" (argument `{exc.param}`)" if exc.param else ""
-        return f"Invalid arguments{param}: {exc.message}{ref}. Fix them and call again."
+        return (f"Invalid arguments{param}: {exc.message.rstrip('.')}{ref}. "
+                "Fix them and call again.")
     if isinstance(exc, UpstreamError):
-        return (f"The model call failed{ref}: {exc.message}. You may retry once with a simpler "
+        return (f"The model call failed{ref}: {exc.message.rstrip('.')}. You may retry once with a simpler "
                 "or shorter task, or do it yourself if the text is not private.")
     return f"{type(exc).__name__}: {exc.message}{ref}"
 

@@ -193,8 +193,8 @@ async def test_a_local_model_that_is_down_is_a_tool_error_the_loop_survives(
     assert [r.status for r in returns] == ["error", "error"]
     for returned in returns:
         assert str(returned.content).startswith(
-            "The local model is not available, so the task was not done and nothing was sent "
-            "anywhere (audit id ")
+            "The local model is not available, so the task was not done and nothing left "
+            "this machine (audit id ")
         assert returned.artifact is None
     assert fake_cloud.model_calls() == []
 

@@ -217,8 +217,8 @@ async def test_a_local_model_that_is_down_is_a_tool_failure_the_run_survives(
     assert [r.outcome for r in returns] == ["failed", "failed"]
     for returned in returns:
         assert str(returned.content).startswith(
-            "The local model is not available, so the task was not done and nothing was sent "
-            "anywhere (audit id ")
+            "The local model is not available, so the task was not done and nothing left "
+            "this machine (audit id ")
         assert "Retrying right away will fail the same way." in str(returned.content)
     assert fake_cloud.model_calls() == []
 

@@ -236,7 +236,7 @@ async def test_a_sensitive_call_with_local_down_is_a_tool_error_that_never_reach
     for result in (complete, delegated):
         detail = error_of(result)
         assert detail["code"] == "local_unavailable"
-        assert "nothing was sent anywhere" in result.content[0].text  # type: ignore[union-attr]
+        assert "nothing left this machine" in result.content[0].text  # type: ignore[union-attr]
     ids = {d["id"] for d in decisions["decisions"]}
     assert {error_of(complete)["decision_id"], error_of(delegated)["decision_id"]} <= ids
     assert one["outcome"] == "refused" and one["sensitive"] and one["face"] == "mcp"
