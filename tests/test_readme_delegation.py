@@ -33,8 +33,8 @@ from llm_localfirst.testing import FakeUpstream, offline_policy
 from tests.adapters.conftest import SOURCE, ScriptedChatModel, sent_texts, tool_call
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Where the section lives (the lead merges docs/delegation.md into README.md).
-README = ROOT / "docs" / "delegation.md"
+#: Where the section lives.
+README = ROOT / "README.md"
 SECTION = "## Manager–worker delegation"
 SEED_IMPORT = "from llm_localfirst.integrations.pydantic_ai import attach_worker"
 

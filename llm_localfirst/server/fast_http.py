@@ -2,7 +2,7 @@
 
 Why it exists: on the proxy's hot path the general-purpose client cost about a
 millisecond of CPU per call on the reference machine, several times everything
-else the proxy does (see ``docs/proxy.md``). This client does one thing: send a
+else the proxy does (see README, "Performance"). This client does one thing: send a
 request on a kept-alive connection with a single write and parse the answer with
 ``httptools`` (the parser uvicorn uses), with timeouts and a connection limit.
 
