@@ -21,8 +21,10 @@ from llm_localfirst.policy import Assessment, decide, load_policy, parse_policy
 ISSUE_POLICY = """
 version: 1
 destinations:
-  local:  {provider: openai, base_url: "http://localhost:11434/v1", model: "qwen2.5:7b", locality: local}
-  local-big: {provider: openai, base_url: "http://192.168.1.20:8000/v1", model: "qwen2.5:32b", locality: local}
+  local:  {provider: openai, base_url: "http://localhost:11434/v1", model: "qwen2.5:7b",
+           locality: local}
+  local-big: {provider: openai, base_url: "http://192.168.1.20:8000/v1", model: "qwen2.5:32b",
+              locality: local}
   haiku:  {provider: anthropic, model: claude-haiku-4-5, locality: cloud}
 sensitivity:
   headers: [x-lf-sensitive, x-sensitive]

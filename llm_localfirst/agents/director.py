@@ -123,7 +123,8 @@ def describe_failure(exc: LocalFirstError) -> str:
         return (f"Invalid arguments{param}: {exc.message.rstrip('.')}{ref}. "
                 "Fix them and call again.")
     if isinstance(exc, UpstreamError):
-        return (f"The model call failed{ref}: {exc.message.rstrip('.')}. You may retry once with a simpler "
+        detail = exc.message.rstrip(".")
+        return (f"The model call failed{ref}: {detail}. You may retry once with a simpler "
                 "or shorter task, or do it yourself if the text is not private.")
     return f"{type(exc).__name__}: {exc.message}{ref}"
 

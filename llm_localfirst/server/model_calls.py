@@ -59,7 +59,7 @@ _NO_KEY = ("missing or invalid client key: send 'Authorization: Bearer <key>' wi
            "LF_PROXY_KEYS")
 
 
-class ClientDisconnected(Exception):  # noqa: N818 - names what happened, for the audit row
+class ClientDisconnected(Exception):
     """The client disconnected while its request body was being read."""
 
 

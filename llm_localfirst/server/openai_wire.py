@@ -73,7 +73,7 @@ class BodyTooLarge(InvalidRequest):
         self.limit = limit
 
 
-class Unauthorized(UsageError):  # noqa: N818 - reads as the HTTP status it maps to
+class Unauthorized(UsageError):
     """A missing or wrong client key (``LF_PROXY_KEYS``) or admin token. Never holds the key."""
 
     code = "invalid_api_key"
