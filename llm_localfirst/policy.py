@@ -105,7 +105,8 @@ class When(_Strict):
     def _known_detectors(cls, value: list[str] | None) -> list[str] | None:
         for name in value or ():
             if name != "any" and name not in ALL_DETECTORS:
-                raise ValueError(f"unknown detector {name!r}; known: any, {', '.join(ALL_DETECTORS)}")
+                known = ", ".join(ALL_DETECTORS)
+                raise ValueError(f"unknown detector {name!r}; known: any, {known}")
         return value
 
 
@@ -128,7 +129,8 @@ class Target(_Strict):
     @model_validator(mode="after")
     def _weights(self) -> Target:
         if sum(a.weight for a in self.to) <= 0:
-            raise ValueError("the weights in 'to' sum to 0; at least one arm needs a positive weight")
+            raise ValueError(
+                "the weights in 'to' sum to 0; at least one arm needs a positive weight")
         return self
 
 

@@ -186,7 +186,8 @@ def declared_local_problem(dest: Destination, trusted: TrustedHosts) -> str | No
             "add it to trusted_local_hosts if it is on your network")
 
 
-def resolves_local(host: str, trusted: TrustedHosts, *, port: int | None = None) -> tuple[bool, str]:
+def resolves_local(host: str, trusted: TrustedHosts, *,
+                   port: int | None = None) -> tuple[bool, str]:
     """Resolve ``host`` and check that every address is local. Blocking (DNS).
 
     A trusted *name* still has to resolve to local or trusted addresses: a DNS
@@ -209,5 +210,6 @@ def resolves_local(host: str, trusted: TrustedHosts, *, port: int | None = None)
     for address in sorted(addresses):
         addr = ipaddress.ip_address(address.split("%", 1)[0])
         if not address_is_local(addr, trusted):
-            return False, f"{host} resolves to public address {address}; refusing to treat it as local"
+            return False, (f"{host} resolves to public address {address}; "
+                           "refusing to treat it as local")
     return True, ""

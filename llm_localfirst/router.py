@@ -10,6 +10,7 @@ one audit row per request. It never formats wire errors; faces do that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -32,8 +33,8 @@ from .errors import (
 from .health import Health, http_probe
 from .policy import Assessment, Policy, decide, declared_reasons, load_policy
 from .providers import make_provider
-from .registry import Destination
 from .providers.base import AttemptFailed, ChatResult, EgressTicket, Provider, egress_guard
+from .registry import Destination
 from .request import Completion, Decision, Request, StreamChunk, Usage
 from .sensitivity import scanner_for
 
@@ -352,7 +353,7 @@ class Router:
             out.assessment = self.assess(request)
             decision = await self.adecide_request(request, assessment=out.assessment)
             out.decision = decision
-            result, name = await self._dispatch(request, decision, out, op)
+            result, _ = await self._dispatch(request, decision, out, op)
             if isinstance(result, ChatResult):
                 out.tokens_in, out.tokens_out = result.input_tokens, result.output_tokens
                 out.completion_chars = len(result.text)
@@ -450,7 +451,7 @@ class Router:
             out.assessment = self.assess(request)
             decision = await self.adecide_request(request, assessment=out.assessment)
             out.decision = decision
-            iterator, name = await self._dispatch(request, decision, out, op)
+            iterator, _ = await self._dispatch(request, decision, out, op)
         except BaseException as exc:
             out.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else (
                 "refused" if isinstance(exc, (PrivacyViolation, LocalUnavailable))
@@ -669,10 +670,9 @@ class RoutedStream:
             self._out.attempts[-1] = dataclasses.replace(last, outcome="cancelled")
         closer = getattr(self._iterator, "aclose", None)
         if closer is not None:
-            try:
+            # Closing a half-read upstream may fail; the audit row below still records it.
+            with contextlib.suppress(AttemptFailed, RuntimeError):
                 await closer()
-            except (AttemptFailed, RuntimeError):
-                pass  # closing a half-read upstream; the audit row below still records it
         self._router.record(self._request, self._out, endpoint=self._endpoint,
                             audit_id=self.audit_id)
 

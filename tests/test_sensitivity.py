@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_localfirst import sensitivity
-from llm_localfirst.sensitivity import DETECTORS, Finding, Scanner, scanner_for
+from llm_localfirst.sensitivity import DETECTORS, Finding, Scanner, checksums, phones, scanner_for
 from tests.corpus.pii import Sample, benign, positives
 
 RECALL_OVERALL = 0.99
@@ -83,11 +83,35 @@ def test_a_finding_holds_no_text_only_detector_kind_and_span() -> None:
 
 def test_importing_the_module_compiles_nothing_and_loads_no_validator() -> None:
     code = (
-        "import sys, llm_localfirst.sensitivity as s;"
-        "assert s._rx.cache_info().currsize == 0, 'patterns compiled at import';"
-        "assert s._passes.cache_info().currsize == 0, 'passes built at import';"
-        "assert 'phonenumbers' not in sys.modules, 'phonenumbers imported';"
-        "assert not any(m.startswith('stdnum') for m in sys.modules), 'stdnum imported'"
+        "import sys\n"
+        "from llm_localfirst.sensitivity import scanner, secrets, text\n"
+        "assert scanner._passes.cache_info().currsize == 0, 'passes built at import'\n"
+        "assert not any(m._rx.cache_info().currsize for m in (secrets, text)), 'compiled'\n"
+        "assert 'phonenumbers' not in sys.modules, 'phonenumbers imported'\n"
+        "assert not any(m.startswith('stdnum') for m in sys.modules), 'stdnum imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_text_without_candidates_compiles_no_table_and_loads_no_validator() -> None:
+    # `llm-localfirst route "hi"` builds a scanner and scans two letters: it must not
+    # pay for phone metadata, python-stdnum or the patterns of passes it skips.
+    code = (
+        "import sys\n"
+        "from llm_localfirst.sensitivity import Scanner, phones, scanner, secrets, text\n"
+        "s = Scanner()\n"
+        "assert s.findings('hi, see you at the meeting tomorrow') == []\n"
+        "assert s.scan('hi') == frozenset()\n"
+        "compiled = [p.needle for p in scanner._passes() if p.find != p._compile]\n"
+        "assert compiled == [''], compiled  # only the pass over digits and capitals\n"
+        "assert not any(m._rx.cache_info().currsize for m in (secrets, text)), 'compiled'\n"
+        "assert phones._region.cache_info().currsize == 0, 'phone regions loaded'\n"
+        "assert 'phonenumbers' not in sys.modules, 'phonenumbers imported'\n"
+        "assert not any(m.startswith('stdnum') for m in sys.modules), 'stdnum imported'\n"
+        "assert s.scan('call +44 20 7946 0958') == {'phone'}\n"
+        "assert phones._region.cache_info().currsize == 1, 'regions besides GB loaded'\n"
+        "assert not any(m.startswith('stdnum') for m in sys.modules), 'stdnum imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -327,7 +351,7 @@ def test_digit_runs_that_fail_luhn_are_never_cards() -> None:
     scanner = Scanner(["payment_card"])
     for _ in range(2000):
         digits = rng.choice("3456") + "".join(rng.choices("0123456789", k=rng.randint(11, 18)))
-        if sensitivity._luhn(digits):
+        if checksums._luhn(digits):
             digits = digits[:-1] + str((int(digits[-1]) + 1) % 10)
         assert scanner.scan(f"card {digits}") == frozenset(), digits
 
@@ -381,6 +405,6 @@ def test_fast_phone_validation_agrees_with_phonenumbers() -> None:
         nsn = nsn[:keep] + "".join(rng.choices("0123456789", k=len(nsn) - keep))
         digits = f"{example.country_code}{nsn}"
         expected = phonenumbers.is_valid_number(phonenumbers.parse("+" + digits))
-        if (sensitivity._international_region(digits) is not None) != expected:
+        if (phones._international_region(digits) is not None) != expected:
             disagreements.append(digits)
     assert len(disagreements) <= 30, disagreements[:10]  # 1%: trunk-prefix edge cases

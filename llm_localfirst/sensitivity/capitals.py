@@ -1,0 +1,95 @@
+"""Tokens that start with a capital: IBANs, lettered national ids, cloud provider keys.
+
+This module owns the capitals half of the pass over digits and capitals: IBANs
+(mod-97, then python-stdnum's country structure), UK National Insurance numbers,
+Italian codici fiscali, Indian PANs, Spanish NIEs, German identity cards (whose
+weak check digit needs a label nearby), and keys with a fixed capitalised prefix
+(AWS, Google Cloud, SendGrid, Twilio, Azure).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+
+from .checksums import _icao_check, _mod97, _stdnum
+from .finding import Finding
+from .text import _CTX_ID_CARD, _char_classes, _entropy, _joins, _near
+
+_CAPS = (
+    r"(?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
+    r"[A-Z][0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,8}(?:[ ]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])(?P<iban>)"
+    r"|(?:(?<=[A-CEGHJ-PR-TW-Z])[A-CEGHJ-NPR-TW-Z]|(?<=Q)Q)"  # QQ: HMRC's example prefix
+    r"[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[A-D](?![A-Za-z0-9])(?P<gb_nino>)"
+    r"|[A-Z]{5}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"
+    r"(?![A-Za-z0-9])(?P<it_codice_fiscale>)"
+    r"|[A-Z]{2}[ABCFGHLJPTK][A-Z][0-9]{4}[A-Z](?![A-Za-z0-9])(?P<in_pan>)"
+    r"|(?<=[XYZ])[- ]?[0-9]{7}[- ]?[A-Z](?![A-Za-z0-9])(?P<es_nie>)"
+    r"|(?<=[CFGHJKLMNPRTVWXYZ])[CFGHJKLMNPRTVWXYZ0-9]{8}[ ]?[0-9](?![A-Za-z0-9])"
+    r"(?P<de_id_card>)"
+    r"|(?<=A)(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|PKA|ROA|SCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
+    r"(?P<aws_access_key>)"
+    r"|(?<=A)Iza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])(?P<gcp_api_key>)"
+    r"|(?<=S)G\.[\w-]{16,32}\.[\w-]{16,64}(?P<sendgrid_key>)"
+    r"|(?:(?<=A)C|(?<=S)K)[0-9a-f]{32}(?![A-Za-z0-9])(?P<twilio_key>)"
+    r"|(?<=A)ccountKey=[A-Za-z0-9+/]{40,100}={0,2}(?P<azure_storage_key>)"
+    r"|(?<=S)haredAccess(?:Key|Signature)=[A-Za-z0-9+/%=&:.-]{20,256}(?P<azure_shared_key>)"
+    r")"
+)
+_NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+
+
+@functools.cache
+def _aws_secret() -> re.Pattern[str]:
+    # The secret key that goes with an access key id, looked for near the id only.
+    return re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+
+def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    start, end = m.span()
+    kind = m.lastgroup or ""
+    if start and (_joins(text[start - 1]) or text[start - 1] == "_"):
+        return
+    value = m.group()
+    if kind == "iban":
+        if "iban" in wanted:
+            yield from _iban(value, start)
+    elif kind in ("gb_nino", "it_codice_fiscale", "in_pan", "es_nie"):
+        if "national_id" in wanted and _valid_caps_id(kind, value):
+            yield Finding("national_id", kind, start, end)
+    elif kind == "de_id_card":
+        # The ICAO 9303 check digit passes one random value in ten: ask for a label.
+        if ("national_id" in wanted and _icao_check(value.replace(" ", ""))
+                and _near(text, start, end, _CTX_ID_CARD)):
+            yield Finding("national_id", kind, start, end)
+    elif "secret" in wanted:
+        yield Finding("secret", kind, start, end)
+        if kind == "aws_access_key":
+            lo, hi = max(0, start - 300), min(len(text), end + 300)
+            for s in _aws_secret().finditer(text, lo, hi):
+                if _char_classes(s.group()) >= 3 and _entropy(s.group()) >= 4.0:
+                    yield Finding("secret", "aws_secret_key", s.start(), s.end())
+
+
+def _valid_caps_id(kind: str, value: str) -> bool:
+    compact = value.replace(" ", "").replace("-", "")
+    v = _stdnum()
+    if kind == "gb_nino":
+        return compact[:2] not in _NINO_BAD_PREFIXES
+    if kind == "it_codice_fiscale":
+        return v.codice_fiscale(compact)
+    if kind == "in_pan":
+        return v.pan(compact)
+    return v.nie(compact)
+
+
+def _iban(value: str, start: int) -> Iterator[Finding]:
+    # The pattern may run on into a following group: try the cuts on group
+    # boundaries, longest first, and keep the first valid one.
+    for cut in range(len(value), 14, -1):
+        if cut == len(value) or value[cut] == " ":
+            compact = value[:cut].replace(" ", "")
+            if _mod97(compact) == 1 and _stdnum().iban(compact):
+                yield Finding("iban", compact[:2].lower(), start, start + cut)
+                return

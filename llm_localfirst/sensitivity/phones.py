@@ -1,0 +1,228 @@
+"""Phone numbers: which region's numbering plan, if any, a run of digit groups belongs to.
+
+`numbers` hands over every run that is neither a card nor a national id. A run in
+international format ("+44 20 7946 0958") is checked against the plans of its
+country code; one in national format only against a few regions, and only in the
+groupings their numbers are written in, unless a word such as "phone" is near.
+
+The plans come from phonenumbers' metadata, matched directly (phonenumbers'
+``parse`` and ``is_valid_number`` cost ~50 us per region tried, the patterns ~1 us).
+Nothing is loaded before a run needs it: phonenumbers is imported for the first
+candidate, a region's metadata is read the first time a number is tried there, and
+each of its patterns is compiled the first time a number reaches it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+from .text import _CTX_ID, _CTX_PHONE, _near, _not_personal, _rx
+
+# Regions tried for numbers in national format, with the groupings (sizes of the
+# digit groups as written) their numbers are written in, for numbers written
+# without and with the trunk prefix "0". A number of the wrong shape for a region
+# is not tried there: "928 543 3794" has a US shape, so it is no Indian mobile.
+_Shape = Callable[[tuple[int, ...]], bool]
+
+
+def _one_of(*shapes: tuple[int, ...]) -> _Shape:
+    return frozenset(shapes).__contains__
+
+
+def _groups(*counts: int) -> _Shape:
+    return lambda sizes: len(sizes) in counts
+
+
+_NEVER: _Shape = _groups()
+_NANP = _one_of((3, 3, 4), (1, 3, 3, 4))
+_NATIONAL_SHAPES: dict[str, tuple[_Shape, _Shape]] = {
+    # In order of preference: a number valid in several regions is labelled with the
+    # first (the permissive German plan comes last).
+    "US": (_NANP, _NEVER),
+    "CA": (_NANP, _NEVER),
+    "FR": (_NEVER, _one_of((2, 2, 2, 2, 2))),
+    "NL": (_NEVER, _groups(2, 3)),
+    "JP": (_NEVER, _groups(3)),
+    "ES": (_one_of((3, 3, 3), (3, 2, 2, 2), (2, 3, 2, 2)), _NEVER),
+    "IT": (
+        _one_of((3, 3, 4), (3, 7), (3, 3, 3), (3, 6)),
+        _one_of((2, 4, 4), (2, 8), (3, 7), (4, 6), (3, 3, 4)),
+    ),
+    "BR": (_one_of((2, 4, 4), (2, 5, 4)), _NEVER),
+    "IN": (_one_of((5, 5)), _one_of((6, 5))),
+    "CN": (_one_of((3, 4, 4)), _one_of((3, 4, 4), (3, 8), (4, 7), (4, 8))),
+    "MX": (_one_of((2, 4, 4)), _NEVER),
+    "AU": (_NEVER, _groups(2, 3)),
+    "GB": (_NEVER, _one_of((3, 4, 4), (4, 3, 4), (5, 6), (5, 5), (4, 6), (5, 3, 3))),
+    "DE": (_NEVER, _groups(2)),
+}
+# An area code in brackets: "(415) 555-2671" is North American, "(11) 91234-5678"
+# Brazilian, "(02) 9876 5432" has a trunk prefix.
+_BRACKETED_AREA = {3: frozenset({"US", "CA"}), 2: frozenset({"BR", "MX"})}
+# Separators a region's numbers are written with ("11 2345-6789" in Brazil).
+_SEPARATORS: dict[str, Callable[[str], bool]] = {
+    "BR": lambda run: run[0] == "(" or run[-5] == "-",
+    "JP": lambda run: "-" in run or "(" in run,
+    "IT": lambda run: set(run) <= set("0123456789 "),
+    "MX": lambda run: set(run) <= set("0123456789 ()"),
+    "GB": lambda run: set(run) <= set("0123456789 ()"),
+    "AU": lambda run: set(run) <= set("0123456789 ()"),
+}
+# Also tried, in any grouping, when a word such as "phone" or "tel" is near.
+_MORE_PHONE_REGIONS = ("BE", "CH", "AT", "IE", "SE", "KR", "ZA", "NZ", "TR", "RU", "PL", "PT")
+# Regions whose national numbers are commonly written without the trunk prefix.
+_WITHOUT_TRUNK = frozenset({"US", "CA", "ES", "IT", "BR", "IN", "MX", "CN"})
+# The regions tried for a number in national format, in order, without and with a
+# word such as "phone" near.
+_NATIONAL_REGIONS = tuple(_NATIONAL_SHAPES)
+_CONTEXT_REGIONS = _NATIONAL_REGIONS + _MORE_PHONE_REGIONS
+
+
+class _Desc:
+    """One number pattern of a region, compiled the first time a number reaches it.
+
+    Until then `fullmatch` compiles the pattern and puts the compiled pattern's own
+    ``fullmatch`` in its place, so later calls cost what they would on a pattern
+    compiled up front.
+    """
+
+    __slots__ = ("fullmatch", "lengths", "source")
+
+    def __init__(self, lengths: frozenset[int], source: str) -> None:
+        self.lengths = lengths
+        self.source = source
+        self.fullmatch: Callable[[str], re.Match[str] | None] = self._compile
+
+    def _compile(self, nsn: str) -> re.Match[str] | None:
+        self.fullmatch = re.compile(self.source).fullmatch
+        return self.fullmatch(nsn)
+
+
+class _Region(NamedTuple):
+    code: str
+    national_prefix: str
+    general: _Desc
+    types: tuple[_Desc, ...]
+
+    def valid(self, nsn: str) -> bool:
+        """Mirror `phonenumbers.is_valid_number` for a national significant number."""
+        n = len(nsn)
+        if n not in self.general.lengths or not self.general.fullmatch(nsn):
+            return False
+        return any((not d.lengths or n in d.lengths) and d.fullmatch(nsn) for d in self.types)
+
+
+@functools.cache
+def _region(code: str) -> _Region | None:
+    from phonenumbers import PhoneMetadata, PhoneNumberDesc
+
+    def desc(d: PhoneNumberDesc | None) -> _Desc | None:
+        if d is None or not d.national_number_pattern:
+            return None
+        return _Desc(frozenset(d.possible_length or ()), d.national_number_pattern)
+
+    md = PhoneMetadata.metadata_for_region(code)
+    general = desc(md.general_desc) if md is not None else None
+    if md is None or general is None:
+        return None
+    kinds = (md.premium_rate, md.toll_free, md.shared_cost, md.voip, md.personal_number,
+             md.pager, md.uan, md.voicemail, md.fixed_line, md.mobile)
+    types = tuple(d for d in map(desc, kinds) if d is not None)
+    return _Region(code, md.national_prefix or "", general, types)
+
+
+@functools.cache
+def _by_country_code() -> dict[int, tuple[str, ...]]:
+    from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+    return {cc: tuple(codes) for cc, codes in COUNTRY_CODE_TO_REGION_CODE.items()}
+
+
+def _international_region(digits: str) -> str | None:
+    by_country_code = _by_country_code()
+    for cc_len in (1, 2, 3):
+        codes = by_country_code.get(int(digits[:cc_len]))
+        if codes:
+            nsn = digits[cc_len:]
+            for region in filter(None, map(_region, codes)):
+                trunk = region.national_prefix
+                if region.valid(nsn) or (
+                    trunk and nsn.startswith(trunk) and region.valid(nsn[len(trunk):])
+                ):
+                    return region.code
+            return None
+    return None
+
+
+def _national_region(run: str, digits: str, sizes: tuple[int, ...], context: bool) -> str | None:
+    only = _BRACKETED_AREA.get(sizes[0]) if run[0] == "(" and digits[0] != "0" else None
+    for code in _CONTEXT_REGIONS if context else _NATIONAL_REGIONS:
+        if only is not None and code not in only:
+            continue
+        if not context:
+            shape = _NATIONAL_SHAPES[code][digits[0] == "0"]
+            style = _SEPARATORS.get(code)
+            if not shape(sizes) or (style and not style(run)):
+                continue
+        region = _region(code)
+        if region is None:
+            continue
+        trunk = region.national_prefix
+        if trunk and digits.startswith(trunk) and region.valid(digits[len(trunk):]):
+            return region.code
+        # Italy and Spain have no trunk prefix: their numbers are dialled as written.
+        without_trunk = not trunk or (region.code in _WITHOUT_TRUNK and digits[0] != "0")
+        if without_trunk and region.valid(digits):
+            return region.code
+    return None
+
+
+def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
+    """Region of the phone number that a run of digit groups is, if any."""
+    international = run[0] == "+" or run[:2] == "(+" or run[:2] == "00"
+    # "+44 (0)20 ..." drops the trunk prefix; "(0)20 ..." keeps it.
+    groups = _rx().groups.findall(run.replace("(0)", "" if international else "0"))
+    digits = "".join(groups)
+    if not 7 <= len(digits) <= 15 or not digits.isdigit():
+        return None
+    sizes = tuple(len(g) for g in groups)
+    if international and (run[:2] != "00" or len(groups) > 1):
+        if ((len(groups) < 2 and len(digits) < 9) or 1 in sizes[2:]) and not _near(
+            text, start, end, _CTX_PHONE
+        ):
+            return None
+        return _international_region(digits[2:] if digits[:2] == "00" else digits)
+    if not _phone_like(run, groups, sizes):
+        return None
+    if digits[0] == "1" and sizes[0] == 1 and len(digits) == 11:
+        digits = digits[1:]  # NANP "1-415-555-2671"
+    grouped = len(groups) > 1 and 1 not in sizes[1:] and (sizes[0] > 1 or run[0] == "1")
+    if grouped and len(digits) >= 8 and not _not_personal(text, start) and not _near(
+        text, start, end, _CTX_ID
+    ):
+        region = _national_region(run, digits, sizes, context=False)
+        if region:
+            return region
+    # A word such as "phone" nearby admits any grouping and more regions.
+    if _near(text, start, end, _CTX_PHONE):
+        return _national_region(run, digits, sizes, context=True)
+    return None
+
+
+def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
+    """Whether a run could be a national phone number: not a date, ZIP+4 or IP address."""
+    rx = _rx()
+    if rx.date.fullmatch(run) or (rx.date.match(run) and len(groups) == 4):
+        return False  # a date, or a date and the hour of "2024-03-15 14:22"
+    if sizes == (5, 4) and "-" in run:
+        return False
+    if "/" in run and (run.count("/") > 1 or "/" not in run[: len(groups[0]) + 2]):
+        return False
+    # Dots only as the one separator, between three groups or more ("38.2643274" is a
+    # decimal), and no IPv4 address.
+    return "." not in run or not (
+        set(run) - set("0123456789.") or len(groups) < 3 or (len(groups) == 4 and max(sizes) <= 3)
+    )

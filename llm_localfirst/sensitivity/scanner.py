@@ -1,0 +1,191 @@
+"""`Scanner`: the passes over a text, and the shared scanner of each detector set.
+
+This module owns the order of the passes, which detectors each one serves, and
+when a pass may be skipped: a text without its needle, or, in `Scanner.scan`, a
+pass whose detectors have all fired already. Each pass compiles its pattern the
+first time a text holds its needle, so building a scanner compiles nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+from .capitals import _CAPS, _on_caps
+from .emails import _EMAIL, _on_email
+from .finding import DETECTORS, Finding
+from .numbers import _NUMBER, _on_number
+from .secrets import (
+    _ASSIGNMENT_OPS,
+    _AUTHORIZATION,
+    _DASH_PREFIXED,
+    _JWT,
+    _UNDERSCORE_PREFIXED,
+    _URL,
+    _assignment,
+    _on_assignment,
+    _on_authorization,
+    _on_jwt,
+    _on_prefixed,
+    _on_url,
+)
+
+__all__ = ["Scanner", "scanner_for"]
+
+
+class Scanner:
+    """Runs a chosen set of detectors over text.
+
+    A scanner is immutable and safe to share between threads; get one per detector
+    set from `scanner_for` and reuse it for every request.
+
+    Args:
+        detectors: Names from `DETECTORS` to enable; all of them by default.
+
+    Raises:
+        ValueError: If a name is not one of `DETECTORS`.
+    """
+
+    __slots__ = ("_detectors", "_passes")
+
+    def __init__(self, detectors: Iterable[str] = DETECTORS) -> None:
+        names = frozenset((detectors,) if isinstance(detectors, str) else detectors)
+        unknown = names.difference(DETECTORS)
+        if unknown:
+            raise ValueError(
+                f"unknown detector(s): {', '.join(sorted(unknown))}; "
+                f"valid names are: {', '.join(DETECTORS)}"
+            )
+        self._detectors = names
+        self._passes = tuple(p for p in _passes() if p.detectors & names)
+
+    @property
+    def detectors(self) -> frozenset[str]:
+        """The names of the enabled detectors."""
+        return self._detectors
+
+    def findings(self, text: str) -> list[Finding]:
+        """Return every finding in ``text``.
+
+        Args:
+            text: The text to scan.
+
+        Returns:
+            Findings of the enabled detectors, without duplicates, sorted by span.
+        """
+        found: set[Finding] = set()
+        for scan_pass in self._passes:
+            if scan_pass.needle not in text:
+                continue
+            for match in scan_pass.find(text):
+                found.update(scan_pass.handle(text, match, self._detectors))
+        return sorted(found, key=lambda f: (f.start, f.end, f.detector, f.kind))
+
+    def scan(self, text: str) -> frozenset[str]:
+        """Return the names of the detectors that fire on ``text``.
+
+        Cheaper than `findings`: it skips the checks of detectors that have already
+        fired and stops once every enabled detector has.
+
+        Args:
+            text: The text to scan.
+
+        Returns:
+            The subset of `detectors` with at least one finding.
+        """
+        remaining = set(self._detectors)
+        for scan_pass in self._passes:
+            if scan_pass.detectors.isdisjoint(remaining) or scan_pass.needle not in text:
+                continue
+            wanted = frozenset(remaining)
+            for match in scan_pass.find(text):
+                for finding in scan_pass.handle(text, match, wanted):
+                    remaining.discard(finding.detector)
+                if len(remaining) < len(wanted):
+                    if not remaining:
+                        return self._detectors
+                    wanted = frozenset(remaining)
+                    if scan_pass.detectors.isdisjoint(wanted):
+                        break
+        return self._detectors.difference(remaining)
+
+
+@functools.cache
+def _cached_scanner(detectors: frozenset[str]) -> Scanner:
+    return Scanner(detectors)
+
+
+def scanner_for(detectors: Iterable[str]) -> Scanner:
+    """Return the shared `Scanner` for a set of detector names.
+
+    Args:
+        detectors: Names from `DETECTORS`.
+
+    Returns:
+        A scanner cached per distinct set, so callers build none per request.
+
+    Raises:
+        ValueError: If a name is not one of `DETECTORS`.
+    """
+    return _cached_scanner(frozenset((detectors,) if isinstance(detectors, str) else detectors))
+
+
+# ----------------------------------------------------------------------------- passes
+
+
+_Handler = Callable[[str, re.Match[str], frozenset[str]], Iterator[Finding]]
+
+
+class _Pass:
+    """One sweep over a text: a pattern, the detectors it serves, the handler of a match.
+
+    `find` compiles the pattern on the first call and puts the compiled pattern's
+    own ``finditer`` in its place, so a pass whose needle no text has held costs
+    nothing, and later sweeps cost what they would on a pattern compiled up front.
+    """
+
+    __slots__ = ("detectors", "find", "handle", "needle", "source")
+
+    def __init__(
+        self, source: str, detectors: frozenset[str], handle: _Handler, needle: str = ""
+    ) -> None:
+        self.source = source
+        self.detectors = detectors
+        self.handle = handle
+        self.needle = needle  # a text without it is skipped: `in` is faster than any regex
+        self.find: Callable[[str], Iterator[re.Match[str]]] = self._compile
+
+    def _compile(self, text: str) -> Iterator[re.Match[str]]:
+        self.find = re.compile(self.source).finditer
+        return self.find(text)
+
+
+# Digits and capitals in one pass, only where a token starts: not after a letter or digit.
+_TOKEN = (
+    rf"[+(0-9A-Z](?<![A-Za-z0-9_][A-Za-z0-9])"
+    rf"(?:(?<=[A-Z]){_CAPS}|{_NUMBER}(?P<number>))"
+)
+
+
+def _on_token(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    if m.lastgroup == "number":
+        return _on_number(text, m, wanted)
+    return _on_caps(text, m, wanted)
+
+
+@functools.cache
+def _passes() -> tuple[_Pass, ...]:
+    # Every pass regex starts with a literal, which `re` finds at memchr speed, or,
+    # for the one pass over digits and capitals, with a character class.
+    secret = frozenset({"secret"})
+    return (
+        _Pass(_EMAIL, frozenset({"email"}), _on_email, "@"),
+        _Pass(_TOKEN, frozenset(DETECTORS) - {"email"}, _on_token),
+        _Pass(_UNDERSCORE_PREFIXED, secret, _on_prefixed, "_"),
+        _Pass(_DASH_PREFIXED, secret, _on_prefixed, "-"),
+        _Pass(_JWT, secret, _on_jwt, "eyJ"),
+        *(_Pass(_assignment(op), secret, _on_assignment, op) for op in _ASSIGNMENT_OPS),
+        _Pass(_URL, secret, _on_url, "://"),
+        _Pass(_AUTHORIZATION, secret, _on_authorization, "uthorization"),
+    )
