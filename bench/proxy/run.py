@@ -29,9 +29,10 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import targets as t
-from targets import Service, TargetUnavailable
+from targets import Service, TargetError
 
 HERE = Path(__file__).resolve().parent
 ALL_TARGETS = ("direct", "llm-localfirst", "litellm", "portkey")
@@ -99,7 +100,7 @@ def run_wrk(service: Service, body_file: Path, concurrency: int, seconds: float,
 
 
 def run_ttfb(service: Service, body_file: Path, concurrency: int, requests: int,
-             seconds: float) -> dict[str, object]:
+             seconds: float) -> dict[str, Any]:
     args = [sys.executable, str(HERE / "ttfb.py"), "--url", service.url,
             "--body-file", str(body_file), "--concurrency", str(concurrency),
             "--requests", str(requests), "--seconds", f"{seconds:g}", "--timeout", "10",
@@ -123,9 +124,9 @@ def measure(service: Service, body_name: str, body_file: Path, concurrency: int,
                   requests=int(w["requests"]))
     if stream:
         s = run_ttfb(service, body_file, concurrency, args.ttfb_requests, args.ttfb_seconds)
-        point.ttfb_p50_ms = s.get("ttfb_p50_ms")  # type: ignore[assignment]
-        point.ttfb_p99_ms = s.get("ttfb_p99_ms")  # type: ignore[assignment]
-        point.ttfb_errors = sum(s["errors"].values())  # type: ignore[union-attr]
+        point.ttfb_p50_ms = s.get("ttfb_p50_ms")
+        point.ttfb_p99_ms = s.get("ttfb_p99_ms")
+        point.ttfb_errors = sum(s["errors"].values())
     print(f"  {service.name:15} {body_name:8} c={concurrency:<3} {point.rps:9.0f} req/s  "
           f"p50 {fmt(point.p50_ms)} ms  p99 {fmt(point.p99_ms)} ms  "
           f"ttfb p50 {fmt(point.ttfb_p50_ms)} ms  errors {errors}"
@@ -190,6 +191,14 @@ def verdicts(points: list[Point]) -> list[str]:
     return lines
 
 
+def wait_quiet(seconds: float, threshold: float) -> None:
+    deadline = time.monotonic() + seconds
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        print(f"waiting for a quieter machine: load {loadavg()} (limit {threshold:g}, "
+              f"{deadline - time.monotonic():.0f} s left)", flush=True)
+        time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
+
+
 def loadavg() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.2f}/{five:.2f}"
@@ -231,6 +240,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--start-timeout", type=float, default=240.0)
     parser.add_argument("--output", type=Path, default=HERE / "results.md")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to this long for the 1-min load average to fall "
+                             "below --quiet-load (a shared machine skews every figure)")
+    parser.add_argument("--quiet-load", type=float, default=1.0)
     args = parser.parse_args(argv)
     args.duration = min(args.duration, 10.0)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
@@ -246,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
+    wait_quiet(args.quiet_wait, args.quiet_load)
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="lf-bench-proxy-"))
     bodies = {"chat": workdir / "chat.json", "chat+8KB": workdir / "chat-8k.json"}
@@ -268,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     service = start_target(name, workdir, upstream, args)
                     t.wait_ready(service, ready_body, timeout=args.start_timeout)
-                except (TargetUnavailable, subprocess.SubprocessError, OSError) as exc:
+                except (TargetError, subprocess.SubprocessError, OSError) as exc:
                     skipped[name] = str(exc).splitlines()[0]
                     print(f"SKIP {name}: {exc}", flush=True)
                     if service is not upstream:
@@ -277,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} {service.version} ready in {time.monotonic() - t0:.0f} s "
                       f"(load {loadavg()})", flush=True)
             info[name] = "; ".join(filter(None, [service.version, *service.notes]))
+            load_before = loadavg()
             try:
                 for c in args.concurrency:
                     points.append(measure(service, "chat", bodies["chat"], c, args, stream=True))
@@ -285,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                         points.append(measure(service, "chat+8KB", bodies["chat+8KB"], c, args,
                                               stream=False))
             finally:
+                info[name] += f"; load average {load_before} → {loadavg()} while measured"
                 if service is not upstream:
                     service.stop()
     finally:

@@ -28,7 +28,7 @@ CLIENT_KEY = "sk-bench-client-key"      # llm-localfirst's LF_PROXY_KEYS and Lit
 UPSTREAM_KEY = "sk-upstream-not-checked"
 
 
-class TargetUnavailable(RuntimeError):
+class TargetError(RuntimeError):
     """A target could not be installed or started; the message says why."""
 
 
@@ -99,13 +99,13 @@ def wait_ready(service: Service, body: bytes, *, timeout: float) -> None:
     """Poll with a real chat request until the target answers it correctly.
 
     Raises:
-        TargetUnavailable: the process died, or no correct answer within ``timeout``.
+        TargetError: the process died, or no correct answer within ``timeout``.
     """
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if not service.alive():
-            raise TargetUnavailable(f"{service.name} exited during start-up:\n"
+            raise TargetError(f"{service.name} exited during start-up:\n"
                                     f"{service.log_tail()}")
         try:
             status, data = _post(service.url, body, service.headers, timeout=10)
@@ -116,7 +116,7 @@ def wait_ready(service: Service, body: bytes, *, timeout: float) -> None:
                 return
             last = f"HTTP {status}: {data[:300]!r}"
         time.sleep(0.5)  # a starting process: poll twice a second, bounded by the deadline
-    raise TargetUnavailable(f"{service.name} not ready after {timeout:.0f} s ({last}):\n"
+    raise TargetError(f"{service.name} not ready after {timeout:.0f} s ({last}):\n"
                             f"{service.log_tail()}")
 
 
@@ -149,7 +149,7 @@ def localfirst_policy(upstream: Service) -> str:
 def start_localfirst(workdir: Path, upstream: Service) -> Service:
     exe = VENV_BIN / "llm-localfirst"
     if not exe.exists():
-        raise TargetUnavailable(f"{exe} not found (pip install -e '.[server]' into this venv)")
+        raise TargetError(f"{exe} not found (pip install -e '.[server]' into this venv)")
     policy = workdir / "policy.yaml"
     policy.write_text(localfirst_policy(upstream))
     port = free_port()
@@ -176,7 +176,7 @@ def ensure_litellm(venv: Path, *, install: bool) -> str:
     python = venv / "bin" / "python"
     if not (venv / "bin" / "litellm").exists():
         if not install:
-            raise TargetUnavailable(f"no LiteLLM in {venv} (run without --no-install)")
+            raise TargetError(f"no LiteLLM in {venv} (run without --no-install)")
         print(f"installing litellm[proxy] into {venv} (a few minutes, once)...", flush=True)
         # A venv of its own: LiteLLM pins its own versions of half our dependencies.
         subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
@@ -184,12 +184,12 @@ def ensure_litellm(venv: Path, *, install: bool) -> str:
                                "--disable-pip-version-check", "litellm[proxy]"],
                               timeout=1800, check=False)
         if done.returncode != 0:
-            raise TargetUnavailable(f"pip install 'litellm[proxy]' into {venv} failed")
+            raise TargetError(f"pip install 'litellm[proxy]' into {venv} failed")
     out = subprocess.run([str(python), "-c", "from importlib.metadata import version; "
                           "print(version('litellm'))"], capture_output=True, text=True,
                          check=False)
     if out.returncode != 0:
-        raise TargetUnavailable(f"litellm in {venv} does not import: {out.stderr[-300:]}")
+        raise TargetError(f"litellm in {venv} does not import: {out.stderr[-300:]}")
     return out.stdout.strip()
 
 
@@ -231,10 +231,10 @@ def ensure_portkey(directory: Path, *, install: bool) -> str:
     pkg = directory / "node_modules" / "@portkey-ai" / "gateway"
     if not (pkg / "build" / "start-server.js").exists():
         if not install:
-            raise TargetUnavailable(f"no Portkey gateway in {directory}")
+            raise TargetError(f"no Portkey gateway in {directory}")
         if subprocess.run(["sh", "-c", "command -v node && command -v npm"],
                           capture_output=True, check=False).returncode != 0:
-            raise TargetUnavailable("node/npm not installed")
+            raise TargetError("node/npm not installed")
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "package.json").write_text(json.dumps(
             {"name": "lf-bench-portkey", "private": True,
@@ -243,7 +243,7 @@ def ensure_portkey(directory: Path, *, install: bool) -> str:
         done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
                               cwd=directory, timeout=600, check=False)
         if done.returncode != 0:
-            raise TargetUnavailable(f"npm install {PORTKEY_PACKAGE} failed")
+            raise TargetError(f"npm install {PORTKEY_PACKAGE} failed")
     return str(json.loads((pkg / "package.json").read_text())["version"])
 
 

@@ -66,12 +66,12 @@ class _Stats:
 
 
 async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
-               timeout: float) -> tuple[float, float, bool, int]:
+               limit_s: float) -> tuple[float, float, bool, int]:
     response = _Response()
     parser = httptools.HttpResponseParser(response)
     start = time.perf_counter()
     writer.write(request)
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit_s):
         while not response.complete:
             data = await reader.read(65536)
             if not data:
@@ -87,7 +87,7 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reque
 
 
 async def _connection(host: str, port: int, request: bytes, stats: _Stats,
-                      timeout: float) -> None:
+                      limit_s: float) -> None:
     reader = writer = None
     try:
         while stats.take():
@@ -95,7 +95,7 @@ async def _connection(host: str, port: int, request: bytes, stats: _Stats,
                 reader, writer = await asyncio.open_connection(host, port)
             assert reader is not None
             try:
-                ttfb, total, keep, _ = await _one(reader, writer, request, timeout)
+                ttfb, total, keep, _ = await _one(reader, writer, request, limit_s)
             except (OSError, ValueError, TimeoutError, httptools.HttpParserError) as exc:
                 stats.error(type(exc).__name__ if not isinstance(exc, ValueError) else str(exc))
                 writer.close()
@@ -128,17 +128,20 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def measure(url: str, body: bytes, headers: dict[str, str], *, concurrency: int,
-                  requests: int, seconds: float, timeout: float = 10.0,
+                  requests: int, seconds: float, limit_s: float = 10.0,
                   warmup: int = 0) -> dict[str, object]:
-    """Measure streaming TTFB; returns milliseconds (p50, p90, p99) and counts."""
+    """Measure streaming TTFB; returns milliseconds (p50, p90, p99) and counts.
+
+    ``limit_s`` bounds each request; ``requests`` and ``seconds`` bound the whole run.
+    """
     host, port, request = _request(url, body, headers)
     if warmup:
         warm = _Stats(warmup, time.perf_counter() + seconds)
-        await asyncio.gather(*(_connection(host, port, request, warm, timeout)
+        await asyncio.gather(*(_connection(host, port, request, warm, limit_s)
                                for _ in range(min(concurrency, warmup))))
     stats = _Stats(requests, time.perf_counter() + seconds)
     began = time.perf_counter()
-    await asyncio.gather(*(_connection(host, port, request, stats, timeout)
+    await asyncio.gather(*(_connection(host, port, request, stats, limit_s)
                            for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
     result: dict[str, object] = {"concurrency": concurrency, "ok": len(stats.ttfb),
@@ -178,7 +181,7 @@ def main() -> None:
         runner = uvloop.run
     result = runner(measure(args.url, body, headers, concurrency=args.concurrency,
                             requests=args.requests, seconds=args.seconds,
-                            timeout=args.timeout, warmup=args.warmup))
+                            limit_s=args.timeout, warmup=args.warmup))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

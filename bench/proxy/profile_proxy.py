@@ -6,7 +6,7 @@ process with ``py-spy record`` (``--format raw``, collapsed stacks, which any fl
 tool renders). Then prints the top frames by own time ("self") and by time including callees
 ("total"), as a share of all samples, and the same grouped by module.
 
-Run: ``/work/venv/bin/python bench/proxy/profile.py --concurrency 16 --seconds 8``
+Run: ``/work/venv/bin/python bench/proxy/profile_proxy.py --concurrency 16 --seconds 8``
 (needs ``pip install py-spy`` in the venv, and ptrace permission: root, or
 ``kernel.yama.ptrace_scope=0``).
 """
@@ -95,6 +95,9 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--history-bytes", type=int, default=0)
     parser.add_argument("--idle", action="store_true", help="py-spy --idle (count waiting too)")
+    parser.add_argument("--gil", action="store_true",
+                        help="py-spy --gil: only samples holding the GIL (what competes with "
+                             "the event loop; drops the audit thread's time inside SQLite)")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None, help="keep raw + SVG here")
     args = parser.parse_args()
@@ -121,6 +124,8 @@ def main() -> int:
                   "--duration", f"{int(seconds)}", "--subprocesses", "--nonblocking"]
         if args.idle:
             common.append("--idle")
+        if args.gil:
+            common.append("--gil")
         spy = subprocess.Popen([*common, "--format", "raw", "-o", str(raw)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.5)  # let py-spy attach before the load starts
