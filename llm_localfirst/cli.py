@@ -255,24 +255,33 @@ def _routing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--header", action="append", help="a header NAME=VALUE (repeatable)")
 
 
+POLICY_HELP = "policy file (default: LF_POLICY, else the LF_* defaults)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="llm-localfirst",
                                      description="Local-first LLM router.")
-    parser.add_argument("--policy", help="policy file (default: LF_POLICY or the LF_* defaults)")
+    parser.add_argument("--policy", help=POLICY_HELP)
+    # ``--policy`` is accepted after the command too (``serve --policy FILE``).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--policy", default=argparse.SUPPRESS, help=POLICY_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("doctor", help="config, allowlist, local up/down, audit location")
+    p = sub.add_parser("doctor", parents=[common],
+                       help="config, allowlist, local up/down, audit location")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("route", help="where would this prompt run? (no model is called)")
+    p = sub.add_parser("route", parents=[common],
+                       help="where would this prompt run? (no model is called)")
     p.add_argument("prompt", nargs="?", default=None)
     _routing_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_route)
 
-    p = sub.add_parser("complete", help="run a completion")
+    p = sub.add_parser("complete", parents=[common],
+                       help="run a completion")
     p.add_argument("prompt")
     p.add_argument("--source", help="a file to process, or - for stdin")
     p.add_argument("--system")
@@ -282,14 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_complete)
 
-    p = sub.add_parser("serve", help="OpenAI-compatible proxy with admin API and UI")
+    p = sub.add_parser("serve", parents=[common],
+                       help="OpenAI-compatible proxy with admin API and UI")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8787)
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback bind without LF_PROXY_KEYS")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("mcp", help="MCP server (stdio by default)")
+    p = sub.add_parser("mcp", parents=[common],
+                       help="MCP server (stdio by default)")
     p.add_argument("--transport", default="stdio", choices=["stdio", "http"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8788)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -41,6 +42,8 @@ from .sensitivity import scanner_for
 __all__ = ["RoutedStream", "Router"]
 
 log = logging.getLogger("llm_localfirst")
+_SCAN_CACHE_MIN_CHARS = 512
+_SCAN_CACHE_SIZE = 8192
 T = TypeVar("T")
 Listener = Callable[[AuditRecord], None]
 ProviderFactory = Callable[[Any], Provider]
@@ -138,6 +141,7 @@ class Router:
         self.health = Health(policy.destinations, probe, trusted=policy.trusted,
                              ttl=self._probe_ttl)
         self._scanner = scanner_for(policy.sensitivity.detectors)
+        self._scan_cache: dict[bytes, frozenset[str]] = {}
 
     def _provider(self, name: str, providers: dict[str, Provider] | None = None,
                   policy: Policy | None = None) -> Provider:
@@ -152,6 +156,20 @@ class Router:
                 raise AttemptFailed("error", f"{name}: {exc}", retryable=True) from None
             providers[name] = provider
         return provider
+
+    def warm(self) -> None:
+        """Build every destination's provider now (importing its SDK).
+
+        Servers call this at start-up so the first request to, say, an Anthropic
+        destination does not stall the event loop for the SDK's import. A
+        destination whose extra is missing is logged and left for request time,
+        where it fails over like any other failed attempt.
+        """
+        for name in self.policy.destinations:
+            try:
+                self._provider(name)
+            except AttemptFailed as failure:
+                log.warning("destination %s is unusable: %s", name, failure)
 
     def reload(self, policy: Policy, *, source: str | None = None) -> None:
         """Swap in a new, already-validated policy. In-flight requests keep the old one."""
@@ -202,12 +220,30 @@ class Router:
             fired: frozenset[str] = frozenset()
             for text in request.texts():
                 if text:
-                    fired |= self._scanner.scan(text)
+                    fired |= self._scan(text)
         except Exception as exc:  # fail closed: a broken detector means sensitive
             log.warning("detector failed (%s); treating the request as sensitive",
                         type(exc).__name__)
             return Assessment(reasons=("detector_error",))
         return Assessment(reasons=tuple(f"detector:{d}" for d in sorted(fired)), detectors=fired)
+
+    def _scan(self, text: str) -> frozenset[str]:
+        """Scan one message, remembering long ones by digest.
+
+        Chat clients resend the whole history every turn; a digest costs ~1/20 of a
+        scan, and only the digest is kept, never the text.
+        """
+        if len(text) < _SCAN_CACHE_MIN_CHARS:
+            return self._scanner.scan(text)
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        cache = self._scan_cache
+        found = cache.get(key)
+        if found is None:
+            found = self._scanner.scan(text)
+            if len(cache) >= _SCAN_CACHE_SIZE:
+                cache.clear()
+            cache[key] = found
+        return found
 
     def decide_request(self, request: Request, *,
                        assessment: Assessment | None = None) -> Decision:

@@ -151,3 +151,13 @@ def test_the_console_script_runs_as_a_process(policy_file: Path) -> None:
                          timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["target"] == "local"
+
+
+def test_policy_is_accepted_after_the_command_too(tmp_path: Path, fake_local: FakeUpstream,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(GOOD.replace("BASE", fake_local.base_url))
+    code, out, _ = run(capsys, "route", "hi", "--policy", str(path), "--json")
+    assert code == 0 and json.loads(out)["model"] == "fake-local"
+    code, out, _ = run(capsys, "--policy", str(path), "route", "hi", "--json")
+    assert code == 0 and json.loads(out)["model"] == "fake-local"

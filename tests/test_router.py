@@ -272,3 +272,25 @@ def test_every_request_leaves_exactly_one_audit_row(
     with pytest.raises(LocalUnavailable):
         router.complete("e", sensitive=True)
     assert len(rows(memory_audit, router)) == 5
+
+
+def test_long_messages_resent_in_a_chat_history_are_scanned_once(
+        router: Router, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = router._scanner
+
+    class Counting:
+        def scan(self, text: str) -> frozenset[str]:
+            calls.append(len(text))
+            return real.scan(text)
+
+    monkeypatch.setattr(router, "_scanner", Counting())
+    history = "Meeting notes. " * 100 + " Reach me at jane.roe@example.org."
+    first = router.decide(messages=[{"role": "user", "content": history}])
+    again = router.decide(messages=[{"role": "user", "content": history},
+                                    {"role": "assistant", "content": "ok"},
+                                    {"role": "user", "content": "and now?"}])
+    assert first.sensitive and again.sensitive
+    assert again.detectors == ("email",)
+    assert calls.count(len(history)) == 1
+    assert all(isinstance(k, bytes) and len(k) == 16 for k in router._scan_cache)

@@ -238,6 +238,7 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
     from ..router import Router
 
     router = Router.from_env(**({"policy": policy} if policy else {}))
+    router.warm()
     try:
         server = build_server(router)
         if transport == "stdio":

@@ -317,6 +317,7 @@ def serve(*, policy: str | None, host: str, port: int, insecure: bool) -> int:
         sys.stderr.write(f"llm-localfirst: {problem}\n")
         return 2
     router = build_router(settings)
+    router.warm()
     app = create_app(router, settings)
     if not _is_loopback(host) and not settings.proxy_key_list():
         log.warning("listening on %s without client keys (--insecure)", host)
