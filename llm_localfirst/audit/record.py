@@ -12,13 +12,13 @@ SHA-256 and character counts only. It does no I/O.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from random import getrandbits as _random_bits
 
 __all__ = [
     "ATTEMPT_OUTCOMES",
@@ -97,7 +97,7 @@ def new_id() -> str:
     strictly increasing.
     """
     global _last_ms, _counter
-    rand = int.from_bytes(os.urandom(8), "big")
+    rand = _random_bits(64)  # ids need uniqueness, not secrecy: no system call per id
     with _id_lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
@@ -118,9 +118,22 @@ def format_iso(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
+_iso_second: tuple[int, str] = (-1, "")
+
+
 def utc_now_iso() -> str:
-    """Return the current time as strict ISO-8601 UTC, e.g. ``2026-11-23T03:22:35.123Z``."""
-    return format_iso(datetime.now(UTC))
+    """Return the current time as strict ISO-8601 UTC, e.g. ``2026-11-23T03:22:35.123Z``.
+
+    The formatted second is reused within the same second (this runs once per request).
+    """
+    global _iso_second
+    now = time.time()
+    second = int(now)
+    cached, prefix = _iso_second
+    if second != cached:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        _iso_second = (second, prefix)
+    return f"{prefix}{int((now - second) * 1000):03d}Z"
 
 
 def normalize_iso(value: str, *, name: str) -> str:
