@@ -9,6 +9,7 @@ public address).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -222,3 +223,48 @@ def test_invariant_the_dns_recheck_makes_a_moved_local_host_down(router: Router)
     with pytest.raises(LocalFirstError):
         router.decide(sensitive=True)
     assert "resolves" in router.health.snapshot()["local"]["detail"]
+
+
+def test_invariant_an_invalid_policy_on_reload_leaves_the_previous_one_active(
+        router: Router, tmp_path: Path) -> None:
+    from llm_localfirst.policy import load_policy
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ndestinations: {a: {provider: openai, model: m}}\n"
+                   "default: {to: [nope]}\n")
+    before = router.policy
+    with pytest.raises(PolicyError, match="unknown destination 'nope'"):
+        router.reload(load_policy(bad))
+    assert router.policy is before
+    assert router.decide(kind="bulk").destination == "local"
+
+
+def test_invariant_every_request_handled_produces_exactly_one_audit_record(
+        router: Router, memory_audit: MemoryAuditStore) -> None:
+    outcomes = []
+    for kwargs in ({}, {"model": "nope"}, {"sensitive": True, "model": "cloud"},
+                   {"kind": "reason"}, {"prompt": ""}):
+        prompt = kwargs.pop("prompt", "hello")
+        try:
+            router.complete(prompt, **kwargs)
+            outcomes.append("ok")
+        except LocalFirstError as exc:
+            outcomes.append(type(exc).__name__)
+    router.flush()
+    rows = memory_audit.query(AuditFilter(limit=100))
+    assert len(rows) == 5
+    assert len({r.id for r in rows}) == 5
+
+
+def test_invariant_the_worker_refuses_non_local_at_construction_and_at_each_call(
+        router: Router) -> None:
+    from llm_localfirst import Worker
+
+    with pytest.raises(PrivacyViolation):
+        Worker(router, destination="cloud")
+    worker = Worker(router, destination="local")
+    data = router.policy.model_dump()
+    data["destinations"]["local"]["locality"] = "cloud"
+    router.reload(policy_from_data(data))
+    with pytest.raises(PrivacyViolation):
+        worker.run("Summarise", "text")
