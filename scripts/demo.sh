@@ -40,7 +40,7 @@ fi
 echo; echo "== MCP server (stdio), driven by the MCP SDK's client"
 "$VENV/bin/python" examples/mcp_client.py
 
-if "$LF" route "ping" --sensitive >/dev/null 2>&1; then
+if "$LF" doctor --json | grep -q '"sensitive_requests": "served locally'; then
     echo; echo "== a real completion on your local model"
     "$LF" complete "Say hello in five words." --kind bulk --max-tokens 32
 fi
