@@ -28,7 +28,7 @@ from .anthropic_translate import (
     status_for_error_type,
     to_messages_params,
 )
-from .base import AttemptFailed, ChatResult, EgressTicket, text_of_chat, usage_of
+from .base import AttemptFailed, ChatResult, EgressTicket
 
 if TYPE_CHECKING:
     import anthropic
@@ -159,9 +159,7 @@ class AnthropicProvider:
         except (anthropic.AnthropicError, httpx2.TransportError) as exc:
             raise _failure(exc, self.destination.name) from None
         data = from_message(message.to_dict(mode="json"), created=int(time.time()))
-        text, finish = text_of_chat(data)
-        tokens_in, tokens_out = usage_of(data)
-        return ChatResult(data, text, finish, tokens_in, tokens_out)
+        return ChatResult.from_body(data)
 
     async def stream_chat(self, ticket: EgressTicket,
                           body: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:

@@ -98,6 +98,13 @@ class ChatResult:
     input_tokens: int
     output_tokens: int
 
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ChatResult:
+        """Extract text, finish reason and usage from an OpenAI ``chat.completion`` body."""
+        text, finish = text_of_chat(body)
+        tokens_in, tokens_out = usage_of(body)
+        return cls(body, text, finish, tokens_in, tokens_out)
+
 
 @runtime_checkable
 class Provider(Protocol):

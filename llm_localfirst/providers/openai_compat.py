@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 
 from ..registry import Destination
-from .base import AttemptFailed, ChatResult, EgressTicket, text_of_chat, usage_of
+from .base import AttemptFailed, ChatResult, EgressTicket
 
 __all__ = ["OpenAICompatProvider"]
 
@@ -113,9 +113,7 @@ class OpenAICompatProvider:
         data = await self._post(ticket, "/chat/completions", self._body(body, stream=False))
         if not isinstance(data, dict):
             raise AttemptFailed("error", f"{self.destination.name}: unexpected response shape")
-        text, finish = text_of_chat(data)
-        tokens_in, tokens_out = usage_of(data)
-        return ChatResult(data, text, finish, tokens_in, tokens_out)
+        return ChatResult.from_body(data)
 
     async def post_json(self, ticket: EgressTicket, path: str,
                         body: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -28,8 +28,6 @@ from ..providers.base import (
     ChatResult,
     EgressTicket,
     Provider,
-    text_of_chat,
-    usage_of,
 )
 from ..registry import Destination
 from .fast_http import (
@@ -161,9 +159,7 @@ class FastOpenAIProvider:
             PrivacyViolation: the ticket does not allow this send.
         """
         data = await self._post(ticket, "/chat/completions", self._payload(body, stream=False))
-        text, finish = text_of_chat(data)
-        tokens_in, tokens_out = usage_of(data)
-        return ChatResult(data, text, finish, tokens_in, tokens_out)
+        return ChatResult.from_body(data)
 
     async def post_json(self, ticket: EgressTicket, path: str,
                         body: Mapping[str, Any]) -> Mapping[str, Any]:
