@@ -184,12 +184,42 @@ class _Facts:
 Predicate = Callable[[_Facts], bool]
 
 
+def _always(_: _Facts) -> bool:
+    return True
+
+
+def _compile_when(when: When) -> Predicate:
+    """One closure for a rule's conditions except ``kind`` (rules are indexed by kind)."""
+    preds = _predicates(when)
+    if not preds:
+        return _always
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        first, second = preds
+        return lambda f: first(f) and second(f)
+    return lambda f: all(pred(f) for pred in preds)
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRules:
+    """Rules as closures, indexed by request kind; built once per policy."""
+
+    by_kind: Mapping[Kind, tuple[tuple[Rule, Predicate], ...]]
+    needs_tokens: bool
+
+    @classmethod
+    def build(cls, rules: list[Rule]) -> _CompiledRules:
+        compiled = [(rule, _compile_when(rule.when)) for rule in rules]
+        by_kind = {kind: tuple((rule, pred) for rule, pred in compiled
+                               if rule.when.kind is None or kind in rule.when.kind)
+                   for kind in Kind}
+        return cls(by_kind, any(rule.when.tokens is not None for rule in rules))
+
+
 def _predicates(when: When) -> tuple[Predicate, ...]:
-    """Compile a rule's conditions into closures, only for the conditions it sets."""
+    """Compile a rule's conditions (but ``kind``) into closures, only for those it sets."""
     preds: list[Predicate] = []
-    if when.kind is not None:
-        kinds = frozenset(when.kind)
-        preds.append(lambda f: f.request.kind in kinds)
     if when.model is not None:
         models = frozenset(when.model)
         preds.append(lambda f: f.request.model in models)
@@ -284,17 +314,18 @@ class Policy(_Strict):
             raise ValueError("; ".join(problems))
         return self
 
-    _compiled: tuple[tuple[Rule, tuple[Predicate, ...]], ...] = PrivateAttr(default=())
+    _compiled: _CompiledRules | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
-        self._compiled = tuple((rule, _predicates(rule.when)) for rule in self.rules)
+        self._compiled = _CompiledRules.build(self.rules)
 
     @property
-    def compiled_rules(self) -> tuple[tuple[Rule, tuple[Predicate, ...]], ...]:
-        """Rules with their conditions compiled to closures (built once, at validation)."""
+    def compiled_rules(self) -> _CompiledRules:
+        """Rules compiled to closures and indexed by kind (built once, at validation)."""
         private = self.__pydantic_private__  # a plain dict: skips BaseModel.__getattr__
-        compiled: tuple[tuple[Rule, tuple[Predicate, ...]], ...] = (
-            private["_compiled"] if private is not None else ())
+        compiled = private.get("_compiled") if private is not None else None
+        if compiled is None:
+            compiled = _CompiledRules.build(self.rules)
         return compiled
 
     @property
@@ -498,13 +529,11 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
     reasons = list(dict.fromkeys([*declared_reasons(policy, request), *assessment.reasons]))
     sensitive = bool(reasons)
     rule: Rule | None = None
+    compiled = policy.compiled_rules
     facts = _Facts(request, assessment.detectors, sensitive,
-                   request.estimated_tokens if policy.rules else 0)
-    for candidate, preds in policy.compiled_rules:
-        for pred in preds:
-            if not pred(facts):
-                break
-        else:
+                   request.estimated_tokens if compiled.needs_tokens else 0)
+    for candidate, matches in compiled.by_kind[request.kind]:
+        if matches(facts):
             rule = candidate
             break
     if rule is not None and rule.sensitive:
