@@ -237,8 +237,9 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
 
     from ..router import Router
 
+    # No router.warm() here: importing a cloud SDK would delay `initialize` by ~1 s;
+    # an MCP tool call can afford that once, a client waiting to connect should not.
     router = Router.from_env(**({"policy": policy} if policy else {}))
-    router.warm()
     try:
         server = build_server(router)
         if transport == "stdio":
