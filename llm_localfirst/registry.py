@@ -28,6 +28,7 @@ __all__ = [
     "TrustedHosts",
     "address_is_local",
     "host_of",
+    "is_loopback_host",
     "resolves_local",
 ]
 
@@ -154,6 +155,14 @@ def address_is_local(ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
     if ip.is_unspecified or ip.is_multicast:
         return False
     return ip.is_loopback or ip.is_private or ip.is_link_local or trusted.trusts_address(ip)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (what the servers bind by default)."""
+    if host == "localhost":
+        return True
+    ip = _literal_ip(host.strip("[]"))
+    return ip is not None and ip.is_loopback
 
 
 def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -34,3 +34,12 @@ def test_resolving_checks_every_address() -> None:
     assert not ok and "not a local address" in detail
     ok, detail = resolves_local("no-such-host.invalid", TrustedHosts())
     assert not ok and "cannot resolve" in detail
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("localhost", True), ("127.0.0.1", True), ("127.9.9.9", True), ("::1", True),
+    ("[::1]", True), ("0.0.0.0", False), ("10.0.0.1", False), ("example.com", False)])
+def test_servers_know_which_bind_addresses_are_loopback(host: str, loopback: bool) -> None:
+    from llm_localfirst.registry import is_loopback_host
+
+    assert is_loopback_host(host) is loopback

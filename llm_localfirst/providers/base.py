@@ -9,6 +9,7 @@ ticket names their own destination. This module never performs I/O itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -16,7 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import PrivacyViolation
 from ..registry import Destination
 
-__all__ = ["AttemptFailed", "ChatResult", "EgressTicket", "Provider", "egress_guard"]
+__all__ = ["AttemptFailed", "ChatResult", "EgressTicket", "Provider", "egress_guard",
+           "error_message"]
 
 _TICKET_SEAL = object()
 
@@ -145,6 +147,25 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Close pooled connections."""
         ...
+
+
+def error_message(body: bytes) -> tuple[str, Mapping[str, Any] | None]:
+    """The message of an upstream error body, and the body when it is a JSON object.
+
+    Error bodies are read only on failures, so the stdlib parser is fast enough.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:300].decode("utf-8", "replace"), None
+    if not isinstance(data, dict):
+        return str(data)[:300], None
+    err = data.get("error")
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return err["message"][:500], data
+    if isinstance(err, str):
+        return err[:500], data
+    return str(data)[:300], data
 
 
 def text_of_chat(body: Mapping[str, Any]) -> tuple[str, str | None]:

@@ -17,23 +17,9 @@ from typing import Any
 import httpx2
 
 from ..registry import Destination
-from .base import AttemptFailed, ChatResult, EgressTicket
+from .base import AttemptFailed, ChatResult, EgressTicket, error_message
 
 __all__ = ["OpenAICompatProvider"]
-
-
-def _error_message(response_body: bytes) -> tuple[str, Mapping[str, Any] | None]:
-    try:
-        data = json.loads(response_body)
-    except ValueError:
-        return response_body[:300].decode("utf-8", "replace"), None
-    if isinstance(data, dict):
-        err = data.get("error")
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"][:500], data
-        if isinstance(err, str):
-            return err[:500], data
-    return str(data)[:300], data if isinstance(data, dict) else None
 
 
 class OpenAICompatProvider:
@@ -94,7 +80,7 @@ class OpenAICompatProvider:
             raise AttemptFailed("connect_error",
                                 f"{self.destination.name}: cannot connect ({exc})") from None
         if response.status_code >= 400:
-            message, err = _error_message(response.content)
+            message, err = error_message(response.content)
             raise AttemptFailed.from_status(
                 response.status_code,
                 f"{self.destination.name} answered {response.status_code}: {message}", err)
@@ -155,7 +141,7 @@ class OpenAICompatProvider:
                                 f"{self.destination.name}: cannot connect ({exc})") from None
         try:
             if response.status_code >= 400:
-                message, err = _error_message(await response.aread())
+                message, err = error_message(await response.aread())
                 raise AttemptFailed.from_status(
                     response.status_code,
                     f"{self.destination.name} answered {response.status_code}: {message}", err)

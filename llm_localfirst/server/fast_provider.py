@@ -28,6 +28,7 @@ from ..providers.base import (
     ChatResult,
     EgressTicket,
     Provider,
+    error_message,
 )
 from ..registry import Destination
 from .fast_http import (
@@ -46,21 +47,6 @@ def provider_factory(destination: Destination) -> Provider:
     if destination.provider == "openai" and destination.url.startswith("http://"):
         return FastOpenAIProvider(destination)
     return make_provider(destination)
-
-
-def _error_message(raw: bytes) -> tuple[str, Mapping[str, Any] | None]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw[:300].decode("utf-8", "replace"), None
-    if isinstance(data, dict):
-        err = data.get("error")
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"][:500], data
-        if isinstance(err, str):
-            return err[:500], data
-        return str(data)[:300], data
-    return str(data)[:300], None
 
 
 class FastOpenAIProvider:
@@ -128,7 +114,7 @@ class FastOpenAIProvider:
         return AttemptFailed("connect_error", f"{name}: connection lost ({exc})")
 
     def _status_failure(self, status: int, raw: bytes) -> AttemptFailed:
-        message, err = _error_message(raw)
+        message, err = error_message(raw)
         return AttemptFailed.from_status(
             status, f"{self.destination.name} answered {status}: {message}", err)
 

@@ -20,7 +20,6 @@ and works without the extra).
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..agents.director import DIRECTOR_GUIDANCE
 from ..errors import ConfigError
+from ..registry import is_loopback_host
 
 if TYPE_CHECKING:
     import uvicorn
@@ -128,19 +128,10 @@ class BearerTokenMiddleware:
         await self.app(scope, receive, send)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _allowed(host: str, port: int) -> tuple[list[str], list[str]]:
     """Host and Origin values accepted for a server bound to ``host:port``."""
     names = ["127.0.0.1", "localhost", "[::1]"]
-    if not _is_loopback(host):
+    if not is_loopback_host(host):
         names.append(f"[{host}]" if ":" in host else host)
     hosts = [f"{n}:{port}" for n in names]
     origins = [f"http://{n}:{port}" for n in names]
@@ -156,7 +147,7 @@ def http_app(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 878
     """
     from mcp.server.transport_security import TransportSecuritySettings
 
-    if not _is_loopback(host) and not token:
+    if not is_loopback_host(host) and not token:
         raise ConfigError(f"refusing to serve MCP on {host}, which is not a loopback address, "
                           "without LF_MCP_TOKEN")
     hosts, origins = _allowed(host, port)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import ipaddress
 import logging
 import signal
 import sys
@@ -42,6 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..config import Settings, policy_from_settings
 from ..errors import LocalFirstError
 from ..policy import load_policy
+from ..registry import is_loopback_host
 from ..router import Router
 from .admin import admin_routes, json_response
 from .fast_provider import provider_factory
@@ -254,18 +254,9 @@ def create_app(router: Router, settings: Settings | None = None, *,
 # --------------------------------------------------------------------------- serve
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def bind_problem(host: str, settings: Settings, *, insecure: bool) -> str | None:
     """Why the proxy must not bind ``host`` with these settings, or None."""
-    if _is_loopback(host) or settings.proxy_key_list() or insecure:
+    if is_loopback_host(host) or settings.proxy_key_list() or insecure:
         return None
     return (f"refusing to listen on {host}: it is not a loopback address and LF_PROXY_KEYS "
             "is not set, so anyone who can reach it could use your models and keys. Set "
@@ -319,7 +310,7 @@ def serve(*, policy: str | None, host: str, port: int, insecure: bool) -> int:
     router = build_router(settings)
     router.warm()
     app = create_app(router, settings)
-    if not _is_loopback(host) and not settings.proxy_key_list():
+    if not is_loopback_host(host) and not settings.proxy_key_list():
         log.warning("listening on %s without client keys (--insecure)", host)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     # Our own records (reloads, refusals to start, internal errors) go where uvicorn's go.
