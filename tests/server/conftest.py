@@ -128,3 +128,17 @@ def proxy_factory(fake_local: FakeUpstream, fake_cloud: FakeUpstream,
 def proxy(proxy_factory: Callable[..., LiveProxy]) -> LiveProxy:
     """A proxy over the offline policy: bulk -> fake local, reason -> fake cloud (Anthropic)."""
     return proxy_factory()
+
+
+#: A policy with one local destination; format with ``name`` and ``url``.
+ONE_LOCAL_POLICY = """
+version: 1
+destinations:
+  {name}:
+    provider: openai
+    base_url: {url}
+    model: fake-{name}
+    locality: local
+default:
+  to: [{name}]
+"""

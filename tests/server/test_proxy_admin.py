@@ -13,7 +13,7 @@ from llm_localfirst import Router
 from llm_localfirst.audit.record import COLUMNS, AuditRecord, new_id, utc_now_iso
 from llm_localfirst.server.fast_provider import provider_factory
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore
-from tests.server.conftest import ADMIN_TOKEN, LiveProxy
+from tests.server.conftest import ADMIN_TOKEN, ONE_LOCAL_POLICY, LiveProxy
 
 ADMIN_PATHS = ["/admin/decisions", "/admin/decisions/x", "/admin/export.csv", "/admin/health",
                "/admin/savings", "/admin/ui"]
@@ -172,24 +172,13 @@ def test_savings_ledger(proxy: LiveProxy) -> None:
     assert bad.status_code == 400
 
 
-POLICY = """
-version: 1
-destinations:
-  {name}:
-    provider: openai
-    base_url: {url}
-    model: fake-{name}
-    locality: local
-default:
-  to: [{name}]
-"""
 
 
 @pytest.fixture
 def file_proxy(proxy_factory: Any, fake_local: FakeUpstream, memory_audit: MemoryAuditStore,
                tmp_path: Path) -> tuple[LiveProxy, Path]:
     path = tmp_path / "policy.yaml"
-    path.write_text(POLICY.format(name="first", url=fake_local.base_url))
+    path.write_text(ONE_LOCAL_POLICY.format(name="first", url=fake_local.base_url))
     router = Router.from_policy(path, audit=memory_audit, provider_factory=provider_factory)
     return proxy_factory(router=router), path
 
@@ -197,7 +186,7 @@ def file_proxy(proxy_factory: Any, fake_local: FakeUpstream, memory_audit: Memor
 def test_reload_swaps_in_the_new_policy(file_proxy: tuple[LiveProxy, Path]) -> None:
     proxy, path = file_proxy
     chat(proxy)
-    path.write_text(POLICY.format(name="second", url=proxy.local.base_url))
+    path.write_text(ONE_LOCAL_POLICY.format(name="second", url=proxy.local.base_url))
     with proxy.client() as client:
         response = client.post("/admin/reload", headers=proxy.admin_headers())
         assert response.status_code == 200

@@ -26,19 +26,7 @@ from llm_localfirst import Router
 from llm_localfirst.audit import AuditFilter, open_store
 from llm_localfirst.server.fast_provider import provider_factory
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore
-from tests.server.conftest import LiveProxy
-
-ONE = """
-version: 1
-destinations:
-  {name}:
-    provider: openai
-    base_url: {url}
-    model: fake-{name}
-    locality: local
-default:
-  to: [{name}]
-"""
+from tests.server.conftest import ONE_LOCAL_POLICY, LiveProxy
 
 
 @pytest.fixture
@@ -51,7 +39,7 @@ def test_reload_under_concurrent_load_drops_nothing_and_takes_effect(
         proxy_factory: Any, fake_local: FakeUpstream, other_local: FakeUpstream,
         memory_audit: MemoryAuditStore, tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    path.write_text(ONE.format(name="old", url=fake_local.base_url))
+    path.write_text(ONE_LOCAL_POLICY.format(name="old", url=fake_local.base_url))
     router = Router.from_policy(path, audit=memory_audit, provider_factory=provider_factory)
     proxy: LiveProxy = proxy_factory(router=router)
     fake_local.delay = 0.05  # requests are in flight on the old policy when it goes away
@@ -80,7 +68,7 @@ def test_reload_under_concurrent_load_drops_nothing_and_takes_effect(
             with anyio.fail_after(60):
                 workers = [asyncio.create_task(client_loop(client, stop)) for _ in range(16)]
                 await reached(100)
-                path.write_text(ONE.format(name="new", url=other_local.base_url))
+                path.write_text(ONE_LOCAL_POLICY.format(name="new", url=other_local.base_url))
                 response = await client.post("/admin/reload", headers=proxy.admin_headers())
                 assert response.status_code == 200, response.text
                 reloaded.set()
@@ -103,7 +91,7 @@ def test_an_invalid_reload_under_load_changes_nothing(
         proxy_factory: Any, fake_local: FakeUpstream, memory_audit: MemoryAuditStore,
         tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    path.write_text(ONE.format(name="old", url=fake_local.base_url))
+    path.write_text(ONE_LOCAL_POLICY.format(name="old", url=fake_local.base_url))
     router = Router.from_policy(path, audit=memory_audit, provider_factory=provider_factory)
     proxy: LiveProxy = proxy_factory(router=router)
     path.write_text("version: 1\ndestinations: {}\nrules: nonsense\n")
@@ -184,7 +172,7 @@ class ServeProcess:
 def test_sighup_reloads_the_policy_of_a_running_server(
         fake_local: FakeUpstream, other_local: FakeUpstream, tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
-    path.write_text(ONE.format(name="old", url=fake_local.base_url))
+    path.write_text(ONE_LOCAL_POLICY.format(name="old", url=fake_local.base_url))
     server = ServeProcess(path, _free_port(), dict(os.environ))
     try:
         server.wait_for("Application startup complete")
@@ -195,7 +183,7 @@ def test_sighup_reloads_the_policy_of_a_running_server(
         assert "previous policy stays active" in server.wait_for("rejected")
         assert server.chat().headers["x-lf-destination"] == "old"
 
-        path.write_text(ONE.format(name="new", url=other_local.base_url))
+        path.write_text(ONE_LOCAL_POLICY.format(name="new", url=other_local.base_url))
         server.proc.send_signal(signal.SIGHUP)
         server.wait_for("policy reloaded")
         assert server.chat().headers["x-lf-destination"] == "new"
