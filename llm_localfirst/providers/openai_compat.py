@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx2
 
+from ..health import http_probe
 from ..registry import Destination
 from .base import AttemptFailed, ChatResult, EgressTicket, error_message
 
@@ -169,15 +170,8 @@ class OpenAICompatProvider:
             await response.aclose()
 
     async def probe(self) -> tuple[bool, str]:
-        """GET ``/models`` with a short timeout; any HTTP answer below 500 counts as up."""
-        try:
-            response = await self._client().get(
-                "/models", timeout=httpx2.Timeout(min(2.0, self.destination.connect_timeout + 1)))
-        except httpx2.HTTPError as exc:
-            return False, f"unreachable: {type(exc).__name__}"
-        if response.status_code >= 500:
-            return False, f"answered {response.status_code}"
-        return True, f"answered {response.status_code}"
+        """The shared reachability probe (:func:`~llm_localfirst.health.http_probe`)."""
+        return await http_probe(self.destination)
 
     async def aclose(self) -> None:
         """Close every pooled client this provider opened."""

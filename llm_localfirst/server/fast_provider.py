@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ..health import http_probe
 from ..providers import make_provider
 from ..providers.base import (
     AttemptFailed,
@@ -217,16 +218,8 @@ class FastOpenAIProvider:
             raise self._failed(exc, mid_stream=True) from None
 
     async def probe(self) -> tuple[bool, str]:
-        """GET ``/models`` with a short timeout; any HTTP answer below 500 counts as up."""
-        timeout = min(2.0, self.destination.connect_timeout + 1)
-        try:
-            status, _ = await self._pool().request(self._request("GET", "/models"),
-                                                   read_timeout=timeout)
-        except HTTPTransportError as exc:
-            return False, f"unreachable: {type(exc).__name__}"
-        if status >= 500:
-            return False, f"answered {status}"
-        return True, f"answered {status}"
+        """The shared reachability probe (:func:`~llm_localfirst.health.http_probe`)."""
+        return await http_probe(self.destination)
 
     async def aclose(self) -> None:
         """Close every pool this provider opened."""
