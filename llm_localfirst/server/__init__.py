@@ -1,7 +1,6 @@
 """The network faces of the router.
 
-- :mod:`.mcp`: the MCP server (``llm-localfirst mcp``), with its tools in
-  :mod:`.mcp_tools` and resources in :mod:`.mcp_resources`;
+- :mod:`.mcp`: the MCP server (``llm-localfirst mcp``): ``app``, ``tools``, ``resources``;
 - :mod:`.proxy`: the OpenAI-compatible HTTP proxy (``llm-localfirst serve``).
 
 Importing this package imports nothing: each server imports its framework (the

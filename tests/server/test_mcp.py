@@ -23,7 +23,7 @@ from llm_localfirst import Router, Settings
 from llm_localfirst.agents import DELEGATE_DESCRIPTION
 from llm_localfirst.audit import AuditFilter, AuditRecord, SQLiteAuditStore
 from llm_localfirst.server.mcp import build_server
-from llm_localfirst.server.mcp_tools import ERROR_META
+from llm_localfirst.server.mcp.tools import ERROR_META
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_policy
 
 pytestmark = pytest.mark.anyio

@@ -15,9 +15,9 @@ import pytest
 
 from llm_localfirst.errors import PrivacyViolation
 from llm_localfirst.providers.base import AttemptFailed, EgressTicket, Provider, egress_guard
+from llm_localfirst.providers.fast_openai import FastOpenAIProvider, provider_factory
 from llm_localfirst.providers.openai_compat import OpenAICompatProvider
 from llm_localfirst.registry import Destination
-from llm_localfirst.server.fast_provider import FastOpenAIProvider, provider_factory
 from llm_localfirst.testing import FakeUpstream
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from llm_localfirst.server.metrics import ProxyMetrics
+from llm_localfirst.server.proxy.metrics import ProxyMetrics
 from tests.server.conftest import LiveProxy
 
 

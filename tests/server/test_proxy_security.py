@@ -9,8 +9,8 @@ import openai
 import pytest
 
 from llm_localfirst.config import Settings
-from llm_localfirst.server import proxy as proxy_module
-from llm_localfirst.server.proxy import bind_problem, serve
+from llm_localfirst.server.proxy import app as proxy_module
+from llm_localfirst.server.proxy.app import bind_problem, serve
 from tests.server.conftest import LiveProxy
 
 BODY = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}

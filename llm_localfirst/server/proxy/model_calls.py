@@ -24,10 +24,10 @@ from typing import Any, NamedTuple
 
 from starlette.types import Message, Receive, Scope, Send
 
-from ..errors import LocalFirstError, UsageError
-from ..providers.base import ChatResult, EgressTicket, Provider
-from ..request import Decision, Request
-from ..router import Router
+from ...errors import LocalFirstError, UsageError
+from ...providers.base import ChatResult, EgressTicket, Provider
+from ...request import Decision, Request
+from ...router import Router
 from .metrics import ProxyMetrics, RequestClock
 from .openai_wire import (
     BodyTooLarge,

@@ -38,13 +38,13 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..config import Settings, policy_from_settings
-from ..errors import LocalFirstError
-from ..policy import load_policy
-from ..registry import is_loopback_host
-from ..router import Router
+from ...config import Settings, policy_from_settings
+from ...errors import LocalFirstError
+from ...policy import load_policy
+from ...providers.fast_openai import provider_factory
+from ...registry import is_loopback_host
+from ...router import Router
 from .admin import admin_routes, json_response
-from .fast_provider import provider_factory
 from .metrics import CONTENT_TYPE_LATEST, ProxyMetrics
 from .model_calls import (
     JSON_HEADER,

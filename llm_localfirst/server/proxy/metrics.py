@@ -40,7 +40,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from ..audit.record import AuditRecord
+from ...audit.record import AuditRecord
 
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics", "RequestClock"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from ... import __version__
 
 __all__ = ["openapi_document"]
 

@@ -26,12 +26,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from ..audit import AuditFilter
-from ..audit.export import export_csv
-from ..audit.record import AuditRecord
-from ..audit.store import MAX_LIMIT
-from ..errors import LocalFirstError
-from ..router import Router
+from ...audit import AuditFilter
+from ...audit.export import export_csv
+from ...audit.record import AuditRecord
+from ...audit.store import MAX_LIMIT
+from ...errors import LocalFirstError
+from ...router import Router
 from .openai_wire import Unauthorized, dumps, error_body, error_payload
 from .reload import PolicyReloader
 
@@ -188,7 +188,7 @@ class AdminAPI:
     async def savings(self, request: Request) -> Response:
         """``GET /admin/savings``: the savings ledger (local tokens priced at cloud rates)."""
         try:
-            from ..agents.savings import savings_report
+            from ...agents.savings import savings_report
         except ImportError:
             return json_response(error_body("the savings ledger is not available in this "
                                             "installation", status=501, code="not_implemented"),

@@ -1,19 +1,14 @@
-"""The routing policy: a YAML file in version control, validated, and a pure ``decide``.
+"""The policy schema: destinations, rules, arms, sensitivity settings, validated.
 
-This module owns the policy schema, its loading (with precise errors naming the
-file, rule and field), the default policy built from ``LF_*`` settings, and
-:func:`decide`, which maps a request plus destination health to a
-:class:`~llm_localfirst.request.Decision`. ``decide`` performs no I/O. The privacy
-pin is applied after rule matching and no rule can undo it.
+This module owns the pydantic models of a policy file and the compiled form of its
+rules (one closure per rule, indexed by kind). It must never read files or the
+environment (that is :mod:`.loading`) nor decide (that is :mod:`.decide`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
@@ -21,24 +16,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from .errors import LocalUnavailable, ModelNotAllowed, PolicyError, PrivacyViolation
-from .registry import NAME_PATTERN, Destination, TrustedHosts, declared_local_problem
-from .request import Decision, Kind, Request
-
-__all__ = [
-    "Arm",
-    "Policy",
-    "Rule",
-    "When",
-    "decide",
-    "load_policy",
-    "parse_policy",
-]
+from ..registry import NAME_PATTERN, Destination, TrustedHosts, declared_local_problem
+from ..request import Kind, Request
 
 ALL_DETECTORS = ("email", "phone", "payment_card", "iban", "national_id", "secret")
 MAX_POLICY_BYTES = 1_000_000
@@ -172,7 +155,7 @@ class SensitivityPolicy(_Strict):
 
 
 @dataclass(slots=True)
-class _Facts:
+class Facts:
     """What rules match on, computed once per decision."""
 
     request: Request
@@ -181,10 +164,10 @@ class _Facts:
     tokens: int
 
 
-Predicate = Callable[[_Facts], bool]
+Predicate = Callable[[Facts], bool]
 
 
-def _always(_: _Facts) -> bool:
+def _always(_: Facts) -> bool:
     return True
 
 
@@ -249,14 +232,14 @@ def _predicates(when: When) -> tuple[Predicate, ...]:
 
 
 def _header_pred(name: str, expected: str) -> Predicate:
-    def match(f: _Facts) -> bool:
+    def match(f: Facts) -> bool:
         got = f.request.headers.get(name)
         return got is not None and (expected == "*" or got.strip().lower() == expected)
     return match
 
 
 def _meta_pred(key: str, expected: str) -> Predicate:
-    def match(f: _Facts) -> bool:
+    def match(f: Facts) -> bool:
         got = f.request.metadata.get(key)
         return got is not None and (expected == "*" or got == expected)
     return match
@@ -348,256 +331,3 @@ def _unknown_refs(target: Target, names: set[str]) -> list[str]:
     return [f"unknown destination {r!r} (known: {', '.join(sorted(names))})"
             for r in refs if r not in names]
 
-
-# --------------------------------------------------------------------------- loading
-
-
-def _load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` that refuses duplicate mapping keys (PyYAML silently keeps the last).
-
-    PyYAML is imported here, not at module import: deciding never needs it.
-    """
-    import yaml
-
-    class UniqueKeyLoader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-        loader.flatten_mapping(node)
-        mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node)
-            if key in mapping:
-                line = key_node.start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark)
-            mapping[key] = loader.construct_object(value_node)
-        return mapping
-
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                    construct_mapping)
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-def _locate(data: Any, loc: tuple[int | str, ...]) -> str:
-    """Render a pydantic error location with the rule's name: ``rules[2] 'x': to[0].weight``."""
-    head, tail = "", ""
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            label = f"[{part}]"
-            if not tail and isinstance(node, dict) and isinstance(node.get("name"), str):
-                head, tail = f"{head}{label} {node['name']!r}", ":"
-                continue
-        else:
-            node = node.get(part) if isinstance(node, dict) else None
-            label = f".{part}" if (head and not tail) or tail not in ("", ":") else str(part)
-            if tail == ":":
-                label = f" {part}"
-        if tail:
-            tail += label
-        else:
-            head += label
-    return (head + tail).removesuffix(":") or "(top level)"
-
-
-def parse_policy(text: str, *, source: str = "<string>") -> Policy:
-    """Parse and validate a YAML policy.
-
-    Raises:
-        PolicyError: malformed YAML, duplicate keys, unknown keys, bad references,
-            zero weights, a public host declared local; each problem names its place.
-    """
-    if len(text) > MAX_POLICY_BYTES:
-        raise PolicyError(f"the file is larger than {MAX_POLICY_BYTES} bytes", source=source)
-    try:
-        data = _load_yaml(text)
-    except Exception as exc:  # yaml.YAMLError and its subclasses; yaml is imported lazily
-        if not type(exc).__module__.startswith("yaml"):
-            raise
-        raise PolicyError(f"malformed YAML: {exc}".replace("\n", " "), source=source) from None
-    if not isinstance(data, dict):
-        raise PolicyError("the top level must be a mapping (version, destinations, rules, default)",
-                          source=source)
-    return policy_from_data(data, source=source)
-
-
-def policy_from_data(data: dict[str, Any], *, source: str = "<data>") -> Policy:
-    """Validate already-parsed policy data.
-
-    Raises:
-        PolicyError: with one problem per invalid field.
-    """
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(f"{_locate(data, tuple(err['loc']))}: {msg}")
-        raise PolicyError(f"{len(problems)} problem(s)", source=source,
-                          problems=tuple(problems)) from None
-
-
-def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file.
-
-    Raises:
-        PolicyError: the file is missing, unreadable or invalid.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"cannot read the file: {exc}", source=str(p)) from None
-    return parse_policy(text, source=str(p))
-
-
-# --------------------------------------------------------------------------- decide
-
-
-@dataclass(frozen=True, slots=True)
-class Assessment:
-    """What is known about a request's sensitivity before rules run.
-
-    Attributes:
-        reasons: Detected reasons (``detector:email``, ``detector_error``); the declared
-            ones (flag, headers, tags) are derived by :func:`decide` itself.
-        detectors: Detector names that fired.
-    """
-
-    reasons: tuple[str, ...] = ()
-    detectors: frozenset[str] = frozenset()
-
-
-def declared_reasons(policy: Policy, request: Request) -> list[str]:
-    """Sensitivity declared by the caller: flag, headers, tags."""
-    reasons = ["flag"] if request.sensitive else []
-    for header in policy.sensitivity.headers:
-        value = request.headers.get(header)
-        if value is not None and value.strip().lower() in ("1", "true", "yes", "on"):
-            reasons.append(f"header:{header}")
-    reasons += [f"tag:{t}" for t in policy.sensitivity.tags if t in request.tags]
-    return reasons
-
-
-def _pick_arm(arms: list[Arm], key: str | None, salt: str) -> Arm:
-    live = [a for a in arms if a.weight > 0]
-    if len(live) == 1:
-        return live[0]
-    total = sum(a.weight for a in live)
-    if key is None:
-        point = random.random() * total  # noqa: S311 - traffic split, not security
-    else:
-        digest = hashlib.blake2b(f"{salt}\x00{key}".encode(), digest_size=8).digest()
-        point = int.from_bytes(digest, "big") / 2**64 * total
-    for arm in live:
-        point -= arm.weight
-        if point < 0:
-            return arm
-    return live[-1]
-
-
-def _dedup(names: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(names))
-
-
-def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessment(),
-           is_up: Callable[[str], bool] | Mapping[str, bool] | None = None) -> Decision:
-    """Choose a destination for ``request``. Pure: no I/O.
-
-    Order: allowlist check, first matching rule (or ``default``), weighted arm
-    (sticky by ``ab_key``), then the privacy pin (sensitive requests keep only
-    local candidates, or the policy's ``pin_to``), then health.
-
-    Raises:
-        ModelNotAllowed: ``request.model`` is neither ``auto`` nor a destination name.
-        PrivacyViolation: a sensitive request names a cloud destination explicitly.
-        LocalUnavailable: a sensitive request has no local candidate that is up.
-    """
-    dests = policy.destinations
-    if request.model != "auto" and request.model not in dests:
-        raise ModelNotAllowed(request.model, ("auto", *dests))
-    up: Callable[[str], bool]
-    if is_up is None:
-        up = _always_up
-    elif callable(is_up):
-        up = is_up
-    else:
-        up = _lookup(is_up)
-    reasons = list(dict.fromkeys([*declared_reasons(policy, request), *assessment.reasons]))
-    sensitive = bool(reasons)
-    rule: Rule | None = None
-    compiled = policy.compiled_rules
-    facts = _Facts(request, assessment.detectors, sensitive,
-                   request.estimated_tokens if compiled.needs_tokens else 0)
-    for candidate, matches in compiled.by_kind[request.kind]:
-        if matches(facts):
-            rule = candidate
-            break
-    if rule is not None and rule.sensitive:
-        reasons.append(f"rule:{rule.name}")
-        sensitive = True
-    arm: str | None = None
-    if request.model != "auto" and (rule is None or rule.when.model is None):
-        rule_name = "explicit model"
-        chain: tuple[str, ...] = (request.model,)
-        why = f"the caller asked for {request.model!r}"
-        if sensitive and not dests[request.model].is_local:
-            raise PrivacyViolation(
-                f"request is sensitive ({', '.join(reasons)}) and {request.model!r} is a cloud "
-                "destination; sensitive requests run only on local models",
-                destination=request.model, sensitive_reasons=tuple(reasons))
-    else:
-        target: Target = rule if rule is not None else policy.default
-        rule_name = rule.name if rule is not None else "default"
-        picked = _pick_arm(target.to, request.ab_key, rule_name)
-        if len(target.to) > 1:
-            arm = picked.destination
-        others = [a.destination for a in target.to if a.weight > 0]
-        chain = _dedup([picked.destination, *target.fallback, *others])
-        why = f"rule {rule_name!r}"
-    if sensitive:
-        local_chain = tuple(d for d in chain if dests[d].is_local)
-        if not local_chain:
-            local_chain = tuple(policy.sensitivity.pin_to or policy.local_names)
-        if local_chain != chain:
-            why += "; privacy pin: local destinations only"
-        if not local_chain:
-            raise LocalUnavailable(
-                f"request is sensitive ({', '.join(reasons)}) and the policy has no local "
-                "destination; refusing to send it anywhere", rule=rule_name,
-                sensitive_reasons=tuple(reasons))
-        chain = local_chain
-    live = tuple(d for d in chain if up(d))
-    if not live:
-        if sensitive:
-            raise LocalUnavailable(
-                f"request is sensitive ({', '.join(reasons)}) and no local destination is up "
-                f"({', '.join(chain)}); failing closed, nothing was sent", candidates=chain,
-                rule=rule_name, sensitive_reasons=tuple(reasons))
-        live = chain
-        why += "; every candidate looks down, trying in order"
-    chosen = live[0]
-    fell_back = chosen != chain[0]
-    if fell_back:
-        why += f"; {chain[0]!r} is down, fell back to {chosen!r}"
-    else:
-        why += f" -> {chosen!r}"
-    if sensitive:
-        why += f" (sensitive: {', '.join(reasons)})"
-    dest = dests[chosen]
-    return Decision(
-        target="local" if dest.is_local else "cloud", destination=chosen, model=dest.model,
-        reason=why, fell_back=fell_back, rule=rule_name, arm=arm, sensitive=sensitive,
-        sensitive_reasons=tuple(reasons), chain=live,
-        detectors=tuple(sorted(assessment.detectors)))
-
-
-def _always_up(_: str) -> bool:
-    return True
-
-
-def _lookup(table: Mapping[str, bool]) -> Callable[[str], bool]:
-    return lambda name: table.get(name, True)

@@ -31,9 +31,9 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from ..agents.savings import savings_report
-from ..audit.store import MAX_LIMIT, AuditFilter
-from ..router import Router
+from ...agents.savings import savings_report
+from ...audit.store import MAX_LIMIT, AuditFilter
+from ...router import Router
 
 __all__ = ["redacted_policy", "register_resources"]
 

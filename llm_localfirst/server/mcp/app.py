@@ -6,7 +6,7 @@ protection: it binds 127.0.0.1 by default, validates ``Host`` and ``Origin``
 against the bound address with the SDK's transport security settings
 (DNS-rebinding protection), and, when ``LF_MCP_TOKEN`` is set, requires
 ``Authorization: Bearer <token>`` on every request (:class:`BearerTokenMiddleware`).
-The tools live in :mod:`.mcp_tools`, the resources in :mod:`.mcp_resources`.
+The tools live in :mod:`.tools`, the resources in :mod:`.resources`.
 
 In stdio mode nothing but protocol messages may reach stdout: logging goes to
 stderr, and while serving, the SDK points file descriptor 1 at stderr and writes
@@ -29,17 +29,17 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from ..agents.director import DIRECTOR_GUIDANCE
-from ..errors import ConfigError
-from ..registry import is_loopback_host
+from ... import __version__
+from ...agents.director import DIRECTOR_GUIDANCE
+from ...errors import ConfigError
+from ...registry import is_loopback_host
 
 if TYPE_CHECKING:
     import uvicorn
     from mcp.server.mcpserver import MCPServer
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    from ..router import Router
+    from ...router import Router
 
 __all__ = ["BearerTokenMiddleware", "build_server", "http_app", "http_server", "run"]
 
@@ -82,8 +82,8 @@ def build_server(router: Router, *,
         ConfigError: the ``mcp`` extra is not installed.
     """
     _require_mcp()
-    from .mcp_resources import register_resources
-    from .mcp_tools import LocalFirstMCP, register_tools
+    from .resources import register_resources
+    from .tools import LocalFirstMCP, register_tools
 
     server = LocalFirstMCP(router, name="llm-localfirst", title="llm-localfirst router",
                            version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
@@ -226,7 +226,7 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
     _require_mcp()
     import anyio
 
-    from ..router import Router
+    from ...router import Router
 
     # No router.warm() here: importing a cloud SDK would delay `initialize` by ~1 s;
     # an MCP tool call can afford that once, a client waiting to connect should not.

@@ -30,11 +30,11 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from ..agents.director import DELEGATE_DESCRIPTION, PARAMETER_DESCRIPTIONS, describe_failure
-from ..agents.tasks import TaskKind
-from ..agents.worker import Worker, WorkerResult
-from ..errors import InvalidRequest, LocalFirstError
-from ..router import Router
+from ...agents.director import DELEGATE_DESCRIPTION, PARAMETER_DESCRIPTIONS, describe_failure
+from ...agents.tasks import TaskKind
+from ...agents.worker import Worker, WorkerResult
+from ...errors import InvalidRequest, LocalFirstError
+from ...router import Router
 
 __all__ = [
     "CompleteOutput",

@@ -23,15 +23,15 @@ from urllib.parse import urlsplit
 import orjson
 
 from ..health import http_probe
-from ..providers import make_provider
-from ..providers.base import (
+from ..registry import Destination
+from . import make_provider
+from .base import (
     AttemptFailed,
     ChatResult,
     EgressTicket,
     Provider,
     error_message,
 )
-from ..registry import Destination
 from .fast_http import (
     ConnectError,
     HTTPTransportError,

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from ..config import Settings, policy_from_settings
-from ..errors import PolicyError
-from ..policy import Policy, load_policy
-from ..router import Router
+from ...config import Settings, policy_from_settings
+from ...errors import PolicyError
+from ...policy import Policy, load_policy
+from ...router import Router
 
 __all__ = ["SETTINGS_SOURCE", "PolicyReloader", "loader_for", "warm_imports"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import (
+from ...errors import (
     InvalidRequest,
     LocalFirstError,
     LocalUnavailable,
@@ -28,7 +28,7 @@ from ..errors import (
     UpstreamError,
     UsageError,
 )
-from ..request import Kind, Message
+from ...request import Kind, Message
 
 __all__ = [
     "BodyTooLarge",
