@@ -167,3 +167,219 @@ def m003_audit_append_only(db: MigrationDB) -> None:
         "CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE "
         "ON audit_records FOR EACH STATEMENT EXECUTE FUNCTION audit_records_append_only()"
     )
+
+
+def _sqlite_refuse(name: str, when: str, message: str, event: str, table: str) -> str:
+    condition = f" WHEN {when}" if when else ""
+    return (
+        f"CREATE TRIGGER {name} BEFORE {event} ON {table}{condition} "
+        f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+    )
+
+
+def _chain_heads(db: MigrationDB) -> None:
+    # The newest (seq, row_hash) of every chain, updated in the same transaction as
+    # the rows: deleting a chain's newest rows leaves a head that points past them.
+    db.execute(
+        """
+        CREATE TABLE audit_chain_heads (
+            tbl TEXT NOT NULL,
+            chain_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            row_hash TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (tbl, chain_id)
+        )
+        """
+    )
+    if db.dialect == "sqlite":
+        db.execute(_sqlite_refuse(
+            "audit_chain_heads_no_replace",
+            "EXISTS (SELECT 1 FROM audit_chain_heads h "
+            "WHERE h.tbl = NEW.tbl AND h.chain_id = NEW.chain_id)",
+            "audit_chain_heads: a chain head is only advanced", "INSERT", "audit_chain_heads"))
+        db.execute(_sqlite_refuse(
+            "audit_chain_heads_only_forward",
+            "NEW.seq <= OLD.seq OR NEW.tbl != OLD.tbl OR NEW.chain_id != OLD.chain_id",
+            "audit_chain_heads: a chain head is only advanced", "UPDATE", "audit_chain_heads"))
+        db.execute(_sqlite_refuse(
+            "audit_chain_heads_no_delete", "", "audit_chain_heads is append-only",
+            "DELETE", "audit_chain_heads"))
+        return
+    db.execute(
+        "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
+    )
+    db.execute(
+        "CREATE FUNCTION audit_chain_heads_guard() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF TG_OP = 'UPDATE' AND NEW.seq > OLD.seq AND NEW.tbl = OLD.tbl "
+        "AND NEW.chain_id = OLD.chain_id THEN RETURN NEW; END IF; "
+        "RAISE EXCEPTION 'audit_chain_heads: a chain head is only advanced'; END $$"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_chain_heads_guard BEFORE UPDATE OR DELETE ON audit_chain_heads "
+        "FOR EACH ROW EXECUTE FUNCTION audit_chain_heads_guard()"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_chain_heads_no_truncate BEFORE TRUNCATE ON audit_chain_heads "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"
+    )
+
+
+def _seal_legacy_rows(db: MigrationDB) -> None:
+    # Rows written before the chain existed join one "legacy" chain, in (ts, id)
+    # order: from now on an edit, deletion or reordering of them is evident too.
+    from llm_localfirst.audit.chain import GENESIS, LEGACY_CHAIN, row_hash
+    from llm_localfirst.audit.record import COLUMNS
+
+    p = db.param
+    rows = db.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM audit_records ORDER BY ts, id"  # noqa: S608
+    )
+    if not rows:
+        return
+    if db.dialect == "sqlite":
+        db.execute("DROP TRIGGER audit_records_no_update")
+    else:
+        db.execute("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_update_delete")
+    head = GENESIS
+    for seq, values in enumerate(rows, start=1):
+        row = dict(zip(COLUMNS, values, strict=True))
+        digest = row_hash("audit_records", COLUMNS, row, chain_id=LEGACY_CHAIN, seq=seq,
+                          prev_hash=head)
+        db.execute(
+            f"UPDATE audit_records SET chain_id = {p}, seq = {p}, prev_hash = {p}, "  # noqa: S608
+            f"row_hash = {p} WHERE id = {p}",
+            (LEGACY_CHAIN, seq, head, digest, row["id"]),
+        )
+        head = digest
+    if db.dialect == "sqlite":
+        db.execute(_sqlite_refuse("audit_records_no_update", "", "audit_records is append-only",
+                                  "UPDATE", "audit_records"))
+    else:
+        db.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_update_delete")
+    db.execute(
+        f"INSERT INTO audit_chain_heads (tbl, chain_id, seq, row_hash, updated_at) "  # noqa: S608
+        f"VALUES ({p}, {p}, {p}, {p}, {p})",
+        ("audit_records", LEGACY_CHAIN, len(rows), head, utc_now_iso()),
+    )
+
+
+@migration
+def m004_audit_chain(db: MigrationDB) -> None:
+    # Hash chain (see audit/chain.py); one chain per writer. Replace-style rewrites
+    # are refused as well: SQLite's INSERT OR REPLACE deletes the old row without
+    # firing DELETE triggers, so a BEFORE INSERT trigger refuses a taken id or
+    # chain position before conflict resolution runs.
+    for column, kind in (("chain_id", "TEXT"), ("seq", "BIGINT"), ("prev_hash", "TEXT"),
+                         ("row_hash", "TEXT")):
+        db.execute(f"ALTER TABLE audit_records ADD COLUMN {column} {kind}")
+    _chain_heads(db)
+    _seal_legacy_rows(db)
+    db.execute("CREATE UNIQUE INDEX audit_records_chain ON audit_records (chain_id, seq)")
+    if db.dialect == "sqlite":
+        db.execute(_sqlite_refuse(
+            "audit_records_no_replace",
+            "EXISTS (SELECT 1 FROM audit_records r WHERE r.id = NEW.id) OR EXISTS "
+            "(SELECT 1 FROM audit_records r WHERE r.chain_id = NEW.chain_id AND r.seq = NEW.seq)",
+            "audit_records is append-only: that id or chain position is taken",
+            "INSERT", "audit_records"))
+        db.execute(_sqlite_refuse(
+            "audit_records_chained",
+            "NEW.chain_id IS NULL OR NEW.seq IS NULL OR NEW.prev_hash IS NULL "
+            "OR NEW.row_hash IS NULL",
+            "audit_records rows must carry chain fields", "INSERT", "audit_records"))
+        return
+    for column in ("chain_id", "seq", "prev_hash", "row_hash"):
+        db.execute(f"ALTER TABLE audit_records ALTER COLUMN {column} SET NOT NULL")
+
+
+@migration
+def m005_audit_intents(db: MigrationDB) -> None:
+    # Intents: committed before an upstream attempt under `durability: intent`.
+    db.execute(
+        """
+        CREATE TABLE audit_intents (
+            id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            ts TEXT NOT NULL,
+            face TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            locality TEXT NOT NULL,
+            model TEXT,
+            sensitive INTEGER NOT NULL,
+            sensitive_reasons_json TEXT NOT NULL,
+            rule TEXT,
+            prompt_sha256 TEXT,
+            prompt_chars BIGINT NOT NULL,
+            chain_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            row_hash TEXT NOT NULL,
+            PRIMARY KEY (id, attempt)
+        )
+        """
+    )
+    db.execute("CREATE UNIQUE INDEX audit_intents_chain ON audit_intents (chain_id, seq)")
+    db.execute("CREATE INDEX audit_intents_ts ON audit_intents (ts)")
+    if db.dialect == "sqlite":
+        for event in ("UPDATE", "DELETE"):
+            db.execute(_sqlite_refuse(f"audit_intents_no_{event.lower()}", "",
+                                      "audit_intents is append-only", event, "audit_intents"))
+        db.execute(_sqlite_refuse(
+            "audit_intents_no_replace",
+            "EXISTS (SELECT 1 FROM audit_intents i WHERE i.id = NEW.id "
+            "AND i.attempt = NEW.attempt) OR EXISTS (SELECT 1 FROM audit_intents i "
+            "WHERE i.chain_id = NEW.chain_id AND i.seq = NEW.seq)",
+            "audit_intents is append-only: that id or chain position is taken",
+            "INSERT", "audit_intents"))
+        return
+    db.execute(
+        "CREATE TRIGGER audit_intents_no_update_delete BEFORE UPDATE OR DELETE "
+        "ON audit_intents FOR EACH ROW EXECUTE FUNCTION audit_append_only()"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_intents_no_truncate BEFORE TRUNCATE "
+        "ON audit_intents FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"
+    )
+
+
+@migration
+def m006_audit_taint(db: MigrationDB) -> None:
+    # Sensitivity that sticks to the data, shared by every instance on this store:
+    # kind 'd' = message digest (hex, never text), 's' = SHA-256 of a session id.
+    db.execute(
+        """
+        CREATE TABLE audit_taint (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (kind, key)
+        )
+        """
+    )
+    db.execute("CREATE INDEX audit_taint_expires ON audit_taint (expires_at)")
+
+
+@migration
+def m007_budget_usage(db: MigrationDB) -> None:
+    # Shared budget counters (llm_localfirst.audit.budget_store): settled spend and
+    # reservations in flight per budget and period; integer micro-USD, no prompt text.
+    db.execute(
+        """
+        CREATE TABLE lf_budget_usage (
+            budget TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            spent_micros BIGINT NOT NULL DEFAULT 0,
+            spent_tokens BIGINT NOT NULL DEFAULT 0,
+            spent_calls BIGINT NOT NULL DEFAULT 0,
+            reserved_micros BIGINT NOT NULL DEFAULT 0,
+            reserved_tokens BIGINT NOT NULL DEFAULT 0,
+            reserved_calls BIGINT NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (budget, period_start)
+        )
+        """
+    )

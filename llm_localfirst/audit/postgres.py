@@ -9,13 +9,16 @@ log line, ``repr`` or `location`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from llm_localfirst.audit.migrations import Dialect, Migration, migrate
 from llm_localfirst.audit.pool import ConnectionPool
-from llm_localfirst.audit.sql import SQLAuditStore
+from llm_localfirst.audit.sql import SQLAuditStore, Transaction
+from llm_localfirst.errors import AuditError
 
 if TYPE_CHECKING:
     import psycopg
@@ -69,16 +72,27 @@ class PostgresAuditStore(SQLAuditStore):
         url: A ``postgresql://`` or ``postgres://`` URL as libpq accepts it.
         max_connections: Most connections open at once in this process.
         timeout: Seconds to wait for a connection (network connect or a free one).
+        clock: Wall-clock seconds, for taint expiry (tests pass a fake).
 
     Raises:
         ImportError: psycopg 3 is not installed (the message has the install hint).
-        psycopg.Error: The database cannot be reached or migrated.
+        AuditError: The database cannot be reached.
+        psycopg.Error: The database cannot be migrated.
     """
 
     param = "%s"
 
-    def __init__(self, url: str, *, max_connections: int = 4, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 4,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._psycopg = _import_psycopg()
+        self._clock = clock
+        self._init_chains()
         self._url = url
         self._location = redact_url(url)
         self._timeout = timeout
@@ -90,7 +104,7 @@ class PostgresAuditStore(SQLAuditStore):
             is_usable=self._is_usable,
         )
         try:
-            with self._pool.connection() as conn:
+            with self._errors(), self._pool.connection() as conn:
                 migrate_postgres(conn)
         except BaseException:
             self._pool.close()
@@ -120,13 +134,43 @@ class PostgresAuditStore(SQLAuditStore):
         idle = self._psycopg.pq.TransactionStatus.IDLE
         return not conn.closed and not conn.broken and conn.info.transaction_status == idle
 
-    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.executemany(sql, rows)
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn an unreachable server or a pool timeout into `AuditError`."""
+        try:
+            yield
+        except self._psycopg.OperationalError as exc:
+            raise AuditError(f"audit database {self._location} failed: {exc}",
+                             location=self._location) from exc
+        except TimeoutError as exc:
+            raise AuditError(f"audit database {self._location}: {exc}",
+                             location=self._location) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        with (
+            self._errors(),
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            yield _PostgresTransaction(cur)
 
     def _fetch_all(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
-        with self._pool.connection() as conn:
+        with self._errors(), self._pool.connection() as conn:
             return conn.execute(sql, params).fetchall()
+
+
+class _PostgresTransaction:
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        self._cur.execute(sql, params or None)
+        return list(self._cur.fetchall()) if self._cur.description is not None else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._cur.executemany(sql, rows)
 
 
 class _PostgresMigrationDB:

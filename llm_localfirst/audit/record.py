@@ -48,6 +48,8 @@ ATTEMPT_OUTCOMES = frozenset(
         "refused",
         "cancelled",
         "error",
+        "not_configured",
+        "unsupported_endpoint",
     }
 )
 
@@ -81,7 +83,9 @@ COLUMNS: tuple[str, ...] = (
     "metadata_json",
 )
 
-_ISO_UTC_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+#: The one timestamp form every record and intent carries.
+ISO_UTC_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_ISO_UTC_MS = ISO_UTC_MS
 
 # UUIDv7 state (RFC 9562, method 1): a 12-bit counter in rand_a keeps ids made in
 # one process strictly increasing even within a millisecond or if the clock steps back.
@@ -174,6 +178,8 @@ class Attempt:
         latency_ms: Wall time of this attempt.
         status: HTTP status, when the upstream answered.
         error: Short error description; never prompt or completion text.
+        locality: ``local`` or ``cloud`` for ``destination`` at send time (``None``
+            in rows written before it was recorded).
     """
 
     destination: str
@@ -181,6 +187,7 @@ class Attempt:
     latency_ms: float
     status: int | None = None
     error: str | None = None
+    locality: str | None = None
 
     def __post_init__(self) -> None:
         _choice(self.outcome, ATTEMPT_OUTCOMES, "Attempt.outcome")
@@ -193,6 +200,7 @@ class Attempt:
             "latency_ms": self.latency_ms,
             "status": self.status,
             "error": self.error,
+            "locality": self.locality,
         }
 
     @classmethod
@@ -208,6 +216,7 @@ class Attempt:
             latency_ms=_float(data, "latency_ms"),
             status=_opt_int(data, "status"),
             error=_opt_str(data, "error"),
+            locality=_opt_str(data, "locality") if "locality" in data else None,
         )
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from llm_localfirst.audit.migrations import Dialect, Migration, migrate
 from llm_localfirst.audit.pool import ConnectionPool
-from llm_localfirst.audit.sql import SQLAuditStore
+from llm_localfirst.audit.sql import SQLAuditStore, Transaction
+from llm_localfirst.errors import AuditError
 
 __all__ = ["SQLiteAuditStore", "migrate_sqlite"]
 
@@ -31,18 +34,27 @@ class SQLiteAuditStore(SQLAuditStore):
             file is made readable by its owner only.
         busy_timeout: Seconds to wait for another connection's write lock.
         max_connections: Most connections open at once in this process.
+        clock: Wall-clock seconds, for taint expiry (tests pass a fake).
 
     Raises:
-        sqlite3.Error: The file cannot be opened or migrated.
+        AuditError: The file stays locked past ``busy_timeout`` or cannot be opened.
+        sqlite3.Error: The file is not a usable database (corrupt, wrong schema).
     """
 
     param = "?"
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0, max_connections: int = 4
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 10.0,
+        max_connections: int = 4,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._path = Path(path).expanduser().absolute()
         self._busy_timeout = busy_timeout
+        self._clock = clock
+        self._init_chains()
         self._path.parent.mkdir(parents=True, exist_ok=True)
         if not self._path.exists():
             # Decision metadata (tags, hashes, destinations) is the user's business
@@ -56,9 +68,8 @@ class SQLiteAuditStore(SQLAuditStore):
             is_usable=lambda conn: not conn.in_transaction,
         )
         try:
-            with self._pool.connection() as conn:
-                # WAL is a property of the file: set once, later connections inherit it.
-                conn.execute("PRAGMA journal_mode = WAL")
+            with self._errors(), self._pool.connection() as conn:
+                self._enable_wal(conn)
                 migrate_sqlite(conn)
         except BaseException:
             self._pool.close()
@@ -78,6 +89,38 @@ class SQLiteAuditStore(SQLAuditStore):
         """Close every connection. Idempotent."""
         self._pool.close()
 
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        # WAL is a property of the file: set once, later connections inherit it.
+        # Switching needs an exclusive lock and SQLite does not call the busy
+        # handler for it, so two processes (or threads) opening a new file at once
+        # see "database is locked": retry within the busy timeout.
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn a lock held past the timeout (or an unreadable file) into `AuditError`."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise AuditError(
+                f"audit database {self._path} failed: {exc}"
+                + (f" (still locked after {self._busy_timeout:g}s)" if _is_busy(exc) else ""),
+                location=str(self._path),
+            ) from exc
+        except TimeoutError as exc:  # no pooled connection came free
+            raise AuditError(f"audit database {self._path}: {exc}",
+                             location=str(self._path)) from exc
+
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; writes use BEGIN IMMEDIATE
         # so a busy file is waited on up front instead of failing mid-transaction.
@@ -90,11 +133,12 @@ class SQLiteAuditStore(SQLAuditStore):
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
-    def _execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        with self._pool.connection() as conn:
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        with self._errors(), self._pool.connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(sql, rows)
+                yield _SQLiteTransaction(conn)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -102,8 +146,24 @@ class SQLiteAuditStore(SQLAuditStore):
             conn.execute("COMMIT")
 
     def _fetch_all(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
-        with self._pool.connection() as conn:
+        with self._errors(), self._pool.connection() as conn:
             return conn.execute(sql, params).fetchall()
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class _SQLiteTransaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._conn.executemany(sql, rows)
 
 
 class _SQLiteMigrationDB:

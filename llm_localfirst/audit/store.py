@@ -11,13 +11,16 @@ append-only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from llm_localfirst.audit.record import FACES, OUTCOMES, AuditRecord, normalize_iso
 
-__all__ = ["MAX_LIMIT", "AuditFilter", "AuditStore", "TokenTotals"]
+if TYPE_CHECKING:
+    from llm_localfirst.audit.intent import AuditIntent
+
+__all__ = ["MAX_LIMIT", "AuditFilter", "AuditStore", "ReportGroup", "SensitiveRow", "TokenTotals"]
 
 #: Largest page `AuditFilter.limit` accepts.
 MAX_LIMIT = 1000
@@ -130,6 +133,34 @@ class TokenTotals:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ReportGroup:
+    """How many records share face, locality, sensitivity, reasons and outcome.
+
+    ``reasons_json`` is the stored ``sensitive_reasons_json`` text.
+    """
+
+    face: str
+    locality: str | None
+    sensitive: bool
+    reasons_json: str
+    outcome: str
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class SensitiveRow:
+    """The fields of a sensitive record that say where it went."""
+
+    id: str
+    ts: str
+    face: str
+    outcome: str
+    destination: str | None
+    locality: str | None
+    attempts_json: str
+
+
 class AuditStore(Protocol):
     """Where audit records live. Implementations must be safe to call from any thread.
 
@@ -164,6 +195,60 @@ class AuditStore(Protocol):
 
     def token_totals(self, filter: AuditFilter) -> TokenTotals:
         """Sum requests and tokens over matching records, ignoring ``limit``/``offset``."""
+        ...
+
+    def write_intents(self, intents: Sequence[AuditIntent]) -> None:
+        """Append ``intents`` and commit them before returning (``durability: intent``).
+
+        An ``(id, attempt)`` pair already stored is skipped.
+
+        Raises:
+            AuditError: The intents could not be committed.
+        """
+        ...
+
+    def taint_add(
+        self, digests: Collection[str], sessions: Collection[str], *, ttl_s: float
+    ) -> None:
+        """Remember message digests (hex) and session ids as sensitive for ``ttl_s`` seconds.
+
+        Every instance sharing the store sees them. Session ids are stored hashed.
+
+        Raises:
+            ValueError: A digest is not a hex string, or ``ttl_s`` is not positive.
+        """
+        ...
+
+    def taint_match(self, digests: Collection[str], sessions: Collection[str]) -> str | None:
+        """``"taint"`` if any digest is remembered and unexpired, else ``"session"`` if
+        any session is, else ``None``. One indexed query: cheap enough per request.
+        """
+        ...
+
+    def report_groups(self, filter: AuditFilter) -> list[ReportGroup]:
+        """Count matching records by face, locality, sensitivity, reasons and outcome."""
+        ...
+
+    def sensitive_rows(self, filter: AuditFilter) -> Iterator[SensitiveRow]:
+        """Yield the sensitive records that match ``filter`` (ignoring its paging)."""
+        ...
+
+    def open_intents(self, filter: AuditFilter) -> list[AuditIntent]:
+        """Intents in ``filter``'s time window with no decision row: sent, outcome unknown."""
+        ...
+
+    def chain_heads(self) -> dict[tuple[str, str], tuple[int, str]]:
+        """Every recorded chain head: ``{(table, chain_id): (seq, row_hash)}``."""
+        ...
+
+    def chains_in(self, table: str) -> list[str | None]:
+        """Every chain id present in ``table`` (``None`` if some rows carry none)."""
+        ...
+
+    def chain_rows(
+        self, table: str, chain_id: str | None, *, after_seq: int = 0, limit: int = 2000
+    ) -> list[dict[str, object]]:
+        """A page of one chain's rows in ``seq`` order, every stored column included."""
         ...
 
     def close(self) -> None:

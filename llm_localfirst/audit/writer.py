@@ -5,6 +5,12 @@ enqueues (no I/O on the caller's thread or event loop), one daemon thread drains
 the queue into `AuditStore.write_many` batches, `flush` and `close` wait for what
 was submitted before them, and an ``atexit`` hook flushes at interpreter exit.
 
+Durability (`DURABILITY_MODES`): under ``batch`` a decision row is committed within
+``flush_interval`` of the answer, so a SIGKILL can lose the last batch. Under
+``intent`` the router also calls `AuditWriter.aintent` before each upstream
+attempt, which returns only once an `AuditIntent` is committed; concurrent
+intents share one commit (group commit on a second thread).
+
 It must never raise into the caller because of a storage failure (failures are
 logged to the ``llm_localfirst.audit`` logger and retried once) and never log
 record contents beyond ids and counts.
@@ -12,17 +18,26 @@ record contents beyond ids and counts.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from llm_localfirst.audit.intent import AuditIntent
 from llm_localfirst.audit.record import AuditRecord
 from llm_localfirst.audit.store import AuditStore
+from llm_localfirst.errors import AuditError
 
-__all__ = ["AuditWriter", "WriterStats"]
+__all__ = ["DURABILITY_MODES", "AuditWriter", "WriterStats"]
+
+#: ``batch``: decision rows in batches after the answer. ``intent``: an intent row is
+#: committed before each upstream attempt as well.
+DURABILITY_MODES = ("batch", "intent")
+_IntentDone = Callable[[BaseException | None], None]
 
 logger = logging.getLogger("llm_localfirst.audit")
 
@@ -74,6 +89,8 @@ class AuditWriter:
         flush_interval: Seconds the thread waits for more records to join a batch
             once it holds one; this bounds how stale the store is under light load.
         retry_delay: Seconds between a failed write and its one retry.
+        durability: ``"batch"`` or ``"intent"`` (see `DURABILITY_MODES`); the router
+            reads it to decide whether to call `aintent` before dispatch.
 
     Example:
         >>> from llm_localfirst.audit import MemoryAuditStore
@@ -89,7 +106,10 @@ class AuditWriter:
         batch_size: int = 256,
         flush_interval: float = 0.05,
         retry_delay: float = 0.1,
+        durability: str = "batch",
     ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if flush_interval < 0 or retry_delay < 0:
@@ -103,6 +123,11 @@ class AuditWriter:
         self._wake = threading.Event()  # cuts the batching wait short for flush() and close()
         self._closed = False
         self._submitted = self._written = self._failed = self._dropped = 0
+        self.durability = durability
+        self._intents: queue.SimpleQueue[tuple[AuditIntent, _IntentDone] | _Stop] = (
+            queue.SimpleQueue()
+        )
+        self._intent_thread: threading.Thread | None = None
         self._thread = threading.Thread(
             target=self._run, name="llm-localfirst-audit-writer", daemon=True
         )
@@ -134,6 +159,103 @@ class AuditWriter:
                 return
             self._dropped += 1
         logger.error("audit record %s dropped: the AuditWriter is closed", record.id)
+
+    def intent(self, intent: AuditIntent, timeout: float | None = 30.0) -> None:
+        """Commit ``intent`` and return only once it is durable. Blocks: not on an event loop.
+
+        Raises:
+            AuditError: The store refused it, the writer is closed, or ``timeout`` passed.
+        """
+        done = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def finished(error: BaseException | None) -> None:
+            outcome.append(error)
+            done.set()
+
+        self._enqueue_intent(intent, finished)
+        if not done.wait(timeout):
+            raise AuditError(f"audit intent {intent.id} not committed within {timeout}s",
+                             location=self._store.location)
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    async def aintent(self, intent: AuditIntent) -> None:
+        """Async `intent`: await the commit without blocking the event loop.
+
+        Raises:
+            AuditError: The store refused it or the writer is closed.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+        def finished(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(settle, error)
+
+        self._enqueue_intent(intent, finished)
+        await future
+
+    def _enqueue_intent(self, intent: AuditIntent, done: _IntentDone) -> None:
+        with self._lock:
+            if self._closed:
+                raise AuditError(f"audit intent {intent.id} refused: the AuditWriter is closed",
+                                 location=self._store.location)
+            if self._intent_thread is None:
+                self._intent_thread = threading.Thread(
+                    target=self._run_intents, name="llm-localfirst-audit-intents", daemon=True
+                )
+                self._intent_thread.start()
+            self._intents.put((intent, done))
+
+    def _run_intents(self) -> None:
+        while True:
+            item = self._intents.get()
+            batch: list[tuple[AuditIntent, _IntentDone]] = []
+            stopping = False
+            while True:
+                if isinstance(item, _Stop):
+                    stopping = True
+                else:
+                    batch.append(item)
+                try:
+                    item = self._intents.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:  # one commit for every intent that arrived meanwhile (group commit)
+                error = self._write_intents([intent for intent, _ in batch])
+                for _, done in batch:
+                    try:
+                        done(error)
+                    except RuntimeError:  # the waiter's event loop is gone
+                        logger.debug("audit intent waiter vanished")
+            if stopping:
+                return
+
+    def _write_intents(self, intents: list[AuditIntent]) -> AuditError | None:
+        for attempt in (1, 2):
+            try:
+                self._store.write_intents(intents)
+            except Exception as exc:  # any store failure: retry once, then fail the requests
+                if attempt == 1:
+                    continue
+                logger.error("audit intents %s..%s not committed (%s: %s)", intents[0].id,
+                             intents[-1].id, type(exc).__name__, exc)
+                if isinstance(exc, AuditError):
+                    return exc
+                error = AuditError(f"audit intent not committed: {type(exc).__name__}: {exc}",
+                                   location=self._store.location)
+                error.__cause__ = exc
+                return error
+            return None
+        return None  # pragma: no cover - the loop always returns
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record submitted before this call has been written.
@@ -171,8 +293,12 @@ class AuditWriter:
             if not self._closed:
                 self._closed = True
                 self._queue.put(_STOP)
+                self._intents.put(_STOP)
                 self._wake.set()
+            intents = self._intent_thread
         atexit.unregister(self.close)
+        if intents is not None:
+            intents.join(timeout)
         self._thread.join(timeout)
         return not self._thread.is_alive()
 

@@ -13,6 +13,7 @@ import pytest
 from llm_localfirst.audit import PostgresAuditStore, SQLiteAuditStore
 from llm_localfirst.audit.migrations import MIGRATIONS
 from llm_localfirst.audit.postgres import migrate_postgres
+from llm_localfirst.audit.chain import CHAIN_COLUMNS
 from llm_localfirst.audit.record import COLUMNS
 from llm_localfirst.audit.sqlite import migrate_sqlite
 
@@ -54,7 +55,7 @@ def test_a_blank_sqlite_database_gets_every_migration_recorded(
     assert sorted(name for name, _ in recorded) == NAMES
     assert all(applied_at.endswith("Z") for _, applied_at in recorded)
     columns = [row[1] for row in blank_sqlite.execute("PRAGMA table_info(audit_records)")]
-    assert tuple(columns) == COLUMNS
+    assert tuple(columns) == COLUMNS + CHAIN_COLUMNS
     indexes = {row[1] for row in blank_sqlite.execute("PRAGMA index_list(audit_records)")}
     assert {f"audit_records_{c}" for c in ("ts", "face", "destination", "outcome")} <= indexes
 
@@ -151,7 +152,7 @@ def test_a_blank_postgres_schema_gets_every_migration_recorded(blank_postgres: A
         "SELECT column_name FROM information_schema.columns WHERE table_schema ="
         " current_schema() AND table_name = 'audit_records' ORDER BY ordinal_position"
     ).fetchall()
-    assert tuple(c for (c,) in columns) == COLUMNS
+    assert tuple(c for (c,) in columns) == COLUMNS + CHAIN_COLUMNS
     indexes = {
         name
         for (name,) in blank_postgres.execute(
@@ -172,6 +173,19 @@ def test_re_running_postgres_migrations_applies_nothing_and_changes_nothing(
     assert _postgres_schema(blank_postgres) == schema
 
 
+def _drop_everything(conn: Any) -> None:
+    """Drop every table and function of the current schema (what the migrations made)."""
+    for (table,) in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    ).fetchall():
+        conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+    for (function,) in conn.execute(
+        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = current_schema()"
+    ).fetchall():
+        conn.execute(f'DROP FUNCTION IF EXISTS "{function}"() CASCADE')
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("done", range(len(MIGRATIONS) + 1))
 def test_upgrading_postgres_from_each_earlier_schema_reaches_the_same_schema(
@@ -179,8 +193,7 @@ def test_upgrading_postgres_from_each_earlier_schema_reaches_the_same_schema(
 ) -> None:
     migrate_postgres(blank_postgres)
     one_shot = _postgres_schema(blank_postgres)
-    blank_postgres.execute("DROP TABLE audit_records, _lf_migrations")
-    blank_postgres.execute("DROP FUNCTION IF EXISTS audit_records_append_only()")
+    _drop_everything(blank_postgres)
 
     assert migrate_postgres(blank_postgres, MIGRATIONS[:done]) == NAMES[:done]
     assert migrate_postgres(blank_postgres) == NAMES[done:]

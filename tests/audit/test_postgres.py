@@ -8,6 +8,7 @@ import pytest
 
 from llm_localfirst.audit import AuditFilter, PostgresAuditStore
 from llm_localfirst.audit.postgres import redact_url
+from llm_localfirst.errors import AuditError
 
 from .conftest import MakeRecord
 
@@ -42,13 +43,15 @@ def test_a_missing_psycopg_raises_import_error_with_the_install_hint(
         PostgresAuditStore("postgresql://lf:s3cret@127.0.0.1:1/x")
 
 
-def test_an_unreachable_server_error_does_not_contain_the_password() -> None:
+def test_an_unreachable_server_is_an_audit_error_without_the_password() -> None:
     import psycopg
 
-    with pytest.raises(psycopg.OperationalError) as caught:
+    with pytest.raises(AuditError) as caught:
         PostgresAuditStore("postgresql://lf:topsecret-pw@127.0.0.1:1/x", timeout=2)
 
     assert "topsecret-pw" not in str(caught.value)
+    assert caught.value.location == "postgresql://lf:***@127.0.0.1:1/x"
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
 
 
 @pytest.mark.postgres

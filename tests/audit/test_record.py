@@ -73,6 +73,7 @@ def test_the_row_form_has_exactly_the_columns_in_order(full_record: AuditRecord)
         "latency_ms": 830.5,
         "status": 503,
         "error": "Service Unavailable",
+        "locality": None,
     }
 
 

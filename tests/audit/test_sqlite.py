@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from llm_localfirst.audit import AuditFilter, SQLiteAuditStore
+from llm_localfirst.errors import AuditError
 
 from .conftest import MakeRecord, finish, spawn_python
 
@@ -49,7 +50,7 @@ def test_reopening_an_existing_file_keeps_its_rows(tmp_path: Path, make_record: 
         second.close()
 
 
-def test_readers_are_not_blocked_while_another_process_holds_the_write_lock(
+def test_readers_proceed_and_a_write_locked_too_long_is_an_audit_error(
     tmp_path: Path, make_record: MakeRecord
 ) -> None:
     store = SQLiteAuditStore(tmp_path / "audit.db", busy_timeout=0.2)
@@ -60,8 +61,9 @@ def test_readers_are_not_blocked_while_another_process_holds_the_write_lock(
         other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
 
         assert store.get(record.id) == record  # WAL: reads proceed
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(AuditError, match="locked") as caught:
             store.write_many([make_record()])  # writes wait busy_timeout, then fail
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
 
         other.execute("ROLLBACK")
         store.write_many([make_record()])
