@@ -1,4 +1,6 @@
-"""A private event loop on a daemon thread, so the sync API can reuse pooled async clients.
+"""Event-loop plumbing: the sync API's private loop thread, and per-loop client caches.
+
+A private event loop on a daemon thread, so the sync API can reuse pooled async clients.
 
 ``Router.complete()`` and ``Router.decide()`` are synchronous; they run their
 coroutine here rather than in a fresh ``asyncio.run`` each time, which would
@@ -9,9 +11,11 @@ import or construction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -64,3 +68,70 @@ class LoopThread:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
             loop.close()
+
+
+class PerLoop(Generic[T]):
+    """One value per event loop (a client, a pool), closed with its loop.
+
+    Clients are bound to the loop that made them, so a provider keeps one per loop.
+    Entries are keyed weakly by loop, and each value is closed when its loop shuts
+    down (``asyncio.run`` finalises async generators before closing the loop; a parked
+    generator per value hooks that) or when :meth:`aclose` runs. Nothing leaks per
+    ``asyncio.run``.
+
+    Args:
+        make: Builds the value (called on the running loop).
+        close: Closes one value (sync or async).
+    """
+
+    def __init__(self, make: Callable[[], T], close: Callable[[T], Awaitable[None] | None]) -> None:
+        self._make = make
+        self._close = close
+        self._entries: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[T, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
+
+    def get(self) -> T:
+        """The running loop's value, made on first use."""
+        loop = asyncio.get_running_loop()
+        entry = self._entries.get(loop)
+        if entry is None:
+            value = self._make()
+            guard = self._closing(loop, value)
+            try:  # run it to its yield: the loop now finalises it at shutdown
+                guard.asend(None).send(None)
+            except StopIteration:
+                pass
+            entry = self._entries[loop] = (value, guard)
+        return entry[0]
+
+    def values(self) -> list[T]:
+        """Every live value (all loops)."""
+        return [value for value, _ in self._entries.values()]
+
+    async def _closing(
+        self, loop: asyncio.AbstractEventLoop, value: T
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            # Forget the entry: the generator refers to its loop, so keeping it would
+            # keep a closed loop (and its closed pool) alive forever.
+            entry = self._entries.get(loop)
+            if entry is not None and entry[0] is value:
+                del self._entries[loop]
+            result = self._close(value)
+            if result is not None:
+                await result
+
+    async def aclose(self) -> None:
+        """Close every value: this loop's now, other running loops' on their own loop."""
+        current = asyncio.get_running_loop()
+        entries = list(self._entries.items())
+        self._entries = weakref.WeakKeyDictionary()
+        for loop, (_, guard) in entries:
+            if loop is current:
+                await guard.aclose()
+            elif not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # it closed meanwhile
+                    asyncio.run_coroutine_threadsafe(guard.aclose(), loop)

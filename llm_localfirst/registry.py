@@ -5,8 +5,11 @@ thing a caller may put in ``model``; nothing outside this list is ever contacted
 This module decides whether a host may count as local. It never trusts a
 declaration: ``locality: local`` is honoured only for loopback, private and
 link-local addresses, ``localhost``, or hosts the policy lists under
-``trusted_local_hosts``. It performs no network I/O except the DNS look-up in
-:func:`resolves_local`, which the health probe calls off the event loop.
+``trusted_local_hosts`` (never a catch-all: see :data:`MIN_TRUSTED_PREFIX`), and
+never a globally routable special range. It performs no network I/O except the
+DNS look-up in :func:`resolves_local`, which the health probe calls off the event
+loop; at send time the providers check the address they connect to with the
+same :func:`address_is_local`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "LOCAL_NETWORKS",
+    "MIN_TRUSTED_PREFIX",
     "NAME_PATTERN",
+    "RELAY_NETWORKS",
     "Destination",
     "Price",
     "TrustedHosts",
@@ -70,6 +76,9 @@ class Destination(BaseModel):
         context_window: Tokens the model accepts; the worker splits longer sources.
         price: USD per million tokens, for the savings ledger.
         responses_api: Whether the destination speaks ``POST /v1/responses``.
+        max_concurrency: Most calls the worker sends at once (its parallel map).
+            4 matches Ollama's default ``OLLAMA_NUM_PARALLEL`` and llama.cpp
+            server's automatic slot count; more would only queue at the server.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -85,6 +94,7 @@ class Destination(BaseModel):
     context_window: int = Field(default=8192, ge=256)
     price: Price | None = None
     responses_api: bool = False
+    max_concurrency: int = Field(default=4, ge=1, le=256)
 
     @field_validator("base_url")
     @classmethod
@@ -114,47 +124,96 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: What counts as local without any trust: loopback, RFC 1918 private, link-local,
+#: IPv6 unique-local. An allowlist on purpose: ``ipaddress``'s ``is_private`` is also
+#: True for globally routable special ranges (Teredo ``2001::/32`` relays to the
+#: internet) and for documentation and benchmarking ranges, which are not "on this
+#: network" either.
+LOCAL_NETWORKS: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+    "::1/128", "fc00::/7", "fe80::/10"))
+
+#: Ranges that carry traffic to the internet through a relay or translator: never
+#: local, and never trustable (Teredo, 6to4, NAT64).
+RELAY_NETWORKS: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in (
+    "2001::/32", "2002::/16", "64:ff9b::/96", "64:ff9b:1::/48"))
+
+#: The widest network ``trusted_local_hosts`` may name, per IP version: one private
+#: /8 is already sixteen million addresses; an IPv6 /32 is a whole ISP allocation.
+MIN_TRUSTED_PREFIX = {4: 8, 6: 32}
+
+
 @dataclass(frozen=True, slots=True)
 class TrustedHosts:
     """Hosts the operator vouches for as local: exact names and IP networks."""
 
     names: frozenset[str] = frozenset()
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    networks: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> TrustedHosts:
         """Split entries into networks (``10.1.0.0/16``, ``203.0.113.7``) and host names.
 
         Raises:
-            ValueError: an entry that is neither a network nor a plausible host name.
+            ValueError: an entry that is neither a network nor a plausible host name,
+                or a network that trusts too much: wider than /8 (IPv4) or /32 (IPv6),
+                ``0.0.0.0/0``/``::/0``, multicast, unspecified, or a relay range
+                (Teredo, 6to4, NAT64) that reaches the internet.
         """
         names: set[str] = set()
-        nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        nets: list[IPNetwork] = []
         for raw in entries:
             entry = raw.strip().lower()
             try:
-                nets.append(ipaddress.ip_network(entry, strict=False))
-                continue
+                net = ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 pass
+            else:
+                problem = _trust_problem(net)
+                if problem:
+                    raise ValueError(f"trusted_local_hosts entry {raw!r} {problem}")
+                nets.append(net)
+                continue
             if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9-]{1,63})*\.?", entry):
                 raise ValueError(f"trusted_local_hosts entry {raw!r} is not a host name or network")
             names.add(entry.rstrip("."))
         return cls(frozenset(names), tuple(nets))
 
-    def trusts_address(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    def trusts_address(self, ip: IPAddress) -> bool:
         """True when the address lies inside an explicitly trusted network."""
         return any(ip in net for net in self.networks)
 
 
-def address_is_local(ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
-                     trusted: TrustedHosts = TrustedHosts()) -> bool:
-    """Loopback, private, link-local, or inside a trusted network."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+def _trust_problem(net: IPNetwork) -> str | None:
+    widest = MIN_TRUSTED_PREFIX[net.version]
+    if net.prefixlen < widest:
+        return (f"trusts too much (/{net.prefixlen} is wider than /{widest}); "
+                "name a narrower network or the hosts themselves")
+    if net.is_multicast or net.is_unspecified:
+        return "is not a host network"
+    for relay in RELAY_NETWORKS:
+        if net.version == relay.version and net.overlaps(relay):  # type: ignore[arg-type]
+            return f"overlaps {relay}, which relays to the internet"
+    return None
+
+
+def address_is_local(ip: IPAddress, trusted: TrustedHosts = TrustedHosts()) -> bool:
+    """Loopback, RFC 1918 private, link-local, unique-local, or inside a trusted network.
+
+    Relay ranges (Teredo, 6to4, NAT64) are never local; IPv4-mapped IPv6 addresses
+    are judged by their IPv4 address.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif any(ip in relay for relay in RELAY_NETWORKS):
+            return False
     if ip.is_unspecified or ip.is_multicast:
         return False
-    return ip.is_loopback or ip.is_private or ip.is_link_local or trusted.trusts_address(ip)
+    return any(ip in net for net in LOCAL_NETWORKS) or trusted.trusts_address(ip)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -165,7 +224,7 @@ def is_loopback_host(host: str) -> bool:
     return ip is not None and ip.is_loopback
 
 
-def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _literal_ip(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
     except ValueError:

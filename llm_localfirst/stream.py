@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import LocalFirstError, UpstreamError
+from .errors import LocalFirstError, UpstreamError, UpstreamTimeout
 from .providers.base import AttemptFailed
 from .request import Decision, Request
 
@@ -49,8 +49,10 @@ class RoutedStream:
 
     def __init__(self, router: Router, request: Request, out: _Outcome, audit_id: str,
                  endpoint: str, iterator: AsyncIterator[Mapping[str, Any]],
-                 first: Mapping[str, Any]) -> None:
+                 first: Mapping[str, Any], *,
+                 release: Callable[[], Awaitable[None]] | None = None) -> None:
         self._router = router
+        self._release = release
         self._request = request
         self._out = out
         self.audit_id = audit_id
@@ -77,9 +79,15 @@ class RoutedStream:
                 raise
             except AttemptFailed as failure:
                 self._router.health.record_failure(self.decision.destination)
-                error = UpstreamError(f"stream failed mid-way: {failure}",
-                                      destination=self.decision.destination,
-                                      status=failure.status)
+                attempts = self._out.attempts
+                if attempts:  # the attempt that answered failed after all
+                    attempts[-1] = dataclasses.replace(
+                        attempts[-1], outcome=failure.outcome, status=failure.status,
+                        error=str(failure)[:300])
+                error_type = UpstreamTimeout if failure.outcome == "timeout" else UpstreamError
+                error = error_type(f"stream failed mid-way: {failure}",
+                                   destination=self.decision.destination,
+                                   status=failure.status, attempts=tuple(attempts))
                 exc_decision_id(error, self.audit_id)
                 await self._finish("error", error)
                 raise error from None
@@ -108,6 +116,8 @@ class RoutedStream:
             # Closing a half-read upstream may fail; the audit row below still records it.
             with contextlib.suppress(AttemptFailed, RuntimeError):
                 await closer()
+        if self._release is not None:
+            await self._release()
         self._router.record(self._request, self._out, endpoint=self._endpoint,
                             audit_id=self.audit_id)
 

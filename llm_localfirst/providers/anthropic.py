@@ -10,9 +10,6 @@ goes; it only sends with a ticket, and re-checks the ticket before anything else
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,7 +25,8 @@ from .anthropic_translate import (
     status_for_error_type,
     to_messages_params,
 )
-from .base import AttemptFailed, ChatResult, EgressTicket
+from .._loop import PerLoop
+from .base import AttemptFailed, ChatResult, EgressTicket, api_key_for
 
 if TYPE_CHECKING:
     import anthropic
@@ -96,31 +94,31 @@ class AnthropicProvider:
         _require_sdk()
         self.destination = destination
         self._http_client = http_client
-        key = api_key
-        if key is None and destination.api_key_env:
-            key = os.environ.get(destination.api_key_env) or None
+        key = api_key_for(destination, api_key, cloud_env="ANTHROPIC_API_KEY")
         # An explicit (empty) key stops the SDK reading ANTHROPIC_API_KEY; the header
         # it would build from it is then omitted on every request.
         self._no_auth = key is None and destination.is_local
         self._api_key = "" if self._no_auth else key
-        self._clients: dict[int, AsyncAnthropic] = {}
+        self._clients: PerLoop[AsyncAnthropic] = PerLoop(self._new_client, self._close_client)
 
     def __repr__(self) -> str:
         return f"AnthropicProvider({self.destination.name!r}, model={self.destination.model!r})"
 
-    def _client(self) -> AsyncAnthropic:
+    def _new_client(self) -> AsyncAnthropic:
         import anthropic
 
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(id(loop))
-        if client is None or client.is_closed():
-            d = self.destination
-            client = anthropic.AsyncAnthropic(
-                api_key=self._api_key, base_url=d.base_url, max_retries=0,
-                timeout=httpx2.Timeout(d.timeout, connect=d.connect_timeout),
-                http_client=self._http_client)
-            self._clients[id(loop)] = client
-        return client
+        d = self.destination
+        return anthropic.AsyncAnthropic(
+            api_key=self._api_key, base_url=d.base_url, max_retries=0,
+            timeout=httpx2.Timeout(d.timeout, connect=d.connect_timeout),
+            http_client=self._http_client)
+
+    async def _close_client(self, client: AsyncAnthropic) -> None:
+        if self._http_client is None:  # an injected client belongs to the caller
+            await client.close()
+
+    def _client(self) -> AsyncAnthropic:
+        return self._clients.get()
 
     def _prepare(self, ticket: EgressTicket,
                  body: Mapping[str, Any]) -> tuple[AsyncAnthropic, dict[str, Any]]:
@@ -216,12 +214,7 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         """Close the clients this provider opened (an injected ``http_client`` stays open)."""
-        clients, self._clients = list(self._clients.values()), {}
-        if self._http_client is not None:
-            return
-        for client in clients:
-            with contextlib.suppress(RuntimeError):  # bound to a loop that has already closed
-                await client.close()
+        await self._clients.aclose()
 
 
 def _has_credentials(client: AsyncAnthropic) -> bool:

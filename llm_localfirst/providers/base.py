@@ -4,21 +4,25 @@ A provider turns an OpenAI-shaped chat body into a call to one destination. It
 cannot send without an :class:`EgressTicket`, and only :func:`egress_guard` makes
 tickets: it refuses (``PrivacyViolation``) a sensitive request bound for a
 non-local destination, whatever the policy said. Providers re-check that the
-ticket names their own destination. This module never performs I/O itself.
+ticket names their own destination, and connect to a local destination only at an
+address the ticket's :meth:`EgressTicket.vet` accepts (checked at send time, on
+the address actually connected to). This module never performs I/O itself.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import PrivacyViolation
-from ..registry import Destination
+from ..registry import Destination, TrustedHosts, address_is_local
 
-__all__ = ["AttemptFailed", "ChatResult", "EgressTicket", "Provider", "egress_guard",
-           "error_message"]
+__all__ = ["AttemptFailed", "ChatResult", "EgressTicket", "Provider", "api_key_for",
+           "egress_guard", "error_message"]
 
 _TICKET_SEAL = object()
 
@@ -30,6 +34,16 @@ class EgressTicket:
     destination: str
     sensitive: bool
     seal: object
+    local: bool = False
+    trusted: TrustedHosts = TrustedHosts()
+
+    def vet(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """May a connection for this ticket go to ``address``? Always, for a cloud destination.
+
+        For a local destination the address must be loopback, private, link-local
+        (not a globally routable special range) or inside a trusted network.
+        """
+        return not self.local or address_is_local(address, self.trusted)
 
     def check(self, destination: Destination) -> None:
         """Re-check the ticket at the point of sending.
@@ -47,8 +61,15 @@ class EgressTicket:
                 destination=destination.name)
 
 
-def egress_guard(destination: Destination, *, sensitive: bool) -> EgressTicket:
+def egress_guard(destination: Destination, *, sensitive: bool,
+                 trusted: TrustedHosts | None = None) -> EgressTicket:
     """The single gate in front of every send to a model.
+
+    Args:
+        destination: Where the request would go.
+        sensitive: Whether the request must stay local.
+        trusted: The policy's ``trusted_local_hosts``: the networks a local
+            destination's address may also be in when the provider connects.
 
     Raises:
         PrivacyViolation: ``sensitive`` and the destination is not local.
@@ -57,15 +78,36 @@ def egress_guard(destination: Destination, *, sensitive: bool) -> EgressTicket:
         raise PrivacyViolation(
             f"refusing to send a sensitive request to cloud destination {destination.name!r}",
             destination=destination.name)
-    return EgressTicket(destination.name, sensitive, _TICKET_SEAL)
+    return EgressTicket(destination.name, sensitive, _TICKET_SEAL, destination.is_local,
+                        trusted or TrustedHosts())
+
+
+def api_key_for(destination: Destination, explicit: str | None, *,
+                cloud_env: str) -> str | None:
+    """The one API-key lookup: explicit, else ``api_key_env``, else ``cloud_env`` for cloud.
+
+    A local destination never picks up the cloud key from the environment, so the
+    key cannot leak to a server on the LAN.
+    """
+    if explicit is not None:
+        return explicit or None
+    if destination.api_key_env:
+        key = os.environ.get(destination.api_key_env)
+        if key:
+            return key
+    if not destination.is_local:
+        return os.environ.get(cloud_env) or None
+    return None
 
 
 class AttemptFailed(Exception):  # internal control flow, never escapes the router
     """One attempt at one destination failed. Internal: the router turns it into UpstreamError.
 
     Attributes:
-        outcome: ``connect_error``, ``timeout``, ``http_5xx``, ``http_429``, ``http_4xx``
-            or ``error``.
+        outcome: ``connect_error``, ``timeout``, ``http_5xx``, ``http_429``, ``http_4xx``,
+            ``not_local`` (a local destination's host resolved to a non-local address:
+            nothing was sent), ``incomplete_stream`` (a stream that just stopped) or
+            ``error``.
         status: HTTP status when there was one.
         retryable: Whether failover to the next candidate is allowed.
         body: The upstream error body (OpenAI-shaped when possible), for 4xx pass-through.
