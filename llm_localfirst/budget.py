@@ -1,0 +1,611 @@
+"""Prices, cost, and cloud spend ceilings held across processes.
+
+This module owns what a call costs and whether a cloud call may start:
+
+- :class:`Price` (USD per million tokens) and :func:`cost_micros`: the cost of a call
+  in integer micro-USD (1 USD = 1,000,000), rounded up, so sums are exact.
+- :class:`Ledger`: the in-process tally of 0.2.0 (calls, tokens, cost by locality).
+- :class:`Budget`: 0.2.0's per-process ceilings (``LF_MAX_CLOUD_CALLS``,
+  ``LF_MAX_CLOUD_TOKENS``, ``LF_MAX_CLOUD_COST``), checked against the ledger.
+- :class:`BudgetGate`: the policy's ``budgets:``, enforced against a shared
+  :class:`~llm_localfirst.audit.budget_store.BudgetStore`. Before a cloud call it
+  *reserves* an estimate with one atomic conditional update (spent + reserved +
+  estimate <= limit); after the call it *settles*: the reservation is released and the
+  real cost added, in one transaction. Every instance sharing the store shares the
+  budget, and the overshoot is bounded by what the calls in flight spend beyond their
+  estimate.
+
+It ships no price table: prices are configuration (the policy's ``price``, or
+``LF_PRICES``). A cloud destination without a price is *unpriced*, never free. It
+must never read the environment (the edges do) nor decide routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import BudgetExceeded, PolicyError
+from .request import Usage
+
+if TYPE_CHECKING:
+    from .audit.budget_store import BudgetStore
+    from .policy.schema import BudgetSpec, Policy
+
+__all__ = [
+    "MICROS_PER_USD",
+    "Budget",
+    "BudgetExceeded",
+    "BudgetGate",
+    "BudgetState",
+    "CallRecord",
+    "Ledger",
+    "Price",
+    "Reservation",
+    "Spend",
+    "Usage",
+    "cost_micros",
+    "normalise_usage",
+    "period_start",
+]
+
+#: Costs are integers in micro-USD.
+MICROS_PER_USD = 1_000_000
+#: Output tokens reserved for a call that sets no ``max_tokens``.
+DEFAULT_OUTPUT_ESTIMATE = 1024
+Period = Literal["day", "week", "month", "total"]
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens, input and output (0.2.0's ``Price(0.8, 4.0)``)."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+    def cost(self, usage: Usage) -> float:
+        """The cost of ``usage`` in USD."""
+        return (usage.input_tokens * self.input_per_mtok
+                + usage.output_tokens * self.output_per_mtok) / 1_000_000
+
+    def micros(self, tokens_in: int, tokens_out: int) -> int:
+        """The cost in micro-USD, rounded up (USD per million tokens = micro-USD per token)."""
+        return cost_micros(self, tokens_in, tokens_out)
+
+
+def cost_micros(price: Price, tokens_in: int, tokens_out: int) -> int:
+    """Integer micro-USD for a call; rounded up so a ceiling is never undercounted."""
+    return math.ceil(tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok
+                     - 1e-9)
+
+
+def prices_of(policy: Policy) -> dict[str, Price]:
+    """The ``price`` of every destination that has one, by destination name."""
+    return {name: Price(d.price.input, d.price.output)
+            for name, d in policy.destinations.items() if d.price is not None}
+
+
+def _first_int(raw: Mapping[str, Any], *keys: str) -> int:
+    for key in keys:
+        value = raw.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+    return 0
+
+
+def normalise_usage(raw: object) -> Usage:
+    """Read an OpenAI or Anthropic usage payload into :class:`Usage` (0 when absent)."""
+    if not isinstance(raw, Mapping):
+        return Usage()
+    return Usage(
+        _first_int(raw, "input_tokens", "prompt_tokens")
+        + _first_int(raw, "cache_creation_input_tokens")
+        + _first_int(raw, "cache_read_input_tokens"),
+        _first_int(raw, "output_tokens", "completion_tokens"))
+
+
+# ---------------------------------------------------------------------- the 0.2.0 ledger
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One completed call as the ledger accounted it (``cost`` None = unpriced)."""
+
+    model: str
+    target: str
+    usage: Usage
+    cost: float | None
+
+
+def _name_and_target(model: Any, target: str | None) -> tuple[str, str]:
+    if isinstance(model, str):
+        return model, target or "cloud"
+    name = getattr(model, "destination", None) or getattr(model, "name", None) or str(model)
+    return str(name), str(target or getattr(model, "target", "cloud"))
+
+
+class Ledger:
+    """An in-process running tally of calls, tokens and spend, split by locality.
+
+    Every :class:`~llm_localfirst.Router` keeps one (``router.ledger``). It is a guard
+    rail for one process; budgets shared across instances live in the audit store
+    (see :class:`BudgetGate`).
+
+    Args:
+        prices: Destination name -> :class:`Price`.
+    """
+
+    def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
+        self.prices: dict[str, Price] = dict(prices or {})
+        self._records: list[CallRecord] = []
+        self._lock = threading.Lock()
+
+    def record(self, model: Any, usage: Usage, *, target: str | None = None) -> CallRecord:
+        """Account one completed call.
+
+        Args:
+            model: A destination name, or an object with ``name``/``destination`` and
+                ``target`` (a :class:`~llm_localfirst.Decision`).
+            usage: Its token counts.
+            target: ``local`` or ``cloud`` when ``model`` is a plain name.
+        """
+        name, where = _name_and_target(model, target)
+        price = self.prices.get(name)
+        record = CallRecord(name, where, usage, price.cost(usage) if price else None)
+        with self._lock:
+            self._records.append(record)
+        return record
+
+    def reset(self) -> None:
+        """Drop every record; prices are configuration and are kept."""
+        with self._lock:
+            self._records.clear()
+
+    @property
+    def records(self) -> list[CallRecord]:
+        """A copy of every record, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def _select(self, target: str | None) -> list[CallRecord]:
+        return [r for r in self.records if target is None or r.target == target]
+
+    def calls(self, target: str | None = None) -> int:
+        """Calls accounted (``"local"``, ``"cloud"`` or all)."""
+        return len(self._select(target))
+
+    def tokens(self, target: str | None = None) -> Usage:
+        """Tokens accounted (``"local"``, ``"cloud"`` or all)."""
+        total = Usage()
+        for record in self._select(target):
+            total = total + record.usage
+        return total
+
+    def cost(self, target: str | None = None) -> float:
+        """USD spent on priced calls; see :meth:`unpriced_calls` for the rest."""
+        return sum(r.cost for r in self._select(target) if r.cost is not None)
+
+    def unpriced_calls(self, target: str | None = None) -> int:
+        """Calls to destinations with no price (unknown cost, never counted as free)."""
+        return sum(1 for r in self._select(target) if r.cost is None)
+
+    def by_model(self) -> dict[str, Usage]:
+        """Tokens per destination."""
+        totals: dict[str, Usage] = {}
+        for r in self.records:
+            totals[r.model] = totals.get(r.model, Usage()) + r.usage
+        return totals
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-safe summary, for logs."""
+        return {
+            "calls": {"total": self.calls(), "local": self.calls("local"),
+                      "cloud": self.calls("cloud")},
+            "tokens": {"total": self.tokens().as_dict(), "local": self.tokens("local").as_dict(),
+                       "cloud": self.tokens("cloud").as_dict()},
+            "cloud_cost": self.cost("cloud"),
+            "unpriced_cloud_calls": self.unpriced_calls("cloud"),
+            "by_model": {name: u.as_dict() for name, u in self.by_model().items()},
+        }
+
+
+@dataclass(frozen=True)
+class Budget:
+    """0.2.0's per-process ceiling on cloud use, checked before each cloud call.
+
+    Limits left ``None`` are not enforced; reaching a limit blocks the next cloud
+    call (the overshoot is at most the one call that crossed it). ``max_cloud_cost``
+    (USD) needs a price for every cloud destination. ``Router.from_env`` builds one
+    from ``LF_MAX_CLOUD_CALLS`` / ``LF_MAX_CLOUD_TOKENS`` / ``LF_MAX_CLOUD_COST``:
+    a ``total`` budget for the life of the process.
+
+    Raises:
+        ValueError: a limit that is not positive.
+    """
+
+    max_cloud_calls: int | None = None
+    max_cloud_tokens: int | None = None
+    max_cloud_cost: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_cloud_calls", "max_cloud_tokens", "max_cloud_cost"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no limit is set."""
+        return (self.max_cloud_calls is None and self.max_cloud_tokens is None
+                and self.max_cloud_cost is None)
+
+    def exceeded(self, ledger: Ledger) -> str | None:
+        """A reason if a limit is spent, else ``None``."""
+        if self.max_cloud_calls is not None:
+            calls = ledger.calls("cloud")
+            if calls >= self.max_cloud_calls:
+                return f"cloud call budget spent: {calls}/{self.max_cloud_calls} calls"
+        if self.max_cloud_tokens is not None:
+            tokens = ledger.tokens("cloud").total_tokens
+            if tokens >= self.max_cloud_tokens:
+                return f"cloud token budget spent: {tokens}/{self.max_cloud_tokens} tokens"
+        if self.max_cloud_cost is not None:
+            cost = ledger.cost("cloud")
+            if cost >= self.max_cloud_cost:
+                return f"cloud cost budget spent: {cost:.4f}/{self.max_cloud_cost:.4f}"
+        return None
+
+    def check(self, ledger: Ledger) -> None:
+        """Raise :class:`BudgetExceeded` if a limit is spent.
+
+        Raises:
+            BudgetExceeded: a limit is reached.
+        """
+        reason = self.exceeded(ledger)
+        if reason is not None:
+            raise BudgetExceeded(reason, budget="process")
+
+    def require_prices_for(self, cloud_names: Iterable[Any], prices: Mapping[str, Price]) -> None:
+        """Refuse a cost ceiling that could never fire (an unpriced cloud destination).
+
+        Raises:
+            PolicyError: ``max_cloud_cost`` is set and a cloud destination has no price.
+        """
+        if self.max_cloud_cost is None:
+            return
+        names = [n if isinstance(n, str) else getattr(n, "name", str(n)) for n in cloud_names]
+        missing = sorted(n for n in names if n not in prices)
+        if missing:
+            raise PolicyError(
+                "max_cloud_cost needs a price for every allowlisted cloud model; missing: "
+                f"{', '.join(missing)}. Set LF_PRICES, e.g. '{{\"haiku\": [0.8, 4.0]}}' "
+                "(input and output USD per million tokens), or use max_cloud_tokens / "
+                "max_cloud_calls, which need no prices.", source="<budget>")
+
+
+# ---------------------------------------------------------------------- shared budgets
+
+
+def period_start(period: str, now: datetime | None = None) -> str:
+    """The key of the current period: its first day (UTC, ``YYYY-MM-DD``), or ``total``."""
+    if period == "total":
+        return "total"
+    day = (now or datetime.now(UTC)).astimezone(UTC).date()
+    if period == "week":
+        day = day - timedelta(days=day.weekday())  # ISO weeks start on Monday
+    elif period == "month":
+        day = day.replace(day=1)
+    return day.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What one cloud call holds against each budget in scope until it settles."""
+
+    destination: str
+    periods: tuple[tuple[str, str], ...]  # (budget name, period key)
+    micros: int
+    tokens: int
+    price: Price | None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetState:
+    """One budget's current period, for ``budget status``, the admin API and metrics."""
+
+    name: str
+    period: str
+    period_start: str
+    on_exceeded: str
+    limit_usd: float | None
+    limit_tokens: int | None
+    limit_calls: int | None
+    spent_micros: int
+    spent_tokens: int
+    spent_calls: int
+    reserved_micros: int
+    reserved_tokens: int
+    reserved_calls: int
+    scope: Mapping[str, list[str] | None]
+
+    @property
+    def spent_usd(self) -> float:
+        """USD spent this period."""
+        return self.spent_micros / MICROS_PER_USD
+
+    @property
+    def remaining(self) -> dict[str, float | int | None]:
+        """What is left of each limit (``None`` where no limit is set)."""
+        return {
+            "usd": None if self.limit_usd is None else max(
+                0.0, self.limit_usd - (self.spent_micros + self.reserved_micros)
+                / MICROS_PER_USD),
+            "tokens": None if self.limit_tokens is None else max(
+                0, self.limit_tokens - self.spent_tokens - self.reserved_tokens),
+            "calls": None if self.limit_calls is None else max(
+                0, self.limit_calls - self.spent_calls - self.reserved_calls),
+        }
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether a limit is reached by settled spend alone."""
+        return ((self.limit_usd is not None
+                 and self.spent_micros >= round(self.limit_usd * MICROS_PER_USD))
+                or (self.limit_tokens is not None and self.spent_tokens >= self.limit_tokens)
+                or (self.limit_calls is not None and self.spent_calls >= self.limit_calls))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly view (``/admin/budgets``, ``budget status --json``)."""
+        return {
+            "name": self.name, "period": self.period, "period_start": self.period_start,
+            "on_exceeded": self.on_exceeded, "scope": dict(self.scope),
+            "limit_usd": self.limit_usd, "limit_tokens": self.limit_tokens,
+            "limit_calls": self.limit_calls, "spent_usd": round(self.spent_usd, 6),
+            "spent_micros": self.spent_micros, "spent_tokens": self.spent_tokens,
+            "spent_calls": self.spent_calls, "reserved_micros": self.reserved_micros,
+            "reserved_tokens": self.reserved_tokens, "reserved_calls": self.reserved_calls,
+            "remaining": self.remaining, "exhausted": self.exhausted,
+        }
+
+
+class BudgetGate:
+    """The policy's budgets against a shared store: scope, reserve, settle, status.
+
+    Args:
+        specs: The policy's ``budgets``.
+        prices: Destination name -> :class:`Price` (policy ``price`` and ``LF_PRICES``).
+        cloud: Names of the cloud destinations.
+        store: Where counters live; every instance sharing it shares the budgets.
+    """
+
+    def __init__(self, specs: Iterable[BudgetSpec], prices: Mapping[str, Price],
+                 cloud: Iterable[str], store: BudgetStore) -> None:
+        self.specs = tuple(specs)
+        self.prices = dict(prices)
+        self.store = store
+        cloud_names = frozenset(cloud)
+        # Destination -> the budgets whose scope holds it (keys are checked per call).
+        self._by_dest: dict[str, tuple[BudgetSpec, ...]] = {
+            name: tuple(s for s in self.specs
+                        if s.scope.destinations is None or name in s.scope.destinations)
+            for name in cloud_names}
+
+    def in_scope(self, destination: str, key: str | None) -> tuple[BudgetSpec, ...]:
+        """The budgets a call to ``destination`` by client key ``key`` counts against."""
+        specs = self._by_dest.get(destination)
+        if not specs:
+            return ()
+        return tuple(s for s in specs if s.scope.keys is None or key in s.scope.keys)
+
+    def estimate(self, destination: str, tokens_in: int, max_tokens: int | None) -> tuple[int, int]:
+        """``(micro-USD, tokens)`` reserved for a call before it runs."""
+        tokens_out = max_tokens if max_tokens is not None else DEFAULT_OUTPUT_ESTIMATE
+        price = self.prices.get(destination)
+        micros = cost_micros(price, tokens_in, tokens_out) if price else 0
+        return micros, tokens_in + tokens_out
+
+    def reserve(self, destination: str, key: str | None, tokens_in: int,
+                max_tokens: int | None, *, now: datetime | None = None,
+                ) -> Reservation | BudgetSpec | None:
+        """Reserve an estimate against every budget in scope, atomically per budget.
+
+        Returns:
+            A :class:`Reservation` (``None`` when no budget applies), or the first
+            :class:`BudgetSpec` that had no room (nothing stays reserved then).
+        """
+        specs = self.in_scope(destination, key)
+        if not specs:
+            return None
+        micros, tokens = self.estimate(destination, tokens_in, max_tokens)
+        held: list[tuple[BudgetSpec, str]] = []
+        for spec in specs:
+            key_period = period_start(spec.period, now)
+            if not self.store.reserve(spec.name, key_period, micros, tokens,
+                                      _limit_micros(spec), spec.limit_tokens, spec.limit_calls):
+                for done, done_period in held:
+                    self.store.settle(done.name, done_period, micros, tokens, 0, 0, 0)
+                return spec
+            held.append((spec, key_period))
+        return Reservation(destination, tuple((s.name, p) for s, p in held), micros, tokens,
+                           self.prices.get(destination))
+
+    def settle(self, reservation: Reservation, usage: Usage | None) -> int | None:
+        """Release the reservation and add the real cost (``usage`` None: nothing was spent).
+
+        Returns:
+            The call's cost in micro-USD (``None`` when unpriced or not spent).
+        """
+        if usage is None:
+            micros = tokens = calls = 0
+            cost = None
+        else:
+            cost = (cost_micros(reservation.price, usage.input_tokens, usage.output_tokens)
+                    if reservation.price else None)
+            micros, tokens, calls = cost or 0, usage.total_tokens, 1
+        for name, key_period in reservation.periods:
+            self.store.settle(name, key_period, reservation.micros, reservation.tokens,
+                              micros, tokens, calls)
+        return cost
+
+    def status(self, *, now: datetime | None = None) -> list[BudgetState]:
+        """Every budget's current period."""
+        states = []
+        for spec in self.specs:
+            key_period = period_start(spec.period, now)
+            row = self.store.read(spec.name, key_period)
+            states.append(BudgetState(
+                spec.name, spec.period, key_period, spec.on_exceeded, spec.limit_usd,
+                spec.limit_tokens, spec.limit_calls, *row,
+                scope={"destinations": spec.scope.destinations, "keys": spec.scope.keys}))
+        return states
+
+
+def _limit_micros(spec: BudgetSpec) -> int | None:
+    return None if spec.limit_usd is None else round(spec.limit_usd * MICROS_PER_USD)
+
+
+def exceeded_message(spec: BudgetSpec, destination: str) -> str:
+    """The one sentence a refusal carries."""
+    limits = ", ".join(f"{label} {value:g}" for label, value in (
+        ("limit_usd", spec.limit_usd), ("limit_tokens", spec.limit_tokens),
+        ("limit_calls", spec.limit_calls)) if value is not None)
+    return (f"budget {spec.name!r} is spent for this {spec.period} ({limits}); "
+            f"the call to cloud destination {destination!r} was not sent")
+
+
+def check_budget_prices(specs: Iterable[BudgetSpec], prices: Mapping[str, Price],
+                        cloud: Iterable[str]) -> list[str]:
+    """Problems: a USD budget whose scope holds an unpriced cloud destination."""
+    problems = []
+    cloud_names = list(cloud)
+    for spec in specs:
+        if spec.limit_usd is None:
+            continue
+        scope = cloud_names if spec.scope.destinations is None else spec.scope.destinations
+        missing = [n for n in scope if n in cloud_names and n not in prices]
+        if missing:
+            problems.append(
+                f"budgets {spec.name!r}: limit_usd over unpriced cloud destination(s) "
+                f"{', '.join(missing)}; give them a price (policy 'price' or LF_PRICES) "
+                "or use limit_tokens / limit_calls")
+    return problems
+
+
+class Spend:
+    """The router's money side: the ledger, 0.2.0's :class:`Budget` and the policy's budgets.
+
+    The shared store is opened on the first cloud call that a budget covers (never
+    at construction). Blocking stores run in a worker thread.
+
+    Args:
+        policy: The active policy (its ``budgets`` and destination prices).
+        ledger: The in-process tally (its ``prices`` override the policy's).
+        budget: 0.2.0's per-process ceiling, or ``None``.
+        store_factory: Opens the shared counters (the audit store's database).
+    """
+
+    def __init__(self, policy: Policy, *, ledger: Ledger, budget: Budget | None,
+                 store_factory: Callable[[], BudgetStore]) -> None:
+        self.ledger = ledger
+        self.budget = budget
+        self.prices = {**prices_of(policy), **ledger.prices}
+        ledger.prices.update(self.prices)
+        self.cloud = tuple(n for n, d in policy.destinations.items() if not d.is_local)
+        self.local = tuple(policy.sensitivity.pin_to or policy.local_names)
+        self.specs = tuple(policy.budgets)
+        self._store_factory = store_factory
+        self._gate: BudgetGate | None = None
+        self._gate_lock = threading.Lock()
+        if budget is not None:
+            budget.require_prices_for(self.cloud, self.prices)
+        problems = check_budget_prices(self.specs, self.prices, self.cloud)
+        if problems:
+            raise PolicyError("; ".join(problems), source="<budgets>", problems=tuple(problems))
+
+    @property
+    def active(self) -> bool:
+        """Whether cloud calls need a check at all."""
+        return self.budget is not None or bool(self.specs)
+
+    @property
+    def gate(self) -> BudgetGate:
+        """The policy's budgets over the shared store (opened on first use)."""
+        gate = self._gate
+        if gate is None:
+            with self._gate_lock:
+                if self._gate is None:
+                    self._gate = BudgetGate(self.specs, self.prices, self.cloud,
+                                            self._store_factory())
+                gate = self._gate
+        return gate
+
+    def cost(self, destination: str, tokens_in: int | None,
+             tokens_out: int | None) -> int | None:
+        """A call's cost in micro-USD; ``None`` when the destination has no price."""
+        price = self.prices.get(destination)
+        if price is None:
+            return None
+        return cost_micros(price, tokens_in or 0, tokens_out or 0)
+
+    async def reserve(self, destination: str, key: str | None, tokens_in: int,
+                      max_tokens: int | None) -> Reservation | BudgetSpec | None:
+        """Check 0.2.0's budget, then reserve against the policy's budgets in scope.
+
+        Returns:
+            A :class:`Reservation` to settle, ``None`` (nothing to hold), or the spent
+            :class:`BudgetSpec` whose ``on_exceeded`` is ``local``.
+
+        Raises:
+            BudgetExceeded: a budget is spent and says ``refuse`` (or 0.2.0's budget).
+        """
+        if self.budget is not None:
+            self.budget.check(self.ledger)
+        if not self.specs:
+            return None
+        gate = self.gate
+        if not gate.in_scope(destination, key):
+            return None
+        if gate.store.blocking:
+            got = await asyncio.to_thread(gate.reserve, destination, key, tokens_in, max_tokens)
+        else:
+            got = gate.reserve(destination, key, tokens_in, max_tokens)
+        if got is None or isinstance(got, Reservation):
+            return got
+        if got.on_exceeded == "refuse":
+            unit, limit = next((u, v) for u, v in (
+                ("usd", got.limit_usd), ("tokens", got.limit_tokens),
+                ("calls", got.limit_calls)) if v is not None)
+            raise BudgetExceeded(exceeded_message(got, destination), budget=got.name,
+                                 destination=destination, limit=float(limit), unit=unit)
+        return got
+
+    def settle(self, reservation: Reservation, usage: Usage | None) -> None:
+        """Release ``reservation`` and add ``usage`` (None: not spent), off the event loop."""
+        gate = self.gate
+        if not gate.store.blocking:
+            gate.settle(reservation, usage)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            gate.settle(reservation, usage)
+            return
+        future = loop.run_in_executor(None, gate.settle, reservation, usage)
+        future.add_done_callback(_log_settle_failure)
+
+    def status(self) -> list[BudgetState]:
+        """Every policy budget's current period (opens the store)."""
+        return self.gate.status() if self.specs else []
+
+
+def _log_settle_failure(future: asyncio.Future[int | None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logging.getLogger("llm_localfirst").warning(
+            "budget settle failed (%s); its reservation stays held (counted as spent)",
+            type(future.exception()).__name__)
