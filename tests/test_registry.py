@@ -43,3 +43,32 @@ def test_servers_know_which_bind_addresses_are_loopback(host: str, loopback: boo
     from llm_localfirst.registry import is_loopback_host
 
     assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize("address", [
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo: tunnels to the internet
+    "2002:c000:204::1",                      # 6to4
+    "64:ff9b::808:808",                      # NAT64 to 8.8.8.8
+    "100.64.0.1", "192.0.2.1", "198.18.0.1", "203.0.113.9", "2001:db8::1",
+])
+def test_relay_and_other_special_ranges_are_never_local(address: str) -> None:
+    assert address_is_local(ipaddress.ip_address(address)) is False
+
+
+@pytest.mark.parametrize("entry", ["0.0.0.0/0", "::/0", "10.0.0.0/7", "fd00::/31",
+                                   "2001::/32", "2002:c000::/48", "224.0.0.0/8", "::/128"])
+def test_trusts_that_cover_everything_or_too_much_are_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="trusted_local_hosts entry"):
+        TrustedHosts.parse([entry])
+
+
+def test_a_policy_trusting_everything_is_a_policy_error() -> None:
+    from llm_localfirst.errors import PolicyError
+    from llm_localfirst.policy import policy_from_data
+
+    data = {"version": 1, "trusted_local_hosts": ["0.0.0.0/0"],
+            "destinations": {"a": {"provider": "openai", "model": "m", "locality": "local",
+                                   "base_url": "http://8.8.8.8:11434/v1"}},
+            "default": {"to": ["a"]}}
+    with pytest.raises(PolicyError, match="trusts too much"):
+        policy_from_data(data)
