@@ -24,7 +24,10 @@ from .policy import Policy, load_policy, parse_policy
 from .request import Completion, Decision, Kind, Request, StreamChunk, Usage
 from .router import Router
 
-__version__ = "0.2.0"
+#: This project's own line, above the unrelated ``llm-localfirst`` 0.2.0 that another author
+#: published on PyPI. ``llm-localfirst --version`` also prints ``(local-first router: serve,
+#: mcp, policy, audit)`` and where it is installed, which that package never prints.
+__version__ = "0.3.0"
 
 __all__ = [
     "Completion",

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -219,18 +220,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 return 1
             _print_json(record.to_dict())
             return 0
-        flt = AuditFilter(face=args.face, destination=args.destination, outcome=args.outcome,
-                          since=args.since, limit=args.limit)
-        records = store.query(flt)
+        filters = {"face": args.face, "destination": args.destination,
+                   "outcome": args.outcome, "since": args.since, "until": args.until}
         if args.audit_cmd == "export":
+            rows = _every_row(store, AuditFilter(**filters, limit=EXPORT_PAGE), args.limit)
             out: TextIO = open(args.output, "w", encoding="utf-8", newline="") \
                 if args.output else sys.stdout  # noqa: SIM115
             try:
-                (export_json if args.format == "json" else export_csv)(records, out)
+                (export_json if args.format == "json" else export_csv)(rows, out)
             finally:
                 if args.output:
                     out.close()
             return 0
+        records = store.query(AuditFilter(**filters, limit=args.limit))
         if args.json:
             _print_json([r.to_dict() for r in records])
             return 0
@@ -242,6 +244,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+
+
+#: Rows read per query by ``audit export`` (it streams every row, page after page).
+EXPORT_PAGE = 1000
+
+
+def _every_row(store: Any, flt: Any, limit: int | None) -> Iterator[Any]:
+    """Every row ``flt`` matches, newest first, one page in memory at a time.
+
+    Rows written while the export runs shift later pages by as many rows; the ids of
+    the previous page are remembered so a row is never written twice.
+    """
+    import dataclasses
+
+    offset, sent, previous = 0, 0, set[str]()
+    while limit is None or sent < limit:
+        page = store.query(dataclasses.replace(flt, offset=offset))
+        for record in page:
+            if record.id in previous:
+                continue
+            yield record
+            sent += 1
+            if limit is not None and sent >= limit:
+                return
+        if len(page) < flt.limit:
+            return
+        offset += len(page)
+        previous = {r.id for r in page}
 
 
 # ---------------------------------------------------------------------------- parser
@@ -258,10 +288,24 @@ def _routing_options(p: argparse.ArgumentParser) -> None:
 POLICY_HELP = "policy file (default: LF_POLICY, else the LF_* defaults)"
 
 
+def version_text() -> str:
+    """``llm-localfirst 0.3.0 (local-first router: ...) from <where it is installed>``.
+
+    Names this project's commands and its location, so it cannot be mistaken for the
+    unrelated ``llm-localfirst`` 0.2.0 on PyPI.
+    """
+    from . import __version__
+
+    return (f"llm-localfirst {__version__} (local-first router: serve, mcp, policy, audit) "
+            f"from {Path(__file__).resolve().parent}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    parser = argparse.ArgumentParser(prog="llm-localfirst",
-                                     description="Local-first LLM router.")
+    parser = argparse.ArgumentParser(
+        prog="llm-localfirst", description="Local-first LLM router.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)  # --version on one line
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("--policy", help=POLICY_HELP)
     # ``--policy`` is accepted after the command too (``serve --policy FILE``).
     common = argparse.ArgumentParser(add_help=False)
@@ -326,12 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
     aud = sub.add_parser("audit", help="read the audit log")
     asub = aud.add_subparsers(dest="audit_cmd", required=True)
     for name in ("tail", "export"):
-        p = asub.add_parser(name)
-        p.add_argument("-n", "--limit", type=int, default=20 if name == "tail" else 1000)
+        p = asub.add_parser(name, help="the newest rows" if name == "tail" else
+                            "every matching row as CSV or JSON Lines, newest first")
+        p.add_argument("-n", "--limit", type=int, default=20 if name == "tail" else None,
+                       help="at most this many rows" + ("" if name == "tail" else
+                                                         " (default: all)"))
         p.add_argument("--face")
         p.add_argument("--destination")
         p.add_argument("--outcome")
-        p.add_argument("--since")
+        p.add_argument("--since", help="ISO-8601 date or time, inclusive")
+        p.add_argument("--until", help="ISO-8601 date or time, exclusive")
         if name == "tail":
             p.add_argument("--json", action="store_true")
         else:
@@ -351,7 +399,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         return code
+    except BrokenPipeError:
+        # ``llm-localfirst audit tail | head -1``: the reader has what it wanted.
+        _silence_stdout()
+        return 0
     except LocalFirstError as exc:
         sys.stderr.write(f"llm-localfirst: {type(exc).__name__}: {exc}\n")
         return exit_code(exc)
@@ -360,6 +413,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capture it)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,7 +61,8 @@ class Settings(BaseModel):
     fallback_model: str = "haiku"
     reason_model: str = "haiku"
     sensitive_fail_closed: bool = True
-    probe_ttl: float = Field(default=30.0, gt=0, le=86_400)
+    #: Seconds a reachability probe is cached; 0 probes before every decision.
+    probe_ttl: float = Field(default=30.0, ge=0, le=86_400)
     policy: Path | None = None
     data_dir: Path | None = None
     audit_url: str | None = None

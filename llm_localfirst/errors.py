@@ -180,9 +180,12 @@ class UpstreamError(RoutingError):
         status: The last HTTP status seen, if any.
         attempts: How many destinations were tried.
         body: The upstream's error body (OpenAI shape) for a non-retryable 4xx.
+        retryable: False when a retry cannot help: every candidate lacks its API key
+            (the proxy then sends ``x-should-retry: false``).
     """
 
     code = "upstream_error"
+    retryable: bool = True
 
     def __init__(self, message: str, *, destination: str | None = None,
                  status: int | None = None, attempts: int = 0) -> None:

@@ -12,14 +12,16 @@ reachability); only the breaker marks them down.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .registry import Destination, TrustedHosts, host_of, resolves_local
 
-__all__ = ["DestinationStatus", "Health", "http_probe"]
+__all__ = ["DestinationStatus", "Health", "http_probe", "missing_credentials"]
 
 Probe = Callable[[Destination], Awaitable[tuple[bool, str]]]
 Clock = Callable[[], float]
@@ -91,6 +93,8 @@ class Health:
         cooldown: Seconds the breaker stays open.
         clock: Monotonic clock (tests inject a fake one).
         resolver: DNS check (tests inject one that "moves" a name to a public address).
+        credentials: Says why a destination lacks a key (:func:`missing_credentials`,
+            as the router passes it); such a destination is down, "not configured".
     """
 
     def __init__(self, destinations: Mapping[str, Destination], probe: Probe, *,
@@ -98,6 +102,7 @@ class Health:
                  threshold: int = 3, cooldown: float | None = None,
                  clock: Clock = time.monotonic,
                  resolver: Callable[[str, TrustedHosts], tuple[bool, str]] = resolves_local,
+                 credentials: Callable[[Destination], str | None] | None = None,
                  ) -> None:
         self.destinations = dict(destinations)
         self._probe = probe
@@ -107,8 +112,19 @@ class Health:
         self.cooldown = ttl if cooldown is None else cooldown
         self.clock = clock
         self._resolver = resolver
+        self._credentials = credentials
         self.status: dict[str, DestinationStatus] = {n: DestinationStatus() for n in destinations}
         self._locks: dict[int, asyncio.Lock] = {}
+        #: Cloud destinations without a key (name -> why); down until a key appears.
+        self.unconfigured: dict[str, str] = {}
+        self.check_credentials()
+
+    def check_credentials(self) -> None:
+        """Re-read which cloud destinations lack a key (also done by every :meth:`refresh`)."""
+        check = self._credentials
+        if check is not None:
+            self.unconfigured = {n: why for n, d in self.destinations.items()
+                                 if (why := check(d)) is not None}
 
     def _needs_probe(self, name: str, now: float) -> bool:
         dest = self.destinations[name]
@@ -126,7 +142,7 @@ class Health:
     def is_up(self, name: str) -> bool:
         """Cached view: probe says up and the breaker is not open."""
         st = self.status.get(name)
-        if st is None:
+        if st is None or name in self.unconfigured:
             return False
         if st.open_until > self.clock():
             return False
@@ -155,6 +171,7 @@ class Health:
 
     async def refresh(self, names: Iterable[str] | None = None, *, force: bool = False) -> None:
         """Probe stale destinations (all given ones when ``force``), concurrently."""
+        self.check_credentials()
         loop = asyncio.get_running_loop()
         lock = self._locks.setdefault(id(loop), asyncio.Lock())
         async with lock:  # one probe round at a time; concurrent callers share its result
@@ -198,11 +215,43 @@ class Health:
         out: dict[str, dict[str, object]] = {}
         for name, st in self.status.items():
             dest = self.destinations[name]
+            unconfigured = self.unconfigured.get(name)
             out[name] = {
                 "up": self.is_up(name), "locality": dest.locality, "provider": dest.provider,
-                "model": dest.model, "detail": st.detail,
+                "model": dest.model, "detail": unconfigured or st.detail,
+                "configured": unconfigured is None,
                 "age_s": None if st.checked_at is None else round(now - st.checked_at, 3),
                 "breaker": "open" if st.open_until > now else "closed",
                 "failures": st.failures, "probe_ms": st.latency_ms,
             }
         return out
+
+
+#: Where the Anthropic SDK finds credentials besides ``ANTHROPIC_API_KEY`` (its own order).
+_ANTHROPIC_SOURCES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE",
+                      "ANTHROPIC_IDENTITY_TOKEN", "ANTHROPIC_IDENTITY_TOKEN_FILE",
+                      "ANTHROPIC_CONFIG_DIR")
+
+
+def missing_credentials(dest: Destination,
+                        environ: Mapping[str, str] | None = None) -> str | None:
+    """Why a cloud destination cannot be called for want of a key, or None.
+
+    Reads only the environment (and whether the Anthropic SDK's profile directory
+    exists), never imports an SDK, so a keyless destination is known to be unusable
+    before anything slow happens. Local destinations never need a key here.
+    """
+    env = os.environ if environ is None else environ
+    if dest.is_local or (dest.api_key_env and env.get(dest.api_key_env)):
+        return None
+    if dest.provider == "anthropic":
+        if any(env.get(name) for name in _ANTHROPIC_SOURCES) or \
+                (Path.home() / ".config" / "anthropic").is_dir():
+            return None
+        wanted = dest.api_key_env or "ANTHROPIC_API_KEY"
+    else:
+        # A cloud gateway at its own base_url may need no key unless the policy names one.
+        if env.get("OPENAI_API_KEY") or (dest.base_url and not dest.api_key_env):
+            return None
+        wanted = dest.api_key_env or "OPENAI_API_KEY"
+    return f"not configured: set {wanted} (no API key in the environment)"

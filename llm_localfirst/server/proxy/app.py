@@ -65,11 +65,14 @@ from .openai_wire import (
     parse_responses,
 )
 from .openapi import openapi_document
+from .probes import liveness, readiness
 from .reload import SETTINGS_SOURCE, PolicyReloader, loader_for, warm_imports
 
 __all__ = ["ProxyApp", "build_router", "create_app", "serve"]
 
 log = logging.getLogger("llm_localfirst.proxy")
+
+_NO_STORE = (b"cache-control", b"no-store")
 
 _MODEL_ROUTES: dict[str, tuple[Parser, str]] = {
     "/v1/chat/completions": (parse_chat, "chat"),
@@ -108,6 +111,8 @@ class ProxyApp:
         self._routes["/v1/models"] = ("GET", self._list_models)
         self._routes["/metrics"] = ("GET", self._metrics)
         self._routes["/openapi.json"] = ("GET", self._openapi_json)
+        self._routes["/healthz"] = ("GET", self._healthz)
+        self._routes["/readyz"] = ("GET", self._readyz)
         self._fallback = Starlette(
             routes=admin_routes(router, admin_token, reloader),
             exception_handlers={HTTPException: _http_error}, lifespan=self._lifespan,
@@ -207,6 +212,14 @@ class ProxyApp:
 
     async def _openapi_json(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._openapi, [JSON_HEADER])
+
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Unauthenticated on purpose (load balancers, containers): see .probes.
+        await send_bytes(send, 200, dumps(liveness()), [JSON_HEADER, _NO_STORE])
+
+    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, body = await readiness(self.router)
+        await send_bytes(send, status, dumps(body), [JSON_HEADER, _NO_STORE])
 
     # ------------------------------------------------------------------ model endpoints
 

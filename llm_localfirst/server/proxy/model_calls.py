@@ -30,6 +30,7 @@ from ...request import Decision, Request
 from ...router import Router
 from .metrics import ProxyMetrics, RequestClock
 from .openai_wire import (
+    NO_RETRY_HEADER,
     BodyTooLarge,
     ParsedCall,
     RoutingInput,
@@ -39,6 +40,7 @@ from .openai_wire import (
     error_payload,
     load_json,
     routing_input,
+    should_retry,
 )
 
 __all__ = ["JSON_HEADER", "ClientDisconnected", "ClientKeys", "Handler", "ModelCalls", "Parser",
@@ -89,6 +91,8 @@ async def send_error(send: Send, exc: BaseException) -> None:
         headers.append((b"x-lf-decision-id", decision_id.encode("ascii")))
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    if not should_retry(exc):
+        headers.append(NO_RETRY_HEADER)
     await send_bytes(send, status, dumps(payload), headers)
 
 

@@ -31,6 +31,7 @@ from ...errors import (
 from ...request import Kind, Message
 
 __all__ = [
+    "NO_RETRY_HEADER",
     "BodyTooLarge",
     "ParsedCall",
     "RoutingInput",
@@ -43,6 +44,7 @@ __all__ = [
     "parse_embeddings",
     "parse_responses",
     "routing_input",
+    "should_retry",
 ]
 
 #: Headers never copied into ``Request.headers`` (rules cannot match on secrets).
@@ -480,6 +482,31 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
         return 500, error_body(exc.message, status=500, code=exc.code)
     return 500, error_body(f"internal error ({type(exc).__name__})", status=500,
                            code="internal_error")
+
+
+#: The header the OpenAI SDKs obey before their own retry rule (which retries 408, 409,
+#: 429 and every 5xx twice): sent on answers that a retry would only repeat.
+NO_RETRY_HEADER = (b"x-should-retry", b"false")
+_RETRYABLE_4XX = frozenset({408, 409, 429})
+
+
+def should_retry(exc: BaseException) -> bool:
+    """Whether sending the same request again could succeed.
+
+    No for refusals (privacy, fail-closed, budget, allowlist, bad input, bad key) and
+    for misconfiguration (every candidate lacks its API key); yes for upstream
+    failures that may pass (connect errors, timeouts, 5xx, rate limits).
+    """
+    if isinstance(exc, UsageError | PrivacyViolation | LocalUnavailable):
+        return False
+    if isinstance(exc, LocalFirstError) and exc.code == "budget_exceeded":
+        return False  # a spent budget stays spent until its window turns
+    if isinstance(exc, UpstreamError):
+        if not exc.retryable:
+            return False
+        return exc.status is None or not 400 <= exc.status < 500 \
+            or exc.status in _RETRYABLE_4XX
+    return True
 
 
 def dumps(data: Any) -> bytes:
