@@ -25,8 +25,12 @@ import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from llm_localfirst.audit.record import new_id
+
+if TYPE_CHECKING:
+    from llm_localfirst.audit.intent import AuditIntent
 
 __all__ = [
     "CHAIN_COLUMNS",
@@ -199,6 +203,31 @@ class VerifyResult:
             "problems": [p.to_dict() for p in self.problems],
             "heads": {t: {c: list(h) for c, h in chains.items()} for t, chains in self.heads.items()},
         }
+
+    def to_text(self, location: str, unknown: Sequence[AuditIntent] = ()) -> str:
+        """The human form printed by ``audit verify``: a verdict, then any problems.
+
+        Args:
+            location: The store's path or redacted URL.
+            unknown: Intents with no decision row (listed as "sent, outcome unknown").
+        """
+        lines: list[str] = []
+        legacy = f", {self.legacy_rows} legacy rows sealed at upgrade" if self.legacy_rows else ""
+        counts = (f"{self.rows} rows and {self.intents} intents in {self.chains} chain(s)"
+                  f"{legacy}; store {location}")
+        if self.ok:
+            lines.append(f"audit log verified: {counts}")
+        else:
+            first = self.problems[0]
+            lines.append(f"audit log NOT verified: first bad row {first.id or '-'} in chain "
+                         f"{first.chain_id} ({first.table}"
+                         f"{'' if first.seq is None else f', seq {first.seq}'}): {first.problem}")
+            lines.extend(f"  also: {p}" for p in self.problems[1:])
+            lines.append(f"checked {counts}")
+        for i in unknown:
+            lines.append(f"sent, outcome unknown: {i.id} attempt {i.attempt} at {i.ts} to "
+                         f"{i.locality}:{i.destination}{' (sensitive)' if i.sensitive else ''}")
+        return "\n".join(lines) + "\n"
 
 
 def check_chain(

@@ -86,6 +86,25 @@ class AuditReport:
                 f"chain verified over {self.verification.rows} rows in "
                 f"{self.verification.chains} chain(s)).{unknown}")
 
+    def to_text(self) -> str:
+        """The human form printed by ``audit report``: the statement, then the counts."""
+        lines = [self.statement, "",
+                 f"{'face':<8} {'locality':<9} {'sensitivity reason':<32} {'requests':>9}"]
+        for (face, locality, reason), n in sorted(self.counts.items()):
+            lines.append(f"{face:<8} {locality:<9} {reason:<32} {n:>9}")
+        if not self.counts:
+            lines.append("(no requests in this window)")
+        if self.violations:
+            lines += ["", "sensitive requests that reached a non-local destination:"]
+            lines += [f"  {rid}" for rid in self.violations[:_MAX_LISTED]]
+        if self.unknown:
+            lines += ["", "sent, outcome unknown (intent without a decision row):"]
+            lines += [f"  {i.id} attempt {i.attempt} at {i.ts} to {i.locality}:{i.destination}"
+                      f"{' (sensitive)' if i.sensitive else ''}" for i in self.unknown[:_MAX_LISTED]]
+        if not self.verification.ok:
+            lines += ["", "chain problems:"] + [f"  {p}" for p in self.verification.problems]
+        return "\n".join(lines) + "\n"
+
     def to_dict(self) -> dict[str, object]:
         """Return the JSON-friendly form."""
         return {
