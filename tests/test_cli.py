@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,111 @@ def test_policy_is_accepted_after_the_command_too(tmp_path: Path, fake_local: Fa
     assert code == 0 and json.loads(out)["model"] == "fake-local"
     code, out, _ = run(capsys, "--policy", str(path), "route", "hi", "--json")
     assert code == 0 and json.loads(out)["model"] == "fake-local"
+
+
+# --------------------------------------------------------------------------- first hour
+
+
+def write_rows(count: int, start: datetime) -> list[str]:
+    """Append ``count`` rows, one a second from ``start``, to the store LF_* points at."""
+    from llm_localfirst.audit import AuditRecord, new_id, open_store
+    from llm_localfirst.audit.record import format_iso
+    from llm_localfirst.config import Settings
+
+    settings = Settings.load()
+    store = open_store(settings.audit_url, data_dir=settings.resolved_data_dir)
+    records = [AuditRecord(
+        id=new_id(), ts=format_iso(start + timedelta(seconds=i)), face="cli", endpoint="route",
+        outcome="dry_run", kind="bulk", request_model="auto", sensitive=False,
+        sensitive_reasons=(), rule="default", arm=None, destination="local", locality="local",
+        model="m", fell_back=False, attempts=(), error_class=None, error_message=None,
+        tokens_in=0, tokens_out=0, latency_ms=1.0, prompt_sha256=None, prompt_chars=1,
+        completion_chars=0, tags=(), metadata={}) for i in range(count)]
+    try:
+        store.write_many(records)
+    finally:
+        store.close()
+    return [r.id for r in records]
+
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_audit_export_streams_every_row_not_just_the_first_thousand(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ids = write_rows(2345, START)
+    code, out, _ = run(capsys, "audit", "export", "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0
+    assert len(rows) == 2345 and {r["id"] for r in rows} == set(ids)
+    assert [r["id"] for r in rows] == ids[::-1]  # newest first, each once
+
+
+def test_audit_export_takes_since_until_and_the_filters_of_tail(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ids = write_rows(1500, START)
+    code, out, _ = run(capsys, "audit", "export", "--json", "--since", "2026-01-01T00:01:40Z",
+                       "--until", "2026-01-01T00:21:40Z", "--face", "cli",
+                       "--outcome", "dry_run", "--destination", "local")
+    exported = [json.loads(line)["id"] for line in out.splitlines()]
+    assert code == 0 and exported == ids[100:1300][::-1]
+    assert run(capsys, "audit", "export", "--csv", "--face", "proxy")[1].count("\n") == 1
+    code, out, _ = run(capsys, "audit", "export", "--json", "-n", "5")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ids[-5:][::-1]
+    code, out, _ = run(capsys, "audit", "tail", "--json", "--until", "2026-01-01T00:00:03Z")
+    assert [r["id"] for r in json.loads(out)] == ids[:3][::-1]
+
+
+def test_audit_tail_into_a_pipe_closed_early_exits_0_without_a_traceback() -> None:
+    write_rows(1000, START)  # ~150 KB of output: more than a pipe holds
+    result = subprocess.run(
+        ["bash", "-c", 'set -o pipefail; "$0" -m llm_localfirst audit tail -n 1000 | head -1',
+         sys.executable], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.count("\n") == 1
+
+
+def test_python_dash_m_runs_the_command_line(policy_file: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "llm_localfirst", "route", "summarise this",
+                             "--kind", "bulk", "--json"], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["destination"] == "local"
+
+
+def test_version_names_this_project_and_is_not_the_registry_0_2_0(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import llm_localfirst
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert stopped.value.code == 0
+    assert llm_localfirst.__version__ != "0.2.0"
+    assert out.startswith(f"llm-localfirst {llm_localfirst.__version__} (local-first router")
+    assert str(Path(llm_localfirst.__file__).resolve().parent) in out
+
+
+def test_a_probe_ttl_of_0_probes_before_every_decision(
+        policy_file: Path, fake_local: FakeUpstream, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LF_PROBE_TTL", "0")
+    from llm_localfirst import Router
+
+    with Router.from_env() as router:
+        assert router.health.ttl == 0
+        for _ in range(3):
+            router.decide(kind="bulk")
+    assert [r.path for r in fake_local.requests].count("/v1/models") == 3
+
+
+def test_a_negative_probe_ttl_is_refused_naming_the_variable(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from llm_localfirst import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="LF_PROBE_TTL"):
+        Settings.load(environ={"LF_PROBE_TTL": "-1"}, env_file=None)
+    monkeypatch.setenv("LF_PROBE_TTL", "-5")
+    code, _, err = run(capsys, "route", "x")
+    assert code == 7 and "LF_PROBE_TTL" in err
