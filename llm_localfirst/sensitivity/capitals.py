@@ -1,9 +1,11 @@
 """Tokens that start with a capital: IBANs, lettered national ids, cloud provider keys.
 
 This module owns the capitals half of the pass over digits and capitals: IBANs
-(mod-97, then python-stdnum's country structure), UK National Insurance numbers,
-Italian codici fiscali, Indian PANs, Spanish NIEs, German identity cards (whose
-weak check digit needs a label nearby), and keys with a fixed capitalised prefix
+(mod-97, then python-stdnum's country structure; also in lower case, right after
+a word, with dots or dashes, or broken across lines), UK National Insurance
+numbers, Italian codici fiscali, Indian PANs, Spanish NIEs, Mexican CURPs,
+Singapore NRIC/FINs, German identity cards (whose weak check digit needs a label
+nearby), and keys with a fixed capitalised prefix
 (AWS, Google Cloud, SendGrid, Twilio, Azure).
 """
 
@@ -14,20 +16,24 @@ import re
 from collections.abc import Iterator
 
 from .checksums import _icao_check, _mod97, _stdnum
+from .national_ids import sg_nric
 from .finding import Finding
-from .text import _CTX_ID_CARD, _char_classes, _entropy, _joins, _near
+from .text import _CTX_ID_CARD, _char_classes, _entropy, _joins, _near, _rx
 
 _CAPS = (
     r"(?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
-    r"[A-Z][0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,8}(?:[ ]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])(?P<iban>)"
+    r"[A-Z][0-9]{2}(?:[ .\-]?[A-Z0-9]{4}){2,8}(?:[ .\-]?[A-Z0-9]{1,3})?(?![A-Za-z0-9])(?P<iban>)"
     r"|(?:(?<=[A-CEGHJ-PR-TW-Z])[A-CEGHJ-NPR-TW-Z]|(?<=Q)Q)"  # QQ: HMRC's example prefix
     r"[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[0-9]{2}[ ]?[A-D](?![A-Za-z0-9])(?P<gb_nino>)"
     r"|[A-Z]{5}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"
     r"(?![A-Za-z0-9])(?P<it_codice_fiscale>)"
     r"|[A-Z]{2}[ABCFGHLJPTK][A-Z][0-9]{4}[A-Z](?![A-Za-z0-9])(?P<in_pan>)"
+    r"|[A-Z]{3}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z][0-9](?![A-Za-z0-9])(?P<mx_curp>)"
+    r"|(?<=[STFGM])[0-9]{7}[A-Z](?![A-Za-z0-9])(?P<sg_nric>)"
     r"|(?<=[XYZ])[- ]?[0-9]{7}[- ]?[A-Z](?![A-Za-z0-9])(?P<es_nie>)"
     r"|(?<=[CFGHJKLMNPRTVWXYZ])[CFGHJKLMNPRTVWXYZ0-9]{8}[ ]?[0-9](?![A-Za-z0-9])"
     r"(?P<de_id_card>)"
+    r"|[A-Z][0-9]{2}[ .\-]?[A-Z0-9]{4}(?=[ \t]*\r?\n)(?P<iban_head>)"  # wrapped after 1 group
     r"|(?<=A)(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|PKA|ROA|SCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
     r"(?P<aws_access_key>)"
     r"|(?<=A)Iza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])(?P<gcp_api_key>)"
@@ -52,10 +58,10 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
     if start and (_joins(text[start - 1]) or text[start - 1] == "_"):
         return
     value = m.group()
-    if kind == "iban":
+    if kind in ("iban", "iban_head"):
         if "iban" in wanted:
-            yield from _iban(value, start)
-    elif kind in ("gb_nino", "it_codice_fiscale", "in_pan", "es_nie"):
+            yield from _iban(text, value, start)
+    elif kind in ("gb_nino", "it_codice_fiscale", "in_pan", "es_nie", "mx_curp", "sg_nric"):
         if "national_id" in wanted and _valid_caps_id(kind, value):
             yield Finding("national_id", kind, start, end)
     elif kind == "de_id_card":
@@ -81,15 +87,64 @@ def _valid_caps_id(kind: str, value: str) -> bool:
         return v.codice_fiscale(compact)
     if kind == "in_pan":
         return v.pan(compact)
+    if kind == "mx_curp":
+        return v.curp(compact)
+    if kind == "sg_nric":
+        return sg_nric(compact)
     return v.nie(compact)
 
 
-def _iban(value: str, start: int) -> Iterator[Finding]:
+_IBAN_SEPARATORS = " .-"
+
+
+def _iban(text: str, value: str, start: int) -> Iterator[Finding]:
     # The pattern may run on into a following group: try the cuts on group
     # boundaries, longest first, and keep the first valid one.
     for cut in range(len(value), 14, -1):
-        if cut == len(value) or value[cut] == " ":
-            compact = value[:cut].replace(" ", "")
-            if _mod97(compact) == 1 and _stdnum().iban(compact):
+        if cut == len(value) or value[cut] in _IBAN_SEPARATORS:
+            compact = _compact(value[:cut]).upper()
+            if _valid_iban(compact):
                 yield Finding("iban", compact[:2].lower(), start, start + cut)
                 return
+    yield from _wrapped_iban(text, value, start)
+
+
+def _compact(value: str) -> str:
+    return value.replace(" ", "").replace(".", "").replace("-", "")
+
+
+def _valid_iban(compact: str) -> bool:
+    return 15 <= len(compact) <= 34 and compact.isalnum() and _mod97(compact) == 1 and (
+        _stdnum().iban(compact)
+    )
+
+
+def _wrapped_iban(text: str, value: str, start: int) -> Iterator[Finding]:
+    """An IBAN broken across a line, whatever quotes or chat prefix the next line has."""
+    end = start + len(value)
+    cont = _rx().alnum_continuation.match(text, end)
+    if cont is None:
+        return
+    head = _compact(value).upper()
+    tail = cont.group("groups")
+    for cut in range(len(tail), 0, -1):
+        # Each country has one length: only the right cut passes python-stdnum.
+        compact = head + _compact(tail[:cut]).upper()
+        if _valid_iban(compact):
+            yield Finding("iban", compact[:2].lower(), start, cont.start("groups") + cut)
+            return
+
+
+def _on_glued_iban(text: str, at: int, wanted: frozenset[str]) -> Iterator[Finding]:
+    """An IBAN in lower case ("de89 3704 ...") or right after a word ("IBANDE89...")."""
+    if "iban" not in wanted or at < 2 or not text[at - 2 : at].isalpha():
+        return
+    word = at - 2
+    while word > 0 and text[word - 1].isalpha() and at - word < 24:
+        word -= 1
+    if word > 0 and (text[word - 1].isalnum() or text[word - 1] == "_"):
+        return
+    m = _rx().iban_run.match(text, at)
+    if m is None:
+        return
+    yield from _iban(text, text[at - 2 : m.end()], at - 2)

@@ -13,12 +13,36 @@ from collections.abc import Callable
 
 # Where each validator of `_StdNum` lives in python-stdnum.
 _STDNUM_MODULES = {
-    "ssn": "stdnum.us.ssn", "itin": "stdnum.us.itin", "nhs": "stdnum.gb.nhs",
-    "nir": "stdnum.fr.nir", "idnr": "stdnum.de.idnr", "dni": "stdnum.es.dni",
-    "nie": "stdnum.es.nie", "codice_fiscale": "stdnum.it.codicefiscale",
-    "bsn": "stdnum.nl.bsn", "cpf": "stdnum.br.cpf", "cnpj": "stdnum.br.cnpj",
-    "aadhaar": "stdnum.in_.aadhaar", "pan": "stdnum.in_.pan", "my_number": "stdnum.jp.in_",
+    "ssn": "stdnum.us.ssn",
+    "itin": "stdnum.us.itin",
+    "nhs": "stdnum.gb.nhs",
+    "nir": "stdnum.fr.nir",
+    "idnr": "stdnum.de.idnr",
+    "dni": "stdnum.es.dni",
+    "nie": "stdnum.es.nie",
+    "codice_fiscale": "stdnum.it.codicefiscale",
+    "bsn": "stdnum.nl.bsn",
+    "cpf": "stdnum.br.cpf",
+    "cnpj": "stdnum.br.cnpj",
+    "aadhaar": "stdnum.in_.aadhaar",
+    "pan": "stdnum.in_.pan",
+    "my_number": "stdnum.jp.in_",
     "iban": "stdnum.iban",
+    "sin": "stdnum.ca.sin",
+    "tfn": "stdnum.au.tfn",
+    "nif": "stdnum.pt.nif",
+    "cpr": "stdnum.dk.cpr",
+    "personnummer": "stdnum.se.personnummer",
+    "cuit": "stdnum.ar.cuit",
+    "nn": "stdnum.be.nn",
+    "fodselsnummer": "stdnum.no.fodselsnummer",
+    "pesel": "stdnum.pl.pesel",
+    "tckimlik": "stdnum.tr.tckimlik",
+    "ahv": "stdnum.ch.ssn",
+    "rrn": "stdnum.kr.rrn",
+    "za_idnr": "stdnum.za.idnr",
+    "rut": "stdnum.cl.rut",
+    "curp": "stdnum.mx.curp",
 }
 
 
@@ -30,8 +54,38 @@ class _StdNum:
     costs what a plain attribute does.
     """
 
-    __slots__ = ("aadhaar", "bsn", "cnpj", "codice_fiscale", "cpf", "dni", "iban", "idnr",
-                 "itin", "my_number", "nhs", "nie", "nir", "pan", "ssn")
+    __slots__ = (
+        "aadhaar",
+        "ahv",
+        "bsn",
+        "cnpj",
+        "codice_fiscale",
+        "cpf",
+        "cpr",
+        "cuit",
+        "curp",
+        "dni",
+        "fodselsnummer",
+        "iban",
+        "idnr",
+        "itin",
+        "my_number",
+        "nhs",
+        "nie",
+        "nif",
+        "nir",
+        "nn",
+        "pan",
+        "personnummer",
+        "pesel",
+        "rrn",
+        "rut",
+        "sin",
+        "ssn",
+        "tckimlik",
+        "tfn",
+        "za_idnr",
+    )
 
     ssn: Callable[[str], bool]
     itin: Callable[[str], bool]
@@ -48,6 +102,21 @@ class _StdNum:
     pan: Callable[[str], bool]
     my_number: Callable[[str], bool]
     iban: Callable[[str], bool]
+    sin: Callable[[str], bool]
+    tfn: Callable[[str], bool]
+    nif: Callable[[str], bool]
+    cpr: Callable[[str], bool]
+    personnummer: Callable[[str], bool]
+    cuit: Callable[[str], bool]
+    nn: Callable[[str], bool]
+    fodselsnummer: Callable[[str], bool]
+    pesel: Callable[[str], bool]
+    tckimlik: Callable[[str], bool]
+    ahv: Callable[[str], bool]
+    rrn: Callable[[str], bool]
+    za_idnr: Callable[[str], bool]
+    rut: Callable[[str], bool]
+    curp: Callable[[str], bool]
 
     def __getattr__(self, name: str) -> Callable[[str], bool]:
         path = _STDNUM_MODULES.get(name)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from . import national_ids
 from .checksums import _luhn, _stdnum
 from .finding import Finding
 from .phones import _phone_region
 from .text import (
     _CTX_AADHAAR,
+    _CTX_BARCODE,
     _CTX_BSN,
     _CTX_CARD,
     _CTX_CPF,
@@ -31,6 +33,7 @@ from .text import (
     _near,
     _not_personal,
     _rx,
+    _unit_after,
     _Words,
 )
 
@@ -49,6 +52,11 @@ _NUMBER = (
     r"(?:(?<=[0-9]{5}2)[AB][0-9]{8})?"
     rf"(?:(?:{_S}?(?:{_D}|[./]){_S}?|{_S}|{_S}?\({_S}?|{_S}?\){_S}?)(?:2[AB](?={_S}|\.)|[0-9]+))*"
     r"(?:[- ]?(?P<letter>[A-Z])(?!\w))?"
+)
+# A digit right after a letter, followed by a card's digits or an IBAN's groups.
+_GLUED = (
+    r"(?<=[A-Za-z][0-9])(?=[0-9]{3}(?:[ .-]?[0-9]){8}"
+    r"|(?<=[A-Za-z]{2}[0-9])[0-9][ .-]?[0-9A-Za-z]{4}[ .-]?[0-9A-Za-z]{4}[ .-]?[0-9A-Za-z]{2})"
 )
 _PLAIN = str.maketrans("\u00a0\u2009\u202f\u2010\u2011\u2012\u2013", "   ----")
 
@@ -71,20 +79,41 @@ def _number_findings(text: str, m: re.Match[str]) -> list[Finding]:
         return []
     if _glued(text, start, end) or _rx().date.fullmatch(text, start, end):
         return []
-    if m.group("letter"):
+    letter = m.group("letter") or ""
+    if letter:
         value = "".join(c for c in text[start:end] if c.isalnum())
         if len(value) == 9 and _stdnum().dni(value):
             return [Finding("national_id", "es_dni", start, end)]
+        lettered = _lettered_id(text, start, m.start("letter"), letter)
+        if lettered:
+            return [Finding("national_id", lettered, start, end)]
         end = m.start("letter")
         while _plain(text[end - 1]) in " -":
             end -= 1
     found = _classify_number(text, start, end)
+    if not any(f.detector == "payment_card" for f in found):
+        # "4111 1111 1111\n> 1111": a card wrapped across a line break.
+        wrapped = _wrapped_card(text, start, end) or _wrapped_card_tail(text, start, end)
+        if wrapped:
+            return [wrapped]
     if not found:
         # "4111 1111 1111 1111 12/26": in a run that mixes bare groups with groups
         # holding inner separators, the spaces between them are delimiters.
         for s, e in _segments(text, start, end):
             found += _classify_number(text, s, e)
     return found
+
+
+def _lettered_id(text: str, start: int, end: int, letter: str) -> str | None:
+    """A national id whose check character is a letter: "...002X", "12.345.678-K"."""
+    run = _plain(text[start:end]).rstrip(" -")
+    groups = _rx().groups.findall(run)
+    digits = "".join(groups)
+    if not digits.isdigit():
+        return None
+    separators = frozenset(c for c in run if c in " -./")
+    sizes = tuple(len(g) for g in groups)
+    return national_ids.classify(text, start, end, sizes, digits, separators, letter)
 
 
 def _glued(text: str, start: int, end: int) -> bool:
@@ -134,14 +163,14 @@ def _classify_number(text: str, start: int, end: int) -> list[Finding]:
     found = []
     if run[0] != "+" and run[:2] != "(+":
         separators = frozenset(c for c in run if c in " -./()")
-        network = _card_network(digits) if separators <= {" ", "-"} else None
-        # Not next to "order" or "Aadhaar" unless "card" is near too.
-        if network and (_near(text, start, end, _CTX_CARD) or (
-            not _not_personal(text, start) and not _near(text, start, end, _CTX_ID)
-        )):
+        sizes = tuple(len(g) for g in groups)
+        network = _card_network(digits) if _card_shape(sizes, separators) else None
+        if network and _card_counts(text, start, end, network, digits, sizes):
             found.append(Finding("payment_card", network, start, end))
         # A CNPJ or an Aadhaar number may pass Luhn too: report both readings.
         kind = _national_id(text, start, end, groups, digits, separators)
+        if not kind and digits.isdigit():
+            kind = national_ids.classify(text, start, end, sizes, digits, separators)
         if kind:
             found.append(Finding("national_id", kind, start, end))
     if not found:
@@ -180,6 +209,111 @@ _CARD_RANGES: tuple[tuple[int, int, frozenset[int], str], ...] = (
 )
 
 
+# Networks whose 15- or 16-digit numbers are told from order numbers by shape alone.
+_MAJOR = frozenset({"visa", "mastercard", "amex", "discover", "jcb", "unionpay", "mir", "diners"})
+
+
+def _card_shape(sizes: tuple[int, ...], separators: frozenset[str]) -> bool:
+    """Whether groups are written as a card number: any spaces and dashes, or dots in fours."""
+    if separators <= {" ", "-"}:
+        return True
+    if separators != {"."}:
+        return False
+    return (all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4) or sizes in (
+        (4, 6, 5),
+        (4, 6, 4),
+    )
+
+
+def _card_counts(
+    text: str, start: int, end: int, network: str, digits: str, sizes: tuple[int, ...]
+) -> bool:
+    """Whether a Luhn-valid number in a network's range counts as a card where it is."""
+    if _near(text, start, end, _CTX_CARD):
+        return True
+    if _near(text, start, end, _CTX_ID):
+        return False  # "Aadhaar", "PESEL"... without "card": that id, not a card
+    standard = len(sizes) == 1 or sizes in ((4, 4, 4, 4), (4, 6, 5))
+    if standard and network in _MAJOR and len(digits) == (15 if network == "amex" else 16):
+        # A full-length card of a major network, written as one: even after "order"
+        # or "ref" (issue 9); order numbers rarely pass Luhn in a network's range.
+        return True
+    if len(sizes) == 1 and 12 <= len(digits) <= 14 and _gtin(digits):
+        return False  # an EAN-13, UPC-A or GTIN-14 barcode; a 13-digit Visa only with "card"
+    return not (
+        _not_personal(text, start)
+        or _near(text, start, end, _CTX_BARCODE)
+        or (len(sizes) == 1 and _unit_after(text, end))
+    )
+
+
+def _gtin(digits: str) -> bool:
+    """The GS1 check digit of an EAN/UPC/GTIN barcode."""
+    total = sum((ord(c) - 48) * (3 if i % 2 else 1) for i, c in enumerate(reversed(digits)))
+    return total % 10 == 0
+
+
+def _wrapped_card(text: str, start: int, end: int) -> Finding | None:
+    """A card number broken across a line, whatever quotes or chat prefix the next has."""
+    cont = _rx().continuation.match(text, end)
+    if cont is None:
+        return None
+    head = _rx().groups.findall(_plain(text[start:end]))
+    tail = cont.group("digits").split()
+    digits = "".join(head) + "".join(tail)
+    sizes = tuple(len(g) for g in head + tail)
+    if not (13 <= len(digits) <= 19) or not digits.isdigit():
+        return None
+    network = _card_network(digits)
+    if network and _card_counts(text, start, cont.end(), network, digits, sizes):
+        return Finding("payment_card", network, start, cont.end())
+    return None
+
+
+def _wrapped_card_tail(text: str, start: int, end: int) -> Finding | None:
+    """The second line of a wrapped card, when the first holds too few digits for a run."""
+    newline = text.rfind("\n", max(0, start - 60), start)
+    if newline < 1 or not _rx().line_prefix.fullmatch(text, newline + 1, start):
+        return None
+    head = _rx().line_tail.search(text, max(0, newline - 40), newline + 1)
+    if head is None:
+        return None
+    digits = "".join(_rx().groups.findall(head.group() + " " + _plain(text[start:end])))
+    if not (13 <= len(digits) <= 19) or not digits.isdigit():
+        return None
+    network = _card_network(digits)
+    if network and _card_counts(text, head.start(), end, network, digits, ()):
+        return Finding("payment_card", network, head.start(), end)
+    return None
+
+
+def _on_glued(text: str, at: int, wanted: frozenset[str]) -> Iterator[Finding]:
+    """A card number written right after a word: "order4111111111111111"."""
+    if "payment_card" not in wanted:
+        return
+    word = at
+    while word > 0 and text[word - 1].isalpha() and at - word < 24:
+        word -= 1
+    if word > 0 and (text[word - 1].isalnum() or text[word - 1] == "_"):
+        return  # inside a hash or identifier: "a94a8fe5cc..."
+    m = _rx().card_run.match(text, at)
+    if m is None:
+        return
+    # The run may go on into an expiry date or a count: try cuts at group ends.
+    groups = [(g.group(), g.end()) for g in _rx().groups.finditer(m.group())]
+    separators = frozenset(c for c in _plain(m.group()) if c in " -.")
+    for cut in range(len(groups), 0, -1):
+        digits = "".join(g for g, _ in groups[:cut])
+        if len(digits) < 12:
+            return
+        sizes = tuple(len(g) for g, _ in groups[:cut])
+        network = _card_network(digits) if _card_shape(sizes, separators) else None
+        end = at + groups[cut - 1][1]
+        if network and _card_counts(text, at, end, network, digits, sizes):
+            yield Finding("payment_card", network, at, end)
+            return
+
+
 def _card_network(digits: str) -> str | None:
     if len(digits) < 12 or not digits.isdigit() or len(set(digits)) < 2 or not _luhn(digits):
         return None
@@ -199,8 +333,10 @@ def _timestamp(digits: str) -> bool:
 
 
 def _labelled(text: str, start: int, end: int, label: _Words) -> bool:
-    """A label is near, or at least no word like "order" or "invoice" is."""
-    return _near(text, start, end, label) or not _not_personal(text, start)
+    """A label is near, or at least no word like "order" or "invoice" before, no unit after."""
+    return _near(text, start, end, label) or not (
+        _not_personal(text, start) or _unit_after(text, end) or _near(text, start, end, _CTX_ID)
+    )
 
 
 def _national_id(
@@ -236,12 +372,17 @@ def _national_id(
         # Two check digits pass one random number in a hundred: bare, they still
         # need no "order", "invoice"... nearby unless their own label is there.
         cpf_format = sizes == (3, 3, 3, 2) and separators == {".", "-"}
-        if (bare or cpf_format) and len(set(digits)) > 1 and v.cpf(digits) and (
-            not bare or _labelled(text, start, end, _CTX_CPF)
+        if (
+            (bare or cpf_format)
+            and len(set(digits)) > 1
+            and v.cpf(digits)
+            and (not bare or _labelled(text, start, end, _CTX_CPF))
         ):
             return "br_cpf"
-        if (bare or sizes == (2, 3, 3, 3)) and v.idnr(digits) and (
-            not bare or _labelled(text, start, end, _CTX_IDNR)
+        if (
+            (bare or sizes == (2, 3, 3, 3))
+            and v.idnr(digits)
+            and (not bare or _labelled(text, start, end, _CTX_IDNR))
         ):
             return "de_idnr"
     elif nd == 12 and (bare or (sizes == (4, 4, 4) and one_separator)):

@@ -9,13 +9,14 @@ first time a text holds its needle, so building a scanner compiles nothing.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from .capitals import _CAPS, _on_caps
+from .capitals import _CAPS, _on_caps, _on_glued_iban
 from .emails import _EMAIL, _on_email
 from .finding import DETECTORS, Finding
-from .numbers import _NUMBER, _on_number
+from .numbers import _GLUED, _NUMBER, _on_glued, _on_number
 from .secrets import (
     _ASSIGNMENT_OPS,
     _AUTHORIZATION,
@@ -162,15 +163,20 @@ class _Pass:
 
 
 # Digits and capitals in one pass, only where a token starts: not after a letter or digit.
+# Or a digit right after a letter that starts a card or an IBAN: "order4111...", "de89 3704...".
 _TOKEN = (
-    rf"[+(0-9A-Z](?<![A-Za-z0-9_][A-Za-z0-9])"
-    rf"(?:(?<=[A-Z]){_CAPS}|{_NUMBER}(?P<number>))"
+    rf"[+(0-9A-Z](?:(?<![A-Za-z0-9_][A-Za-z0-9])"
+    rf"(?:(?<=[A-Z]){_CAPS}|{_NUMBER}(?P<number>))|{_GLUED}(?P<glued>))"
 )
 
 
 def _on_token(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
     if m.lastgroup == "number":
         return _on_number(text, m, wanted)
+    if m.lastgroup == "glued":
+        return itertools.chain(
+            _on_glued(text, m.start(), wanted), _on_glued_iban(text, m.start(), wanted)
+        )
     return _on_caps(text, m, wanted)
 
 

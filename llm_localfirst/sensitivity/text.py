@@ -24,10 +24,33 @@ class _Rx:
     """The shared patterns, compiled together the first time a detector needs one."""
 
     def __init__(self) -> None:
-        self.word = re.compile(r"[^\W\d_]+")
+        # Words, split where the script changes: "RRN은", "的NIF是" hold the label.
+        self.word = re.compile(r"[A-Za-z\u00c0-\u024f]+|[^\W\d_A-Za-z\u00c0-\u024f]+")
         self.date = re.compile(_DATE)
         # The digit groups of a run; "2A" and "2B" are the Corsican départements.
         self.groups = re.compile(r"2[AB](?![0-9])|[0-9]+(?:(?<=2)[AB][0-9]+)?")
+        # What may start the next line of a value broken across lines: quote marks
+        # of e-mail replies ("> > "), a chat line's time and speaker ("[10:32] Ana: ").
+        self.continuation = re.compile(
+            r"[ \t]*\r?\n(?:[ \t]*>)*[ \t]*(?:\[[^\]\n]{1,32}\][ \t]*)?"
+            r"(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?[ \t]+)?(?:[^\s:>\[\]0-9][^\n:]{0,30}:[ \t]+)?"
+            r"(?P<digits>[0-9]{1,6}(?:[ .\-][0-9]{1,6}){0,4})(?![0-9A-Za-z])"
+        )
+        self.alnum_continuation = re.compile(
+            r"[ \t]*\r?\n(?:[ \t]*>)*[ \t]*(?:\[[^\]\n]{1,32}\][ \t]*)?"
+            r"(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?[ \t]+)?(?:[^\s:>\[\]0-9][^\n:]{0,30}:[ \t]+)?"
+            r"(?P<groups>[0-9A-Za-z]{1,4}(?:[ .\-]?[0-9A-Za-z]{1,4}){0,7})(?![0-9A-Za-z])"
+        )
+        self.line_prefix = re.compile(
+            r"(?:[ \t]*>)*[ \t]*(?:\[[^\]\n]{1,32}\][ \t]*)?"
+            r"(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?[ \t]+)?(?:[^\s:>\[\]0-9][^\n:]{0,30}:[ \t]+)?"
+        )
+        self.line_tail = re.compile(
+            r"(?<![0-9A-Za-z.,:/-])[0-9]{1,6}(?:[ .\-][0-9]{1,6}){0,3}[ \t]*\r?(?=\n)"
+        )
+        # Digit groups after a word ("order4111 1111 1111 1111"), and an IBAN's groups.
+        self.card_run = re.compile(r"[0-9]{1,19}(?:[ .\-\u00a0][0-9]{1,6}){0,5}")
+        self.iban_run = re.compile(r"[0-9]{2}(?:[ .\-]?[0-9A-Za-z]{1,4}){3,8}(?![0-9A-Za-z])")
 
 
 @functools.cache
@@ -58,29 +81,84 @@ _CTX_PHONE = _words(
     " whatsapp sms text ring dial contact reach telefon telefonnummer téléphone portable"
     " móvil movil teléfono telefono cellulare telefone celular handy gsm bel bellen anrufen"
     " appeler appelez llamar llame chiamare chiama ligar ligue",
-    "電話", "携帯", "☎", "📞", "📱",
+    "電話",
+    "携帯",
+    "☎",
+    "📞",
+    "📱",
 )
 _CTX_CARD = _words(
     "card cards carte karte kartennummer tarjeta carta cartão cartao visa mastercard amex cc"
-    " credit debit cvv cvc expiry exp pan", "kreditkarte", "クレジット", "カード",
+    " credit debit cvv cvc expiry exp pan",
+    "kreditkarte",
+    "クレジット",
+    "カード",
 )
 _CTX_ID_CARD = _words("perso", "ausweis", "id card", "identity card", "identity document")
 # Labels of other identifiers: a number next to "NHS" or "SSN" is no phone number.
 _CTX_ID = _words(
     "ssn itin nhs bsn sofinummer aadhaar aadhar uid cpf cnpj idnr iban nir insee dni nie"
-    " nino pan", "ausweis", "social security", "national insurance", "steuer", "burgerservice",
-    "my number", "マイナンバー", "個人番号", "sécurité sociale", "codice fiscale",
+    " nino pan pesel personnummer cpr fødselsnummer tckn kimlik curp cuit cuil tfn medicare ahv"
+    " nric rrn pnr personnr nif rut sin nas fnr fødselsnr insz niss rijksregisternummer"
+    " contribuinte tckimlik sozialversicherungsnummer avs",
+    "s.i.n.",
+    "ausweis",
+    "assurance sociale",
+    "social security",
+    "national insurance",
+    "steuer",
+    "burgerservice",
+    "my number",
+    "マイナンバー",
+    "個人番号",
+    "sécurité sociale",
+    "codice fiscale",
+    # The ids of national_ids.py, by their unambiguous labels only ("sin", "run"
+    # and "nas" are common words too).
+    "身份证",
+    "身份證",
+    "주민등록",
+    "social insurance",
+    "tax file",
+    "rijksregister",
+    "registre national",
 )
 _CTX_NOT_PERSONAL = _words(
     "order invoice inv tracking track ref reference ticket case sku isbn serial part po"
     " receipt confirmation booking transaction txn build version batch lot item product"
-    " shipment parcel no nr",
+    " shipment parcel no nr total subtotal sum amount balance qty quantity population revenue"
+    " checksum crc seed timestamp epoch lottery lotto draw jackpot ean upc gtin barcode"
+    " euromillions powerball megamillions winning keno bingo loto pedido factura fatura commande"
+    " facture rechnung bestellung bestellnummer ordine fattura zamówienie faktura sipariş",
     "#",
+    "nº",
+    "n°",
+    "n.º",
+    "订单",
+    "注文",
 )
+# Barcodes, whose check digits some card and id numbers pass by chance.
+_CTX_BARCODE = _words(
+    "ean ean13 upc gtin barcode isbn issn sku asin",
+    "code-barres",
+    "code barre",
+    "strichcode",
+    "código de barras",
+    "codice a barre",
+)
+# Units and counted things: "12345678901 bytes" is a measurement, not an id.
+_UNITS = _words(
+    "b kb mb gb tb pb kib mib gib bytes byte bits ms ns us µs s sec secs seconds min mins "
+    "minutes h hrs hours days m km cm mm kg g mg lb lbs oz mi ft px dpi hz khz mhz ghz w kw "
+    "kwh mah v usd eur gbp jpy cny inr brl chf sek nok dkk pln try zar sgd ars clp mxn cad "
+    "aud krw units items rows records users views visits downloads requests tokens words "
+    "chars characters times points votes steps calories kcal people pcs pieces copies hits "
+    "impressions clicks sessions events lines files"
+).words
 
 
 def _has_words(text: str, lo: int, hi: int, ctx: _Words) -> bool:
-    window = text[max(0, lo):hi].lower()
+    window = text[max(0, lo) : hi].lower().replace("_", " ")  # "social_insurance_number"
     if not ctx.words.isdisjoint(_rx().word.findall(window)):
         return True
     return any(phrase in window for phrase in ctx.phrases)
@@ -89,6 +167,46 @@ def _has_words(text: str, lo: int, hi: int, ctx: _Words) -> bool:
 def _near(text: str, start: int, end: int, ctx: _Words) -> bool:
     """Whether a context word occurs shortly before or just after a span."""
     return _has_words(text, start - 40, end + 20, ctx)
+
+
+def _labelled_far(text: str, start: int, end: int, ctx: _Words) -> bool:
+    """Whether a label is near a span, in a wider window, or heads its CSV column.
+
+    Labels of ids are farther away than a phone's "Tel:": in SQL ("INSERT INTO p
+    (name, pesel) VALUES ('Jan Kowalski', '...')") or in a CSV row under its header.
+    """
+    if _has_words(text, start - 80, end + 24, ctx):
+        return True
+    header = _csv_header(text, start)
+    return header is not None and _has_words(text, header[0], header[1], ctx)
+
+
+def _csv_header(text: str, start: int) -> tuple[int, int] | None:
+    """Span of the header line of the delimited block a position is in, if any."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    delimiter = next((d for d in ",;\t|" if d in line), None)
+    if delimiter is None or line_start == 0:
+        return None
+    top = line_start
+    for _ in range(200):  # bounded: at most 200 rows up
+        above = text.rfind("\n", 0, top - 1) + 1
+        if delimiter not in text[above : top - 1]:
+            break
+        top = above
+        if top == 0:
+            break
+    if top == line_start:
+        return None
+    header_end = text.find("\n", top)
+    return top, min(header_end, top + 400)
+
+
+def _unit_after(text: str, end: int) -> bool:
+    """Whether a unit or counted noun follows a number: "12345678901 bytes"."""
+    m = _rx().word.match(text, end + 1 if text[end : end + 1] == " " else end)
+    return m is not None and m.start() <= end + 1 and m.group().lower() in _UNITS
 
 
 def _not_personal(text: str, start: int) -> bool:
@@ -104,12 +222,14 @@ def _joins(char: str) -> bool:
 def _char_classes(value: str) -> int:
     """How many of lower case, upper case, digits and symbols ``value`` mixes."""
     chars = set(value)
-    return sum((
-        any(c.islower() for c in chars),
-        any(c.isupper() for c in chars),
-        any(c.isdigit() for c in chars),
-        any(not c.isalnum() for c in chars),
-    ))
+    return sum(
+        (
+            any(c.islower() for c in chars),
+            any(c.isupper() for c in chars),
+            any(c.isdigit() for c in chars),
+            any(not c.isalnum() for c in chars),
+        )
+    )
 
 
 def _entropy(value: str) -> float:
