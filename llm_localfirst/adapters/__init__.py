@@ -21,8 +21,12 @@ This package owns the contract they share:
   LangChain ``ToolMessage.artifact``), never to the model. On failure,
   :func:`~llm_localfirst.agents.director.describe_failure`'s text as a tool error the
   run survives: the director reads why, and whether to retry.
+- **One argument model.** :class:`~llm_localfirst.agents.arguments.DelegateArgs`
+  (task, source, paths, documents, task_kind, schema, labels, target_language,
+  max_tokens) is the schema in every framework and in MCP.
 - **No logic of their own.** Arguments go to the Worker as given; the Worker
-  validates them (and audits a rejection), routes, and records every call.
+  validates them (and audits a rejection), reads ``paths`` and ``documents``,
+  routes, gates the answer, and records every call.
 
 Importing this package imports no agent framework; each module imports its own.
 """
@@ -30,6 +34,7 @@ Importing this package imports no agent framework; each module imports its own.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..agents.tasks import TaskKind
@@ -38,7 +43,7 @@ if TYPE_CHECKING:
     from ..agents.worker import OnDelegate, Worker
     from ..router import Router
 
-__all__ = ["TASK_KIND_SCHEMA", "TOOL_NAME", "install_hint", "local_worker"]
+__all__ = ["TASK_KIND_SCHEMA", "TOOL_NAME", "install_hint", "local_worker", "tool_description"]
 
 #: The tool's name in every face (MCP, Pydantic AI, LangChain).
 TOOL_NAME = "delegate_to_worker"
@@ -50,7 +55,9 @@ TASK_KIND_SCHEMA: Mapping[str, Any] = {"enum": [kind.value for kind in TaskKind]
 
 
 def local_worker(router: Router, worker_model: str | Sequence[str], *,
-                 on_delegate: OnDelegate | None, via: str) -> Worker:
+                 on_delegate: OnDelegate | None, via: str,
+                 documents: Mapping[str, Path | str] | None = None,
+                 roots: Sequence[str | Path] = ()) -> Worker:
     """Build the Worker behind an adapter's tool.
 
     Args:
@@ -59,6 +66,9 @@ def local_worker(router: Router, worker_model: str | Sequence[str], *,
             (every local destination of the policy, in policy order).
         on_delegate: Called as ``on_delegate(task, result)`` after each successful run.
         via: The framework, recorded as ``via`` in every call's audit metadata.
+        documents: Named documents the director may refer to (``Path`` or text).
+        roots: Folders the director's ``paths`` may read under (besides
+            ``LF_WORKER_ROOTS`` and the policy's ``worker.roots``).
 
     Raises:
         PrivacyViolation: ``worker_model`` names a destination that is not local.
@@ -69,7 +79,15 @@ def local_worker(router: Router, worker_model: str | Sequence[str], *,
     from ..agents.worker import Worker
 
     return Worker(router, destination=worker_model, on_delegate=on_delegate,
-                  metadata={"via": via})
+                  metadata={"via": via}, documents=documents, roots=roots)
+
+
+def tool_description(worker: Worker) -> str:
+    """The tool's description: the shared text, then the registered documents (names, sizes)."""
+    from ..agents.director import DELEGATE_DESCRIPTION
+
+    listed = worker.describe_documents()
+    return f"{DELEGATE_DESCRIPTION}\n\n{listed}" if listed else DELEGATE_DESCRIPTION
 
 
 def install_hint(extra: str, package: str) -> str:

@@ -33,16 +33,18 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError
+from pydantic import Field, SkipValidation, ValidationError
 
-from ..agents.director import DELEGATE_DESCRIPTION, PARAMETER_DESCRIPTIONS, describe_failure
+from ..agents.arguments import DelegateArgs
+from ..agents.director import DELEGATE_DESCRIPTION, describe_failure
 from ..agents.output import WorkerResult
 from ..agents.worker import Worker
 from ..errors import InvalidRequest, LocalFirstError
-from . import TASK_KIND_SCHEMA, TOOL_NAME, install_hint, local_worker
+from . import TOOL_NAME, install_hint, local_worker, tool_description
 
 try:
     from langchain_core.tools import ArgsSchema, BaseTool, ToolException
@@ -56,26 +58,6 @@ if TYPE_CHECKING:
     from ..router import Router
 
 __all__ = ["DelegateArgs", "WorkerTool", "worker_tool"]
-
-_D = PARAMETER_DESCRIPTIONS
-
-
-class DelegateArgs(BaseModel):
-    """The arguments of ``delegate_to_worker`` (the schema the director model sees)."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    task: str = Field(description=_D["task"])
-    source: str = Field(default="", description=_D["source"])
-    task_kind: str = Field(default="freeform", description=_D["task_kind"],
-                           json_schema_extra=dict(TASK_KIND_SCHEMA))
-    # ``schema`` would shadow ``BaseModel.schema``; the wire name is still ``schema``.
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema",
-                                           description=_D["schema"])
-    labels: list[str] | None = Field(default=None, description=_D["labels"])
-    target_language: str | None = Field(default=None, description=_D["target_language"])
-    max_tokens: int | None = Field(default=None, ge=1, description=_D["max_tokens"])
-
 
 def _describe_validation_error(error: Exception) -> str:
     """The director's message for arguments that do not fit :class:`DelegateArgs`."""
@@ -120,26 +102,32 @@ class WorkerTool(BaseTool):
         """
         return {**_wire_schema(), "description": self.description}
 
-    def _run(self, task: str, source: str = "", task_kind: str = "freeform",
+    def _run(self, task: str, source: str = "",
+             paths: list[str] | None = None, documents: list[str] | None = None,
+             task_kind: str = "freeform",
              schema_: dict[str, Any] | None = None, labels: list[str] | None = None,
              target_language: str | None = None, max_tokens: int | None = None,
              run_manager: CallbackManagerForToolRun | None = None,
              ) -> tuple[str, dict[str, Any]]:
         try:
-            result = self.worker.run(task, source, task_kind=task_kind, schema=schema_,
+            result = self.worker.run(task, source, paths=paths, documents=documents,
+                                     task_kind=task_kind, schema=schema_,
                                      labels=labels, target_language=target_language,
                                      max_tokens=max_tokens)
         except LocalFirstError as exc:
             raise ToolException(describe_failure(exc)) from exc
         return _answer(result)
 
-    async def _arun(self, task: str, source: str = "", task_kind: str = "freeform",
+    async def _arun(self, task: str, source: str = "",
+             paths: list[str] | None = None, documents: list[str] | None = None,
+             task_kind: str = "freeform",
                     schema_: dict[str, Any] | None = None, labels: list[str] | None = None,
                     target_language: str | None = None, max_tokens: int | None = None,
                     run_manager: AsyncCallbackManagerForToolRun | None = None,
                     ) -> tuple[str, dict[str, Any]]:
         try:
-            result = await self.worker.arun(task, source, task_kind=task_kind, schema=schema_,
+            result = await self.worker.arun(task, source, paths=paths, documents=documents,
+                                            task_kind=task_kind, schema=schema_,
                                             labels=labels, target_language=target_language,
                                             max_tokens=max_tokens)
         except LocalFirstError as exc:
@@ -148,7 +136,9 @@ class WorkerTool(BaseTool):
 
 
 def worker_tool(router: Router, worker_model: str | Sequence[str] = "local",
-                on_delegate: OnDelegate | None = None) -> WorkerTool:
+                on_delegate: OnDelegate | None = None, *,
+                documents: Mapping[str, Path | str] | None = None,
+                roots: Sequence[str | Path] = ()) -> WorkerTool:
     """A LangChain tool named ``delegate_to_worker`` that runs on the local worker.
 
     Args:
@@ -157,6 +147,11 @@ def worker_tool(router: Router, worker_model: str | Sequence[str] = "local",
             ``"local"``: every local destination of the policy, in policy order.
         on_delegate: Called as ``on_delegate(task, result)`` after each successful
             delegation (observability; an exception in it is logged, not raised).
+        documents: Named documents the director may refer to in ``documents``
+            (a ``Path`` read when named, or the text); the tool description lists
+            their names and sizes, never their content.
+        roots: Folders the director's ``paths`` may read under, besides
+            ``LF_WORKER_ROOTS`` and the policy's ``worker.roots``.
 
     Returns:
         The tool, for ``model.bind_tools([...])`` and your agent loop. Put
@@ -168,8 +163,9 @@ def worker_tool(router: Router, worker_model: str | Sequence[str] = "local",
         ModelNotAllowed: ``worker_model`` is not an allowlisted destination, or the
             policy has no local destination.
     """
-    return WorkerTool(worker=local_worker(router, worker_model, on_delegate=on_delegate,
-                                          via="langchain"))
+    worker = local_worker(router, worker_model, on_delegate=on_delegate, via="langchain",
+                          documents=documents, roots=roots)
+    return WorkerTool(worker=worker, description=tool_description(worker))
 
 
 @functools.cache

@@ -32,19 +32,14 @@ and it imports ``pydantic_ai`` here, never in ``llm_localfirst``'s other modules
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from pydantic import Field
-
-from ..agents.director import (
-    DELEGATE_DESCRIPTION,
-    DIRECTOR_GUIDANCE,
-    PARAMETER_DESCRIPTIONS,
-    describe_failure,
-)
+from ..agents.arguments import DelegateArgs
+from ..agents.director import DIRECTOR_GUIDANCE, describe_failure
 from ..errors import InvalidRequest, LocalFirstError
-from . import TASK_KIND_SCHEMA, TOOL_NAME, install_hint, local_worker
+from . import TOOL_NAME, install_hint, local_worker, tool_description
 
 try:
     from pydantic_ai import Agent, FunctionToolset, ModelRetry, RunContext, ToolFailed, ToolReturn
@@ -56,9 +51,6 @@ if TYPE_CHECKING:
     from ..router import Router
 
 __all__ = ["WorkerToolset", "attach_worker", "worker_toolset"]
-
-_D = PARAMETER_DESCRIPTIONS
-
 
 class WorkerToolset(FunctionToolset[Any]):
     """A toolset with one tool, ``delegate_to_worker``, that runs on the local worker.
@@ -80,7 +72,7 @@ class WorkerToolset(FunctionToolset[Any]):
         super().__init__(instructions=DIRECTOR_GUIDANCE if guidance else None, id=id)
         self.worker = worker
         self.add_function(_tool_function(worker), takes_ctx=False, name=TOOL_NAME,
-                          description=DELEGATE_DESCRIPTION)
+                          description=tool_description(worker))
 
     def __repr__(self) -> str:
         return f"WorkerToolset({self.worker!r})"
@@ -88,7 +80,8 @@ class WorkerToolset(FunctionToolset[Any]):
 
 def worker_toolset(router: Router, worker_model: str | Sequence[str] = "local",
                    on_delegate: OnDelegate | None = None, *,
-                   guidance: bool = True) -> WorkerToolset:
+                   guidance: bool = True, documents: Mapping[str, Path | str] | None = None,
+                   roots: Sequence[str | Path] = ()) -> WorkerToolset:
     """A toolset that gives a director agent the ``delegate_to_worker`` tool.
 
     Args:
@@ -98,6 +91,11 @@ def worker_toolset(router: Router, worker_model: str | Sequence[str] = "local",
         on_delegate: Called as ``on_delegate(task, result)`` after each successful
             delegation (observability; an exception in it is logged, not raised).
         guidance: Add the director guidance to the agent's instructions.
+        documents: Named documents the director may refer to in ``documents``
+            (a ``Path`` read when named, or the text); the tool description lists
+            their names and sizes, never their content.
+        roots: Folders the director's ``paths`` may read under, besides
+            ``LF_WORKER_ROOTS`` and the policy's ``worker.roots``.
 
     Returns:
         The toolset, for ``Agent(..., toolsets=[...])`` or ``agent.run(..., toolsets=[...])``.
@@ -111,14 +109,16 @@ def worker_toolset(router: Router, worker_model: str | Sequence[str] = "local",
         >>> director = Agent("anthropic:claude-haiku-4-5",              # doctest: +SKIP
         ...                  toolsets=[worker_toolset(router)])
     """
-    worker = local_worker(router, worker_model, on_delegate=on_delegate, via="pydantic_ai")
+    worker = local_worker(router, worker_model, on_delegate=on_delegate, via="pydantic_ai",
+                          documents=documents, roots=roots)
     return WorkerToolset(worker, guidance=guidance)
 
 
 def attach_worker(agent: Agent[Any, Any], router: Router,
                   worker_model: str | Sequence[str] = "local",
                   on_delegate: OnDelegate | None = None, *,
-                  guidance: bool = True) -> WorkerToolset:
+                  guidance: bool = True, documents: Mapping[str, Path | str] | None = None,
+                  roots: Sequence[str | Path] = ()) -> WorkerToolset:
     """Add the ``delegate_to_worker`` tool to an agent that already exists.
 
     The same as passing :func:`worker_toolset` in ``toolsets=[...]``, for code that
@@ -133,6 +133,8 @@ def attach_worker(agent: Agent[Any, Any], router: Router,
         worker_model: The local destination to run on, several in order, or ``"local"``.
         on_delegate: Called as ``on_delegate(task, result)`` after each successful delegation.
         guidance: Add the director guidance to the agent's instructions.
+        documents: Named documents (see :func:`worker_toolset`).
+        roots: Folders ``paths`` may read under (see :func:`worker_toolset`).
 
     Returns:
         The toolset that was added (its ``worker`` reports savings).
@@ -142,7 +144,8 @@ def attach_worker(agent: Agent[Any, Any], router: Router,
             nothing is added to the agent.
         ModelNotAllowed: ``worker_model`` is not an allowlisted destination.
     """
-    toolset = worker_toolset(router, worker_model, on_delegate, guidance=guidance)
+    toolset = worker_toolset(router, worker_model, on_delegate, guidance=guidance,
+                             documents=documents, roots=roots)
 
     def provide(ctx: RunContext[Any]) -> WorkerToolset:
         return toolset
@@ -152,22 +155,12 @@ def attach_worker(agent: Agent[Any, Any], router: Router,
 
 
 def _tool_function(worker: Worker) -> Callable[..., Awaitable[ToolReturn[str]]]:
-    """The tool function; its signature is the tool's argument schema."""
+    """The tool function; its one model argument, :class:`DelegateArgs`, is the tool's schema
+    (Pydantic AI shows a single model parameter's fields at the top level)."""
 
-    async def delegate_to_worker(
-        task: Annotated[str, Field(description=_D["task"])],
-        source: Annotated[str, Field(description=_D["source"])] = "",
-        task_kind: Annotated[str, Field(description=_D["task_kind"],
-                                        json_schema_extra=dict(TASK_KIND_SCHEMA))] = "freeform",
-        schema: Annotated[dict[str, Any] | None, Field(description=_D["schema"])] = None,
-        labels: Annotated[list[str] | None, Field(description=_D["labels"])] = None,
-        target_language: Annotated[str | None, Field(description=_D["target_language"])] = None,
-        max_tokens: Annotated[int | None, Field(description=_D["max_tokens"], ge=1)] = None,
-    ) -> ToolReturn[str]:
+    async def delegate_to_worker(args: DelegateArgs) -> ToolReturn[str]:
         try:
-            result = await worker.arun(task, source, task_kind=task_kind, schema=schema,
-                                       labels=labels, target_language=target_language,
-                                       max_tokens=max_tokens)
+            result = await worker.arun(args.task, args.source, **args.worker_kwargs())
         except LocalFirstError as exc:
             _report(exc)
         return ToolReturn(return_value=result.text, metadata=result.to_dict())

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from ..errors import InvalidRequest
 
-__all__ = ["Budget", "estimate_tokens", "pack", "split_text"]
+__all__ = ["Budget", "estimate_tokens", "file_header", "join_files", "pack", "split_files",
+           "split_text"]
 
 #: The default estimate of characters per token (English prose on common tokenizers).
 CHARS_PER_TOKEN = 4.0
@@ -210,3 +211,35 @@ def _overlap_start(pieces: Sequence[tuple[str, str]], start: int, end: int, over
         carried += cost
         begin -= 1
     return begin
+
+
+def file_header(label: str, part: int = 1, parts: int = 1) -> str:
+    """The line that opens a file's text (or one part of it) in a source."""
+    where = f" (part {part} of {parts})" if parts > 1 else ""
+    return f"=== File: {label}{where} ==="
+
+
+def join_files(files: Sequence[tuple[str, str]]) -> str:
+    """Several files as one source, each opened by its :func:`file_header`."""
+    return "\n\n".join(f"{file_header(label)}\n{text.strip()}" for label, text in files)
+
+
+def split_files(files: Sequence[tuple[str, str]], max_chars: int, *,
+                overlap_chars: int = 0) -> list[str]:
+    """Chunks over several files: each chunk holds whole files or a labelled part of one.
+
+    A file too long for one chunk is split on its own, every part opened by its
+    header (``=== File: a.md (part 2 of 3) ===``), so each map call knows which
+    file it reads; short files are packed together in order.
+    """
+    pieces: list[str] = []
+    for label, text in files:
+        whole = f"{file_header(label)}\n{text.strip()}"
+        if len(whole) <= max_chars:
+            pieces.append(whole)
+            continue
+        room = max(1, max_chars - len(file_header(label, 99, 99)) - 1)
+        parts = split_text(text.strip(), room, overlap_chars=overlap_chars)
+        pieces.extend(f"{file_header(label, i, len(parts))}\n{p}"
+                      for i, p in enumerate(parts, 1))
+    return ["\n\n".join(group) for group in pack(pieces, max_chars)]

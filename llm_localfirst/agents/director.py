@@ -47,9 +47,13 @@ Do not use it for: multi-step reasoning, planning, maths, code you must get exac
 right, final decisions, or anything that needs tools or the conversation's context. \
 The worker sees only `task` and `source`, nothing else.
 
-Write `task` as one clear instruction with the audience, length and format you want \
-(e.g. "Summarize for a CFO in 5 bullet points"). Put the text in `source`, not in \
-`task`. Check the result before you rely on it: it comes from a small model. If the \
+Files on the user's machine: pass `paths` (files, folders, globs) and the worker \
+reads them itself, locally; never paste a file into `source` when you can name it. \
+The answer cites files by their path; personal data in it (e-mails, card numbers, \
+phone numbers, IBANs, national ids, secrets) comes back as placeholders such as \
+[EMAIL]. Write `task` as one clear instruction with the audience, length and format you want \
+(e.g. "Summarize for a CFO in 5 bullet points"). Put text you already hold in `source`, \
+not in `task`. Check the result before you rely on it: it comes from a small model. If the \
 tool fails, the message says why and what to do; nothing is ever sent to the cloud \
 instead."""
 
@@ -74,7 +78,9 @@ Do it yourself:
   `source`.
 
 How to delegate well:
-- one job per call; put the instruction in `task` and the text in `source`;
+- one job per call; put the instruction in `task` and the text in `source`, or name
+  files on the user's machine in `paths` (folders and globs work) so the worker reads
+  them itself and they never pass through you;
 - say the audience, length and format you want;
 - pick the matching `task_kind` (summarize, draft, translate, reformat, extract,
   classify, freeform);
@@ -96,6 +102,13 @@ PARAMETER_DESCRIPTIONS: dict[str, str] = {
     "target_language": ("The language to write in. Required for translate; for other kinds, the "
                         "language of the answer."),
     "max_tokens": "Optional cap on the length of the answer, in tokens.",
+    "paths": ("Files, folders or glob patterns on the user's machine (e.g. \"~/contracts\", "
+              "\"reports/*.pdf\") for the worker to read ITSELF: the text never passes through "
+              "you, so you spend no tokens on it and it never leaves the machine. Only folders the "
+              "user allowed are readable. Text, Markdown, code, CSV, JSON, HTML, PDF and DOCX. "
+              "Use instead of pasting files into `source`."),
+    "documents": ("Names of documents the application registered (listed in this tool's "
+                  "description, if any); the worker reads them itself."),
 }
 
 

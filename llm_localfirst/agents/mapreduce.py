@@ -7,30 +7,35 @@ the task's strategy: merged by the model (recursively while they do not fit one
 call), joined in order (translations), or put to a majority vote (labels). It
 reads extract and classify answers (:mod:`.output`) with one repair each.
 
-Every call goes through ``Router.route_call`` with the worker's local
-destination as ``model`` and ``sensitive=True``; the run re-checks the worker's
-locality before each one. It learns a destination's real token density and
-window from reported usage and from context-length refusals, and re-plans.
+Map calls (and the merges of one reduce level) run concurrently, up to the
+``max_concurrency`` of the worker's first destination, and keep their order.
+Every call is one ``Router.route_call`` of a ``local_only`` request naming the
+worker's destinations: the policy keeps only local candidates, the router fails
+over among them and the egress guard refuses anything else, so the run itself
+never probes, reorders or retries. A source made of files is split per file,
+each chunk labelled with the file it comes from. It learns a destination's real
+token density and window from reported usage and from context-length refusals,
+and re-plans.
 
-It must never pick a destination itself beyond the worker's own list, never call
-the cloud, and never log source or output text.
+It must never pick a destination, never call the cloud, and never log source or
+output text.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
-import math
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LocalUnavailable, UpstreamError
+from ..errors import LocalFirstError, UpstreamError
 from ..providers.base import ChatResult, EgressTicket, Provider
 from ..request import Request
-from .chunking import CHARS_PER_TOKEN, SAFETY, Budget, estimate_tokens, pack, split_text
+from .chunking import CHARS_PER_TOKEN, Budget, estimate_tokens, pack, split_files, split_text
 from .output import WorkerOutputError, WorkerResult, parse_json, pick_label
 from .tasks import Prompt, Strategy, TaskKind, TaskSpec, schema_problem
 
@@ -96,6 +101,9 @@ class Run:
     last: tuple[str, str, str] | None = None  # destination, model, audit id
     chars_per_token: float = CHARS_PER_TOKEN
     window: int = 0
+    files: Sequence[tuple[str, str]] = ()
+    names: tuple[str, ...] = ()
+    concurrency: int = 1
 
     def budget(self) -> Budget:
         """The budget under the current estimate (it improves as destinations answer)."""
@@ -106,8 +114,9 @@ class Run:
 
     async def execute(self, source: str) -> WorkerResult:
         """Plan and run; re-plan when a destination's real window proves smaller."""
-        names = self.worker.local_destinations()
+        names = self.names = self.worker.local_destinations()
         policy = self.worker.router.policy
+        self.concurrency = policy.destinations[names[0]].max_concurrency
         self.window = min(self.worker.learned_window(n, policy.destinations[n].context_window)
                           for n in names)
         self.chars_per_token = min(self.worker.learned_chars_per_token(n) for n in names)
@@ -136,28 +145,51 @@ class Run:
         map_output = budget.partial_output if spec.strategy is Strategy.MERGE else budget.output
         chunk_chars = self.chunk_chars(map_output)
         overlap = 0 if spec.strategy is Strategy.CONCAT else min(chunk_chars // 10, 8000)
-        chunks = deque(split_text(source, chunk_chars, overlap_chars=overlap))
+        if self.files:
+            chunks = split_files(self.files, chunk_chars, overlap_chars=overlap)
+        else:
+            chunks = split_text(source, chunk_chars, overlap_chars=overlap)
         self.total = self.done + len(chunks) + (1 if spec.strategy is Strategy.MERGE else 0)
         await self.report(f"split the source into {len(chunks)} chunks")
-        partials: list[str] = []
-        while chunks:
-            chunk = chunks.popleft()
-            limit = self.chunk_chars(map_output)
-            if len(chunk) * SAFETY > limit:  # an earlier answer showed tokens are shorter
-                pieces = split_text(chunk, min(limit, math.ceil(
-                    len(chunk) / math.ceil(len(chunk) / limit) * 1.1)))
-                chunks.extendleft(reversed(pieces[1:]))
-                chunk = pieces[0]
-                self.total += len(pieces) - 1
-            part, parts = len(partials) + 1, len(partials) + 1 + len(chunks)
-            partials.append(await self.call(spec.map(part, parts), chunk, map_output,
-                                            f"chunk {part}/{parts}"))
+        partials = await self.map_all(chunks, map_output)
         if spec.strategy is Strategy.CONCAT:
             return self.result("\n\n".join(p.strip() for p in partials), len(partials))
         if spec.strategy is Strategy.VOTE:
             return self.result(await self.vote(partials), len(partials))
         text = await self.reduce(partials, level=1)
         return self.result(await self.finish(text), len(partials))
+
+    async def map_all(self, chunks: Sequence[str], output: int) -> list[str]:
+        """Map every chunk in parallel (see :meth:`parallel`)."""
+        parts = len(chunks)
+        return await self.parallel([(self.spec.map(i, parts), chunk, output, f"chunk {i}/{parts}")
+                                    for i, chunk in enumerate(chunks, 1)])
+
+    async def parallel(self, jobs: Sequence[tuple[Prompt, str, int, str]]) -> list[str]:
+        """Run calls up to ``concurrency`` at once (the first destination's
+        ``max_concurrency``); results keep their order.
+
+        The first failure cancels the calls still running and is raised (a window
+        overflow then re-plans the whole run with what it taught).
+        """
+        results: list[str] = [""] * len(jobs)
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def one(i: int) -> None:
+            async with limit:
+                results[i] = await self.call(*jobs[i])
+
+        if len(jobs) == 1 or self.concurrency == 1:
+            for i in range(len(jobs)):
+                await one(i)
+            return results
+        try:
+            async with asyncio.TaskGroup() as group:
+                for i in range(len(jobs)):
+                    group.create_task(one(i))
+        except BaseExceptionGroup as grouped:
+            raise _first(grouped) from None
+        return results
 
     def chunk_chars(self, output: int) -> int:
         """Largest chunk (characters) a map call can take under the current estimate."""
@@ -171,45 +203,36 @@ class Run:
     # ---------------------------------------------------------------- steps
 
     async def call(self, prompt: Prompt, source: str, max_tokens: int, message: str) -> str:
-        """One model call on the first local destination that is up; re-checks locality."""
+        """One router call, local-only: the router decides among the worker's destinations,
+        fails over between them, and audits the call."""
         router = self.worker.router
-        names = self.worker.local_destinations()
-        await router.health.refresh(names)
-        order = [n for n in names if router.health.is_up(n)] or [names[0]]
-        failure: LocalUnavailable | None = None
-        for name in order:
-            request = self.worker._request(self.spec, prompt, source, max_tokens=max_tokens,
-                                           model=name)
-            body = router.chat_body(request)
+        request = self.worker.request_for(self.spec, prompt, source, max_tokens=max_tokens,
+                                          destinations=self.names)
+        body = request.chat_body()
 
-            async def op(provider: Provider, ticket: EgressTicket,
-                         body: dict[str, Any] = body) -> ChatResult:
-                return await provider.chat(ticket, body)
+        async def op(provider: Provider, ticket: EgressTicket) -> ChatResult:
+            return await provider.chat(ticket, body)
 
-            try:
-                result, decision, audit_id = await router.route_call(request, op,
-                                                                     endpoint="worker")
-            except LocalUnavailable as exc:
-                self.audit_ids.extend(filter(None, [exc.decision_id]))
-                failure = exc
-                continue
-            except UpstreamError as exc:
-                self.audit_ids.extend(filter(None, [exc.decision_id]))
-                if exc.status in (400, 413, 422) and _OVERFLOW.search(exc.message):
-                    self.overflowed(name, request, exc)
-                    raise _WindowExceededError(exc) from None
-                raise
-            self.audit_ids.append(audit_id)
-            self.tokens_in += result.input_tokens or request.estimated_tokens
-            self.tokens_out += result.output_tokens or estimate_tokens(result.text)
-            self.last = (decision.destination, decision.model, audit_id)
-            if result.input_tokens >= LEARN_MIN_TOKENS:
-                self.learned(decision.destination, request.input_chars / result.input_tokens)
-            self.done += 1
-            await self.report(message)
-            return result.text
-        assert failure is not None
-        raise failure
+        try:
+            result, decision, audit_id = await router.route_call(request, op, endpoint="worker")
+        except UpstreamError as exc:
+            self.audit_ids.extend(filter(None, [exc.decision_id]))
+            if exc.status in (400, 413, 422) and _OVERFLOW.search(exc.message):
+                self.overflowed(exc.destination or self.names[0], request, exc)
+                raise _WindowExceededError(exc) from None
+            raise
+        except LocalFirstError as exc:
+            self.audit_ids.extend(filter(None, [exc.decision_id]))
+            raise
+        self.audit_ids.append(audit_id)
+        self.tokens_in += result.input_tokens or request.estimated_tokens
+        self.tokens_out += result.output_tokens or estimate_tokens(result.text)
+        self.last = (decision.destination, decision.model, audit_id)
+        if result.input_tokens >= LEARN_MIN_TOKENS:
+            self.learned(decision.destination, request.input_chars / result.input_tokens)
+        self.done += 1
+        await self.report(message)
+        return result.text
 
     def learned(self, name: str, chars_per_token: float) -> None:
         """A destination counted fewer characters per token than estimated: plan with that."""
@@ -249,9 +272,9 @@ class Run:
             text = "\n\n".join(group)
             pieces.extend(split_text(text, room) if len(text) > room else [text])
         self.total += len(pieces)
-        merged = [await self.call(step, piece, budget.partial_output,
-                                  f"merged part {i}/{len(pieces)} (level {level})")
-                  for i, piece in enumerate(pieces, 1)]
+        merged = await self.parallel([(step, piece, budget.partial_output,
+                                       f"merged part {i}/{len(pieces)} (level {level})")
+                                      for i, piece in enumerate(pieces, 1)])
         if sum(map(len, merged)) >= sum(map(len, partials)):
             # A model that ignores max_tokens could otherwise make the reduce grow forever.
             raise WorkerOutputError(
@@ -345,6 +368,16 @@ class Run:
             tokens_in=self.tokens_in, tokens_out=self.tokens_out, chunks=chunks,
             audit_id=audit_id, audit_ids=tuple(self.audit_ids),
             data=data if self.spec.kind in (TaskKind.EXTRACT, TaskKind.CLASSIFY) else None)
+
+
+def _first(grouped: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to raise from a failed parallel map: the first that is not a cancellation."""
+    for exc in grouped.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return grouped.exceptions[0]
 
 
 def _labels(partials: Sequence[str]) -> list[str]:

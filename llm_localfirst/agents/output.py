@@ -14,8 +14,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UpstreamError
@@ -58,6 +58,11 @@ class WorkerResult:
         audit_id: Audit id of the call that produced the final answer.
         audit_ids: Audit ids of every call of the run, in order (refused tries too).
         data: Parsed JSON for extract, the label for classify, otherwise ``None``.
+        redacted: Findings the outbound gate replaced by placeholders, per detector
+            (``{"email": 2}``); empty when nothing was found or the mode is not redact.
+        files: The files (paths relative to their root) and documents the worker read.
+        bytes_read: Bytes of those files.
+        run_id: Audit id of the row describing the whole delegation.
     """
 
     text: str
@@ -70,6 +75,10 @@ class WorkerResult:
     audit_id: str
     audit_ids: tuple[str, ...]
     data: Any = None
+    redacted: Mapping[str, int] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    bytes_read: int = 0
+    run_id: str | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -80,7 +89,8 @@ class WorkerResult:
             "text": self.text, "task_kind": self.task_kind, "destination": self.destination,
             "model": self.model, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
             "chunks": self.chunks, "audit_id": self.audit_id, "audit_ids": list(self.audit_ids),
-            "data": self.data,
+            "data": self.data, "redacted": dict(self.redacted), "files": list(self.files),
+            "bytes_read": self.bytes_read, "run_id": self.run_id,
         }
 
 

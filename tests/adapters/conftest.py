@@ -48,7 +48,14 @@ def made_cloud(policy: Policy, name: str = "local") -> Policy:
 def audit_rows(router: Router, store: MemoryAuditStore) -> list[AuditRecord]:
     """Every audit row so far, oldest first."""
     router.flush()
-    return list(reversed(store.query(AuditFilter(limit=1000))))
+    return [r for r in reversed(store.query(AuditFilter(limit=1000)))
+            if "delegation" not in r.tags]
+
+
+def delegation_rows(router: Router, store: MemoryAuditStore) -> list[AuditRecord]:
+    """The rows that describe whole delegations (one per run), oldest first."""
+    router.flush()
+    return [r for r in reversed(store.query(AuditFilter(limit=1000))) if "delegation" in r.tags]
 
 
 def sent_texts(calls: Sequence[Any]) -> str:

@@ -103,7 +103,7 @@ async def test_a_director_loop_delegates_source_text_to_the_local_model_only(
     assert task == TASK and result.destination == "local"
     assert returned.artifact == result.to_dict()  # for the application, not the model
     (row,) = audit_rows(arouter, memory_audit)
-    assert (row.face, row.locality, row.metadata) == ("worker", "local", {"via": "langchain"})
+    assert (row.face, row.locality, row.metadata["via"]) == ("worker", "local", "langchain")
 
 
 def test_the_tool_carries_the_shared_description_and_an_args_schema(router: Router) -> None:

@@ -100,7 +100,7 @@ async def test_a_function_model_director_delegates_source_text_to_the_local_mode
     (row,) = audit_rows(arouter, memory_audit)
     assert (row.id, row.face, row.endpoint, row.locality) == (
         worker_result.audit_id, "worker", "worker", "local")
-    assert row.metadata == {"via": "pydantic_ai"} and row.sensitive
+    assert row.metadata["via"] == "pydantic_ai" and not row.sensitive  # local-only, not "sensitive"
 
 
 async def test_the_test_model_calls_the_tool_and_gets_the_local_answer(

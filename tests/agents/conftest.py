@@ -40,10 +40,25 @@ def small_router(fake_local: FakeUpstream, fake_cloud: FakeUpstream,
 
 @pytest.fixture
 def audit_rows(memory_audit: MemoryAuditStore) -> Callable[[Router], list[AuditRecord]]:
-    """Flush a router's audit writer and return every row, oldest first."""
+    """Flush a router's audit writer and return every model-call row, oldest first.
+
+    The row each delegation adds for the whole run (tag ``delegation``) is left out;
+    :func:`delegation_rows` returns those.
+    """
     def rows(router: Router) -> list[AuditRecord]:
         router.flush()
-        return list(reversed(memory_audit.query(AuditFilter(limit=1000))))
+        return [r for r in reversed(memory_audit.query(AuditFilter(limit=1000)))
+                if "delegation" not in r.tags]
+    return rows
+
+
+@pytest.fixture
+def delegation_rows(memory_audit: MemoryAuditStore) -> Callable[[Router], list[AuditRecord]]:
+    """Flush a router's audit writer and return the rows of whole delegations, oldest first."""
+    def rows(router: Router) -> list[AuditRecord]:
+        router.flush()
+        return [r for r in reversed(memory_audit.query(AuditFilter(limit=1000)))
+                if "delegation" in r.tags]
     return rows
 
 
