@@ -280,7 +280,7 @@ def test_a_finding_of_the_expected_detector_covers_the_value() -> None:
         ("Aadhaar 2341 2341 2346", "national_id", "in_aadhaar"),
         ("PAN AAAPL1234C", "national_id", "in_pan"),
         ("マイナンバー 1234 5678 9018", "national_id", "jp_my_number"),
-        ("AKIAIOSFODNN7EXAMPLE", "secret", "aws_access_key"),
+        ("AKIAZ3MHQW7PL2XKD4RT", "secret", "aws_access_key"),  # AWS's "...EXAMPLE" is quiet
         ("key AIzaSyA1234567890abcdefghijklmnopqrstuv", "secret", "gcp_api_key"),
         ("ghp_0123456789abcdefghijklmnopqrstuvwxyz", "secret", "github_token"),
         ("glpat-abcdefghij0123456789", "secret", "gitlab_token"),
@@ -291,7 +291,7 @@ def test_a_finding_of_the_expected_detector_covers_the_value() -> None:
         ("hf_" + "abcdEFGH" * 4 + "xy", "secret", "huggingface_token"),
         ("SG." + "a" * 22 + "." + "B" * 43, "secret", "sendgrid_key"),
         ("npm_" + "a1B2" * 9, "secret", "npm_token"),
-        ("pypi-AgEIcHlwaS5vcmc" + "x" * 60, "secret", "pypi_token"),
+        ("pypi-AgEIcHlwaS5vcmc" + "Ab3_dE9-Kq" * 6, "secret", "pypi_token"),
         ("shpat_" + "0123456789abcdef" * 2, "secret", "shopify_token"),
         ("key-" + "0123456789abcdef" * 2, "secret", "mailgun_key"),
         ("dop_v1_" + "0123456789abcdef" * 4, "secret", "digitalocean_token"),

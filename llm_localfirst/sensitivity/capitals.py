@@ -11,14 +11,14 @@ nearby), and keys with a fixed capitalised prefix
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator
 
 from .checksums import _icao_check, _mod97, _stdnum
-from .national_ids import sg_nric
 from .finding import Finding
-from .text import _CTX_ID_CARD, _char_classes, _entropy, _joins, _near, _rx
+from .national_ids import sg_nric
+from .secrets import _on_caps_secret
+from .text import _CTX_ID_CARD, _joins, _near, _rx
 
 _CAPS = (
     r"(?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
@@ -46,12 +46,6 @@ _CAPS = (
 _NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 
 
-@functools.cache
-def _aws_secret() -> re.Pattern[str]:
-    # The secret key that goes with an access key id, looked for near the id only.
-    return re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-
-
 def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
     start, end = m.span()
     kind = m.lastgroup or ""
@@ -70,12 +64,8 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
                 and _near(text, start, end, _CTX_ID_CARD)):
             yield Finding("national_id", kind, start, end)
     elif "secret" in wanted:
-        yield Finding("secret", kind, start, end)
-        if kind == "aws_access_key":
-            lo, hi = max(0, start - 300), min(len(text), end + 300)
-            for s in _aws_secret().finditer(text, lo, hi):
-                if _char_classes(s.group()) >= 3 and _entropy(s.group()) >= 4.0:
-                    yield Finding("secret", "aws_secret_key", s.start(), s.end())
+        # Placeholders and documented example keys are told apart in `secrets`.
+        yield from _on_caps_secret(text, kind, start, end)
 
 
 def _valid_caps_id(kind: str, value: str) -> bool:

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from .text import _CTX_ID, _CTX_PHONE, _near, _not_personal, _rx
+from .finding import Finding
+from .text import _CTX_ID, _CTX_PHONE, _near, _not_personal, _rx, _words
 
 # Regions tried for numbers in national format, with the groupings (sizes of the
 # digit groups as written) their numbers are written in, for numbers written
@@ -128,8 +129,18 @@ def _region(code: str) -> _Region | None:
     general = desc(md.general_desc) if md is not None else None
     if md is None or general is None:
         return None
-    kinds = (md.premium_rate, md.toll_free, md.shared_cost, md.voip, md.personal_number,
-             md.pager, md.uan, md.voicemail, md.fixed_line, md.mobile)
+    kinds = (
+        md.premium_rate,
+        md.toll_free,
+        md.shared_cost,
+        md.voip,
+        md.personal_number,
+        md.pager,
+        md.uan,
+        md.voicemail,
+        md.fixed_line,
+        md.mobile,
+    )
     types = tuple(d for d in map(desc, kinds) if d is not None)
     return _Region(code, md.national_prefix or "", general, types)
 
@@ -150,7 +161,7 @@ def _international_region(digits: str) -> str | None:
             for region in filter(None, map(_region, codes)):
                 trunk = region.national_prefix
                 if region.valid(nsn) or (
-                    trunk and nsn.startswith(trunk) and region.valid(nsn[len(trunk):])
+                    trunk and nsn.startswith(trunk) and region.valid(nsn[len(trunk) :])
                 ):
                     return region.code
             return None
@@ -171,7 +182,7 @@ def _national_region(run: str, digits: str, sizes: tuple[int, ...], context: boo
         if region is None:
             continue
         trunk = region.national_prefix
-        if trunk and digits.startswith(trunk) and region.valid(digits[len(trunk):]):
+        if trunk and digits.startswith(trunk) and region.valid(digits[len(trunk) :]):
             return region.code
         # Italy and Spain have no trunk prefix: their numbers are dialled as written.
         without_trunk = not trunk or (region.code in _WITHOUT_TRUNK and digits[0] != "0")
@@ -200,16 +211,51 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
     if digits[0] == "1" and sizes[0] == 1 and len(digits) == 11:
         digits = digits[1:]  # NANP "1-415-555-2671"
     grouped = len(groups) > 1 and 1 not in sizes[1:] and (sizes[0] > 1 or run[0] == "1")
-    if grouped and len(digits) >= 8 and not _not_personal(text, start) and not _near(
-        text, start, end, _CTX_ID
+    if (
+        grouped
+        and len(digits) >= 8
+        and not _not_personal(text, start)
+        and not _near(text, start, end, _CTX_ID)
     ):
         region = _national_region(run, digits, sizes, context=False)
         if region:
             return region
-    # A word such as "phone" nearby admits any grouping and more regions.
-    if _near(text, start, end, _CTX_PHONE):
-        return _national_region(run, digits, sizes, context=True)
+    # A word such as "phone" nearby admits any grouping and more regions, and a bare
+    # run in E.164 without its "+" ("msisdn": "447911123456").
+    if _near(text, start, end, _CTX_PHONE) or _near(text, start, end, _CTX_PHONE_FIELD):
+        region = _national_region(run, digits, sizes, context=True)
+        if region is None and len(groups) == 1 and len(digits) >= 10:
+            region = _international_region(digits)
+        return region
     return None
+
+
+# ----------------------------------------------------------------------------- links, forms
+
+# Field names that say a value is a phone number, as one word ("phoneNumber").
+_CTX_PHONE_FIELD = _words(
+    "msisdn e164 phonenumber mobilenumber mobilephone telephonenumber telnumber whatsappnumber"
+    " contactnumber cellnumber"
+)
+# "wa.me/447911123456" and "%2B447911123456" (a form body's "+"): E.164 by construction.
+_WA_ME = r"wa\.me/\+?[0-9]{7,15}(?![0-9])"
+_ENCODED_PLUS = r"%2[Bb][0-9](?:[0-9]|%20|\+|-|%2[Dd]){6,30}"
+_Handler = Callable[[str, re.Match[str], frozenset[str]], Iterator[Finding]]
+
+
+def _on_e164(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    value = m.group()
+    start = m.start() + (6 if value[0] == "w" else 0)
+    digits = "".join(c for c in value[3:].replace("%20", "").replace("%2D", "") if c.isdigit())
+    if 7 <= len(digits) <= 15:
+        region = _international_region(digits)
+        if region:
+            yield Finding("phone", region.lower(), start, m.end())
+
+
+def _phone_passes() -> tuple[tuple[str, _Handler, str], ...]:
+    """The phone passes of their own: (pattern, handler, needle)."""
+    return ((_WA_ME, _on_e164, "wa.me/"), (_ENCODED_PLUS, _on_e164, "%2"))
 
 
 def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:

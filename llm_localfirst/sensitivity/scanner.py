@@ -14,23 +14,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 
 from .capitals import _CAPS, _on_caps, _on_glued_iban
-from .emails import _EMAIL, _on_email
+from .emails import _email_passes
 from .finding import DETECTORS, Finding
 from .numbers import _GLUED, _NUMBER, _on_glued, _on_number
-from .secrets import (
-    _ASSIGNMENT_OPS,
-    _AUTHORIZATION,
-    _DASH_PREFIXED,
-    _JWT,
-    _UNDERSCORE_PREFIXED,
-    _URL,
-    _assignment,
-    _on_assignment,
-    _on_authorization,
-    _on_jwt,
-    _on_prefixed,
-    _on_url,
-)
+from .phones import _phone_passes
+from .secrets import _secret_passes
 
 __all__ = ["Scanner", "scanner_for"]
 
@@ -185,13 +173,11 @@ def _passes() -> tuple[_Pass, ...]:
     # Every pass regex starts with a literal, which `re` finds at memchr speed, or,
     # for the one pass over digits and capitals, with a character class.
     secret = frozenset({"secret"})
+    email = frozenset({"email"})
+    phone = frozenset({"phone"})
     return (
-        _Pass(_EMAIL, frozenset({"email"}), _on_email, "@"),
+        *(_Pass(source, email, handle, needle) for source, handle, needle in _email_passes()),
         _Pass(_TOKEN, frozenset(DETECTORS) - {"email"}, _on_token),
-        _Pass(_UNDERSCORE_PREFIXED, secret, _on_prefixed, "_"),
-        _Pass(_DASH_PREFIXED, secret, _on_prefixed, "-"),
-        _Pass(_JWT, secret, _on_jwt, "eyJ"),
-        *(_Pass(_assignment(op), secret, _on_assignment, op) for op in _ASSIGNMENT_OPS),
-        _Pass(_URL, secret, _on_url, "://"),
-        _Pass(_AUTHORIZATION, secret, _on_authorization, "uthorization"),
+        *(_Pass(source, secret, handle, needle) for source, handle, needle in _secret_passes()),
+        *(_Pass(source, phone, handle, needle) for source, handle, needle in _phone_passes()),
     )

@@ -1,12 +1,15 @@
-"""Secrets and credentials: API keys and tokens, private keys, JWTs, passwords, URLs.
+"""Secrets by their shape: vendor tokens, private keys, JWTs, credentials in URLs.
 
-This module owns the passes that look for secrets by their shape: tokens with a
-vendor prefix ("ghp_", "sk-", "xoxb-"), PEM private-key blocks, JWTs whose header
-decodes to JSON with an "alg", values assigned to a name that announces a secret
-("DB_PASSWORD=...", "api key: ..."), ``Authorization`` headers, and credentials
-or webhook paths in URLs. Keys with a capitalised prefix (AWS, Google Cloud) are
-found by `capitals`. Every pass starts with a literal, which `re` finds at memchr
-speed; placeholders, variables and code are told apart from values here.
+This module owns the passes that find a secret by its format: tokens with a
+vendor prefix ("ghp_", "sk-", "xoxb-", "npm_", "shpat_"), OpenSSH, PEM and PGP
+private-key blocks, JWTs whose header decodes to JSON with an "alg", Telegram
+and Discord bot tokens, Entra (Azure AD) client secrets, Azure storage keys,
+``Authorization`` headers, passwords in URLs and webhook URLs (Slack, Discord).
+Keys with a capitalised prefix (AWS, Google Cloud, SendGrid, Twilio, Azure
+connection strings) are matched by `capitals` and judged here. Secrets known by
+their label (``DB_PASSWORD=...``) are `assignments`. Every pass starts with a
+literal, which `re` finds at memchr speed; a candidate that is a placeholder or a
+documented example (`secret_checks`) is no finding.
 """
 
 from __future__ import annotations
@@ -16,14 +19,19 @@ import binascii
 import functools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from .assignments import _ASSIGNMENT_OPS, _assignment, _on_assignment
 from .finding import Finding
+from .secret_checks import _crc32_token, _discord_user_id, _masked, _placeholder
 from .text import _char_classes, _entropy, _joins
+
+_Handler = Callable[[str, re.Match[str], frozenset[str]], Iterator[Finding]]
 
 # ----------------------------------------------------------------------------- prefixed secrets
 
-# Each branch checks the token's prefix with a look-behind from the "_" or "-".
+# Each branch checks the token's prefix with a look-behind from the "_" or "-";
+# a group named after the kind ends the branch ("_" suffixes keep names unique).
 _UNDERSCORE_PREFIXED = (
     r"_(?<=[A-Za-z0-9]_)(?=[A-Za-z0-9_-]{10})(?:"
     r"(?<=\bgh[pousr]_)[A-Za-z0-9]{30,251}(?P<github_token>)"
@@ -32,41 +40,106 @@ _UNDERSCORE_PREFIXED = (
     r"|(?<=\bwhsec_)[0-9A-Za-z]{24,512}(?P<stripe_key_>)"
     r"|(?<=\bhf_)[A-Za-z0-9]{30,512}(?P<huggingface_token>)"
     r"|(?<=\bapi_org_)[A-Za-z0-9]{30,512}(?P<huggingface_token_>)"
-    r"|(?<=\bnpm_)[A-Za-z0-9]{36}(?P<npm_token>)"
+    r"|(?<=\bnpm_)[A-Za-z0-9]{36}(?![A-Za-z0-9])(?P<npm_token>)"
     r"|(?<=\bshp(?:at|ca|pa|ss)_)[0-9a-fA-F]{32}(?P<shopify_token>)"
     r"|(?<=\bdo[por]_)v1_[0-9a-f]{64}(?P<digitalocean_token>)"
+    r"|(?<=\bglsa_)[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}(?P<grafana_token>)"
+    r"|(?<=\bglc_)[A-Za-z0-9+/]{32,400}={0,2}(?P<grafana_token_>)"
+    r"|(?<=\bpscale_)(?:tkn|pw|oauth)_[\w.-]{32,64}(?P<planetscale_token>)"
+    r"|(?<=\blin_)api_[A-Za-z0-9]{40}(?P<linear_key>)"
+    r"|(?<=\bsntry[su]_)[\w=+/-]{40,}(?P<sentry_token>)"
+    r"|(?<=\brubygems_)[0-9a-f]{48}(?P<rubygems_key>)"
+    r"|(?<=\bgsk_)[A-Za-z0-9]{52}(?P<groq_key>)"
+    r"|(?<=\br8_)[A-Za-z0-9]{37}(?P<replicate_token>)"
+    r"|(?<=\bsbp_)[0-9a-f]{40}(?P<supabase_token>)"
+    r"|(?<=\blsv2_)(?:pt|sk)_[0-9a-f]{32}_[0-9a-f]{10}(?P<langsmith_key>)"
+    r"|(?<=\bfigd_)[\w-]{40}(?P<figma_token>)"
+    r"|(?<=\bntn_)[0-9]{11}[A-Za-z0-9]{35}(?P<notion_token>)"
+    r"|(?<=\bsecret_)[A-Za-z0-9]{43}(?![\w-])(?P<notion_token_>)"
+    r"|(?<=\bdckr_)pat_[\w-]{27}(?P<docker_token>)"
+    r"|(?<=\bshippo_)(?:live|test)_[0-9a-f]{40}(?P<shippo_token>)"
+    r"|(?<=\bops_)eyJ[\w-]{40,}(?P<onepassword_token>)"
     r")"
 )
 _DASH_PREFIXED = (
     r"-(?:----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----(?P<private_key>)"
     r"|(?<=[A-Za-z0-9]-)(?=[A-Za-z0-9_-]{10})(?:"
-    r"(?<=\bglpat-)[\w-]{20,512}(?P<gitlab_token>)"
-    r"|(?<=\bgl(?:dt|rt)-)[\w-]{20,512}(?P<gitlab_token_>)"
-    r"|(?<=\bxox[abposr]-)[0-9A-Za-z-]{10,512}(?P<slack_token>)"
+    r"(?<=\bgl(?:pat|ptt|cbt|imt|oas)-)[\w-]{20,512}(?P<gitlab_token>)"
+    r"|(?<=\bgl(?:dt|rt|ft)-)[\w-]{20,512}(?P<gitlab_token_>)"
+    r"|(?<=\bgl(?:soat|ffct)-)[\w-]{20,512}(?P<gitlab_token__>)"
+    r"|(?<=\bxox[abposrecd]-)[0-9A-Za-z-]{10,512}(?P<slack_token>)"
     r"|(?<=\bxapp-)[0-9A-Za-z-]{10,512}(?P<slack_token__>)"
     r"|(?<=\bsk-)ant-[\w-]{32,512}(?P<anthropic_key>)"
     r"|(?<=\bsk-)(?:proj|svcacct|admin)-[\w-]{40,512}(?P<openai_key>)"
     r"|(?<=\bsk-)[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}(?P<openai_key_>)"
     r"|(?<=\bsk-)[A-Za-z0-9]{32,512}(?![\w-])(?P<openai_key__>)"
+    r"|(?<=\bsk-)or-v1-[0-9a-f]{64}(?P<openrouter_key>)"
     r"|(?<=\bpypi-)AgE[\w-]{50,512}(?P<pypi_token>)"
     r"|(?<=\bkey-)[0-9a-f]{32}(?P<mailgun_key>)"
     r"|(?<=\b[0-9a-f]{32}-)[0-9a-f]{8}-[0-9a-f]{8}\b(?P<mailgun_key_>)"
+    r"|(?<=\b[0-9a-f]{32}-)us[0-9]{1,2}\b(?P<mailchimp_key>)"
+    r"|(?<=\bPMAK-)[0-9a-f]{24}-[0-9a-f]{34}(?P<postman_key>)"
+    r"|(?<=\bNRAK-)[A-Z0-9]{27}(?P<newrelic_key>)"
+    r"|(?<=\bHRKU-)[\w-]{40,80}(?P<heroku_key>)"
+    r"|(?<=\bGOCSPX-)[\w-]{28}(?P<google_oauth_secret>)"
+    r"|(?<=\bsq0(?:atp|csp)-)[\w-]{22,43}(?P<square_token>)"
+    r"|(?<=\bxkeysib-)[0-9a-f]{64}-[A-Za-z0-9]{16}(?P<brevo_key>)"
+    r"|(?<=\bpplx-)[A-Za-z0-9]{48}(?P<perplexity_key>)"
+    r"|(?<=\bxai-)[A-Za-z0-9]{70,90}(?P<xai_key>)"
+    r"|(?<=\btskey-)(?:api|auth|client|scim|webhook)-[A-Za-z0-9]{6,}-[A-Za-z0-9]{20,}"
+    r"(?P<tailscale_key>)"
+    r"|(?<=\bAGE-)SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}(?P<age_key>)"
+    r"|(?<=\bpul-)[0-9a-f]{40}(?P<pulumi_token>)"
     r"))"
 )
+# Kinds whose body must hold a digit: their placeholders are words ("xoxb-your-token").
+_NEEDS_DIGIT = frozenset({"slack_token", "anthropic_key", "openai_key"})
+_CHECKSUMMED = frozenset({"github_token", "npm_token"})
 
 
 def _on_prefixed(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
     start, end = m.span()
     kind = (m.lastgroup or "").rstrip("_")
     if kind == "private_key":
-        pem_end = _rx().pem_end.search(text, end, end + 16384)
-        yield Finding("secret", kind, start, pem_end.end() if pem_end else end)
+        yield from _private_key(text, start, end)
         return
+    body = text[start + 1 : end]
     # Back over the prefix ("ghp", "github", "sk") that the look-behind checked.
     floor = max(0, start - 8)
-    while start > floor and (text[start - 1].isalnum() or text[start - 1] == "_"):
+    while start > floor and (text[start - 1].isalnum() or text[start - 1] in "_-"):
         start -= 1
+    token = text[start:end]
+    if kind in _CHECKSUMMED and _crc32_token(token):
+        yield Finding("secret", kind, start, end)
+        return
+    if (
+        _placeholder(body)
+        or _placeholder(token)
+        or (kind in _NEEDS_DIGIT and not any(c.isdigit() for c in body))
+    ):
+        return
     yield Finding("secret", kind, start, end)
+
+
+# ----------------------------------------------------------------------------- private keys
+
+
+def _private_key(text: str, start: int, end: int) -> Iterator[Finding]:
+    """A key block, unless its body is elided ("...") or too short to be a key."""
+    rx = _rx()
+    close = rx.pem_end.search(text, end, end + 16384)
+    body = text[end : close.start() if close else end + 4096]
+    if not close:
+        # A key pasted without its last line: the body runs to the first blank line.
+        body = body.replace("\\n", "\n").split("\n\n", 1)[0]
+    lines = rx.armor_header.sub("", body.replace("\\n", "\n"))
+    if _masked(lines) or len(rx.base64_chars.findall(lines)) < 16:
+        return
+    stop = close.end() if close else end
+    kind = "private_key"
+    if "service_account" in text[max(0, start - 2048) : start]:
+        kind = "gcp_service_account"
+    yield Finding("secret", kind, start, stop)
 
 
 # ----------------------------------------------------------------------------- JWTs
@@ -88,108 +161,107 @@ def _on_jwt(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
         yield Finding("secret", "jwt", start, m.end())
 
 
-# ----------------------------------------------------------------------------- assignments
+# ----------------------------------------------------------------------------- bot tokens
 
-# How the names in _SECRET_NAME_* end, padded to four characters: a ":" or "=" after
-# any other name ("Note:", "x = 1", "config:") is dropped inside `re`, with one
-# look-behind per quoting style, so that code, with thousands of them, stays cheap.
-_NAME_ENDS = (
-    "..wd|..pw|..ña|..ード|..密码|..ль|.key|.sig|.mdp|.pwd|"
-    "word|pass|wort|cret|oken|rase|asse|enha|lave|oord|роль"
-)
+# Telegram: the bot's numeric id, ":", then 35 characters starting "AA".
+_TELEGRAM = r":AA(?<=[0-9]{6}:AA)[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])"
 
 
-# "password is ..." too; each more verb would cost a pass over the text.
-_ASSIGNMENT_OPS = (":", "=", "：", " is ")
+def _on_telegram(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    start = m.start()
+    while start > max(0, m.start() - 11) and text[start - 1].isdigit():
+        start -= 1
+    digits = m.start() - start
+    before = text[max(0, start - 3) : start]
+    glued = start and text[start - 1].isalnum() and before != "bot"
+    if 8 <= digits <= 10 and not glued and not _placeholder(text[m.start() + 1 : m.end()]):
+        yield Finding("secret", "telegram_bot_token", start, m.end())
 
 
-def _assignment(op: str) -> str:
-    """The pattern of ``op`` (one of _ASSIGNMENT_OPS) after a name that may hold a secret."""
-    if op.strip().isalpha():
-        return f"{op}(?<=(?i:{_NAME_ENDS}){op})"
-    quote, space = "[\"'`\\]]", "[ \t]"
-    behind = "|".join(
-        f"(?<=(?i:{_NAME_ENDS}){q}{s}{re.escape(op)})" for q in ("", quote) for s in ("", space)
-    )
-    # A first, cheap test: a letter, quote or space before the operator ("==", "12:30").
-    cheap = f"(?<=[A-Za-z\"'`\\] \t\u00c0-\uffff]{re.escape(op)})"
-    return f"{re.escape(op)}{cheap}(?:{behind})"
+# Discord: base64 of the bot's user id, a 6-character time stamp, an HMAC.
+_DISCORD = r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])"
 
 
-_ASSIGNED_VALUE = (
-    r"""(?:=|>)?[ \t]*(?:["'`][ \t]*)?(?:(?:Bearer|Basic|Token|token)[ \t]+)?"""
-    r"""(?P<value>[^\s"'`,;<>(){}\[\]]{6,200})"""
-)
-# Names of settings that hold secrets: found anywhere in the name before ":" or "="
-# ("DB_PASSWORD", "clientSecret"), as a whole word ("db_pass", "pwd"), or ending
-# the last words ("mot de passe", "api key").
-_SECRET_NAME_PARTS = (
-    "password", "passwd", "passphrase", "passwort", "secret", "token", "apikey", "api_key",
-    "api-key", "accesskey", "access_key", "access-key", "privatekey", "private_key",
-    "client_key", "auth_key", "credential", "kennwort", "contraseña", "contrasena", "senha",
-    "wachtwoord", "パスワード", "密码", "пароль", "authorization", "connection_string",
-    "connectionstring", "conn_str", "signing_key", "encryption_key",
-)
-_SECRET_NAME_WORDS = frozenset({"pass", "pwd", "pw", "mdp", "clave", "bearer"})
-_SECRET_NAME_ENDS = ("mot de passe", "api key", "private key", "access key", "secret key")
+def _on_discord(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    start = m.start()
+    while start > max(0, m.start() - 30) and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+        start -= 1
+    first = text[start : m.start()]
+    if (
+        23 <= len(first) <= 28
+        and first[0] in "MNO"
+        and (not start or not _joins(text[start - 1]))
+        and _discord_user_id(first)
+        and not _placeholder(text[m.start() : m.end()])
+    ):
+        yield Finding("secret", "discord_bot_token", start, m.end())
 
 
-def _secret_name(before: str) -> str | None:
-    """The kind of secret that the name before ":" or "=" announces, if any."""
-    words = before.lower().rstrip(" \t\"'`]").split()
-    if not words:
-        return None
-    last = words[-1]
-    if last.endswith("sig") and re.split(r"[&?;]", last)[-1] == "sig":
-        return "azure_sas_token"
-    rx = _rx()
-    if rx.secret_name_part.search(last):
-        return "password_assignment"
-    if not _SECRET_NAME_WORDS.isdisjoint(rx.non_letters.split(last)):
-        return "password_assignment"
-    if " ".join(words[-3:]).endswith(_SECRET_NAME_ENDS):
-        return "password_assignment"
-    return None
+# ----------------------------------------------------------------------------- Azure
+
+# Entra (Azure AD) client secrets: three characters, a version digit, "Q~", 31-34 more.
+_ENTRA = r"Q~(?<=[A-Za-z0-9_~.-]{3}[0-9]Q~)[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"
 
 
-# "$DB_PASSWORD", "${token}": a variable, not a value ("$y7R_Xa..." is a value).
-_VARIABLE = r"\$\{?(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)\}?"
-_PLACEHOLDER = (
-    rf"{_VARIABLE}|"
-    r"(?i:[*x•.#_-]+|%[a-z_]+%|\{\{.*|"
-    r"(?:process\.env|os\.environ|getenv|env\[).*|your[\w-]*|"
-    r"(?:xxx+|placeholder|example|changeme|redacted|hidden|secret|password|none|null|true|"
-    r"false|required|optional|string|undefined|todo|tbd|n/a)\W*|https?://.*)"
-    r"|[A-Z]+(?:_[A-Z]+)*|[a-z]+(?:[_-][a-z]+)*|[0-9]+"
-)
-
-
-def _on_assignment(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
-    if text.startswith("==", m.start()):
-        return  # a comparison
-    kind = _secret_name(text[max(0, m.start() - 40):m.start()])
-    value_match = _rx().assigned_value.match(text, m.end()) if kind else None
-    if kind is None or value_match is None:
+def _on_entra(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    start = m.start() - 4
+    if start and (text[start - 1].isalnum() or text[start - 1] in "_~.-+/="):
         return
-    value = value_match.group("value").rstrip(".?!:")
-    if _looks_secret(value):
-        start = value_match.start("value")
-        yield Finding("secret", kind, start, start + len(value))
+    value = text[start : m.end()]
+    if not _placeholder(value.replace("Q~", "", 1)) and _char_classes(value) >= 3:
+        yield Finding("secret", "azure_client_secret", start, m.end())
 
 
-def _looks_secret(value: str) -> bool:
-    """Whether an assigned value looks like a secret, not a placeholder or code."""
-    rx = _rx()
-    if len(value) < 6 or rx.placeholder.fullmatch(value) or rx.code_like.fullmatch(value):
-        return False
-    classes = _char_classes(value)
-    if classes < 2 or (len(value) < 8 and classes < 3):
-        return False
-    entropy = _entropy(value)
-    # "tokens_in", "Annotated": words of code carry no digit and no symbol.
-    mixed = any(c.isdigit() or not (c.isalnum() or c in "._-") for c in value)
-    return (mixed and entropy >= 2.5) or (len(value) >= 20 and entropy >= 3.5)
+# A 64-byte key in base64 (storage accounts, Cosmos DB): 86 characters and "==".
+_AZURE_KEY = r"==(?<=[A-Za-z0-9+/]{86}==)(?![A-Za-z0-9+/=])"
+# Identifiable keys carry a signature at a fixed place; others need a label near.
+_AZURE_SIGNATURES = {"+ASt": "azure_storage_key", "ACDb": "azure_cosmos_key"}
+_AZURE_LABELS = (
+    "azure",
+    "storage",
+    "accountkey",
+    "account_key",
+    "account key",
+    "cosmos",
+    "primarykey",
+    "primary_key",
+    "secondarykey",
+    "masterkey",
+    "keyname",
+    "key1",
+    "key2",
+    "blob",
+    "windows.net",
+)
 
+
+def _on_azure_key(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    start = m.start() - 86
+    if start and (text[start - 1].isalnum() or text[start - 1] in "+/"):
+        return
+    value = text[start : m.end()]
+    kind = _AZURE_SIGNATURES.get(value[76:80])
+    if kind is None and any(w in text[max(0, start - 160) : start].lower() for w in _AZURE_LABELS):
+        kind = "azure_storage_key"
+    if kind and not _placeholder(value) and _entropy(value) >= 4.5:
+        yield Finding("secret", kind, start, m.end())
+
+
+def _on_caps_secret(text: str, kind: str, start: int, end: int) -> Iterator[Finding]:
+    """Judge a key with a capitalised prefix that `capitals` matched (AWS, GCP, Twilio...)."""
+    value = text[start:end]
+    if _placeholder(value.split("=", 1)[-1]):
+        return
+    yield Finding("secret", kind, start, end)
+    if kind == "aws_access_key":
+        lo, hi = max(0, start - 300), min(len(text), end + 300)
+        for s in _rx().aws_secret.finditer(text, lo, hi):
+            key = s.group()
+            if _char_classes(key) >= 3 and _entropy(key) >= 4.0 and not _placeholder(key):
+                yield Finding("secret", "aws_secret_key", s.start(), s.end())
+
+
+# ----------------------------------------------------------------------------- headers, URLs
 
 _AUTHORIZATION = (
     r"uthorization(?<=[Aa]uthorization)[\"'`]?[ \t]*[:=][ \t]*[\"'`]?"
@@ -200,19 +272,44 @@ _AUTHORIZATION = (
 def _on_authorization(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
     # "Authorization: Bearer <token>" holds a credential whatever its format.
     value = m.group("value")
-    if not _rx().placeholder.fullmatch(value) and _char_classes(value) >= 2:
+    if (
+        not _rx().header_placeholder.fullmatch(value)
+        and not _masked(value)
+        and (_char_classes(value) >= 2)
+    ):
         yield Finding("secret", "authorization_header", m.start("value"), m.end("value"))
 
 
-# ----------------------------------------------------------------------------- URLs
-
 _URL = (
     r"://(?:[^\s:/@]{0,128}:(?P<password>[^\s@/]{1,256})@[\w.-]+(?P<url_credentials>)"
-    r"|hooks\.slack\.com/services/T[A-Z0-9]{1,32}/B[A-Z0-9]{1,32}/[A-Za-z0-9]{16,512}"
-    r"(?P<slack_webhook>)"
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]{6,12}/[A-Za-z0-9]{6,40}"
+    r"(?:/[A-Za-z0-9]{6,64}){1,2}(?P<slack_webhook>)"
     r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{1,32}/[\w-]{40,512}"
     r"(?P<discord_webhook>)"
     r")"
+)
+# Passwords that only name themselves: "user:pass@", "USER:PASSWORD@", ":{password}@".
+_URL_PLACEHOLDERS = frozenset(
+    {
+        "pass",
+        "password",
+        "passwd",
+        "pwd",
+        "pw",
+        "p",
+        "secret",
+        "mypassword",
+        "yourpassword",
+        "changeme",
+        "test",
+        "example",
+        "pass123",
+        "password123",
+        "xxx",
+        "s3cr3t",
+        "guest",
+        "",
+    }
 )
 
 
@@ -220,10 +317,39 @@ def _on_url(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
     start = floor = m.start()
     while start > max(0, floor - 32) and (text[start - 1].isalnum() or text[start - 1] in "+.-"):
         start -= 1
+    if start == m.start():
+        return
     password = m.group("password")
-    if start == m.start() or (password is not None and _rx().masked.fullmatch(password)):
+    if password is not None:
+        letters = "".join(c for c in password.lower() if c.isalnum())
+        if (
+            _masked(password)
+            or letters in _URL_PLACEHOLDERS
+            or _rx().url_placeholder.fullmatch(password)
+        ):
+            return
+    elif _placeholder(m.group().rsplit("/", 1)[-1]) or "00000000" in m.group():
         return
     yield Finding("secret", m.lastgroup or "", start, m.end())
+
+
+# ----------------------------------------------------------------------------- passes
+
+
+def _secret_passes() -> tuple[tuple[str, _Handler, str], ...]:
+    """The secret passes: (pattern, handler, needle), a text without the needle skipped."""
+    return (
+        (_UNDERSCORE_PREFIXED, _on_prefixed, "_"),
+        (_DASH_PREFIXED, _on_prefixed, "-"),
+        (_JWT, _on_jwt, "eyJ"),
+        *((_assignment(op), _on_assignment, op) for op in _ASSIGNMENT_OPS),
+        (_URL, _on_url, "://"),
+        (_AUTHORIZATION, _on_authorization, "uthorization"),
+        (_TELEGRAM, _on_telegram, ":AA"),
+        (_DISCORD, _on_discord, "."),
+        (_ENTRA, _on_entra, "Q~"),
+        (_AZURE_KEY, _on_azure_key, "=="),
+    )
 
 
 class _Rx:
@@ -231,14 +357,13 @@ class _Rx:
 
     def __init__(self) -> None:
         self.pem_end = re.compile(r"-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----")
-        self.assigned_value = re.compile(_ASSIGNED_VALUE)
-        self.secret_name_part = re.compile("|".join(map(re.escape, _SECRET_NAME_PARTS)))
-        self.non_letters = re.compile("[^a-z]+")
-        self.placeholder = re.compile(_PLACEHOLDER)
-        self.code_like = re.compile(
-            r"[A-Za-z_$]+(?:\.[A-Za-z_$]+)+|(?:self|this|cls|os|process|config)\b.*"
+        self.armor_header = re.compile(r"(?m)^[ \t]*[A-Za-z-]+:[^\n]*$")
+        self.base64_chars = re.compile(r"[A-Za-z0-9+/]")
+        self.aws_secret = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+        self.header_placeholder = re.compile(r"(?i:[*x.]+|your[\w.-]*|token|<.*|\$.*|\{\{.*)")
+        self.url_placeholder = re.compile(
+            r"[A-Z_]+|\{.*\}|\$\{?(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)\}?|%s|:\w+|\[.*\]"
         )
-        self.masked = re.compile(rf"\*+|x+|{_VARIABLE}|<[^>]*>|\{{\{{.*\}}\}}|%\w+%")
 
 
 @functools.cache

@@ -1,0 +1,244 @@
+"""Secrets by their label: values assigned to a name that announces a secret.
+
+This module owns the passes over ":", "=", "：" and " is " that find
+``DB_PASSWORD=...``, ``"api_key": "..."``, ``api key: ...`` or
+``mot de passe : ...``, and the tests that tell a value from a placeholder,
+a variable or code. A name that only ends in "key" (``AZURE_STORAGE_KEY``,
+``DD_APP_KEY``) asks for a value that looks random, not merely mixed. Words near
+the name (``datadog``, ``twilio``, ``azure``) give the finding a vendor's kind.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+
+from .finding import Finding
+from .secret_checks import _masked
+from .text import _char_classes, _entropy
+
+# How the names in _SECRET_NAME_* end, padded to four characters: a ":" or "=" after
+# any other name ("Note:", "x = 1", "config:") is dropped inside `re`, with one
+# look-behind per quoting style, so that code, with thousands of them, stays cheap.
+_NAME_ENDS = (
+    "..wd|..pw|..ña|..ード|..密码|..ль|.key|.sig|.mdp|.pwd|"
+    "word|pass|wort|cret|oken|rase|asse|enha|lave|oord|роль|alue"
+)
+
+
+# "password is ..." too; each more verb would cost a pass over the text.
+_ASSIGNMENT_OPS = (":", "=", "：", " is ")
+
+
+def _assignment(op: str) -> str:
+    """The pattern of ``op`` (one of _ASSIGNMENT_OPS) after a name that may hold a secret."""
+    if op.strip().isalpha():
+        return f"{op}(?<=(?i:{_NAME_ENDS}){op})"
+    quote, space = "[\"'`\\]]", "[ \t]"
+    behind = "|".join(
+        f"(?<=(?i:{_NAME_ENDS}){q}{s}{re.escape(op)})"
+        for q in ("", quote, quote + quote)
+        for s in ("", space)
+    )
+    # A first, cheap test: a letter, quote or space before the operator ("==", "12:30").
+    cheap = f"(?<=[A-Za-z\"'`\\] \t\u00c0-\uffff]{re.escape(op)})"
+    return f"{re.escape(op)}{cheap}(?:{behind})"
+
+
+_ASSIGNED_VALUE = (
+    r"""(?:=|>)?[ \t]*(?:["'`][ \t]*)?(?:(?:Bearer|Basic|Token|token)[ \t]+)?"""
+    r"""(?P<value>[^\s"'`,;<>(){}\[\]]{6,200})"""
+)
+# Names of settings that hold secrets: found anywhere in the name before ":" or "="
+# ("DB_PASSWORD", "clientSecret"), as a whole word ("db_pass", "pwd"), or ending
+# the last words ("mot de passe", "api key").
+_SECRET_NAME_PARTS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "passwort",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "accesskey",
+    "access_key",
+    "access-key",
+    "privatekey",
+    "private_key",
+    "client_key",
+    "auth_key",
+    "credential",
+    "kennwort",
+    "contraseña",
+    "contrasena",
+    "senha",
+    "wachtwoord",
+    "パスワード",
+    "密码",
+    "пароль",
+    "authorization",
+    "connection_string",
+    "connectionstring",
+    "conn_str",
+    "signing_key",
+    "encryption_key",
+    "app_key",
+    "appkey",
+    "app-key",
+    "application_key",
+    "application-key",
+    "applicationkey",
+)
+_SECRET_NAME_WORDS = frozenset({"pass", "pwd", "pw", "mdp", "clave", "bearer"})
+_SECRET_NAME_ENDS = (
+    "mot de passe",
+    "api key",
+    "private key",
+    "access key",
+    "secret key",
+    "app key",
+    "application key",
+    "auth token",
+    "account key",
+)
+# Vendors named near the label, and the kind they give: (words, kind).
+_VENDORS = (
+    (("datadog", "dd_app", "dd-app", "dd_application", "dd-application"), "datadog_app_key"),
+    (("datadog", "dd_api", "dd-api", "dd_client"), "datadog_api_key"),
+    (("twilio",), "twilio_auth_token"),
+    (("client_secret", "clientsecret", "client-secret", "appsecret"), "client_secret"),
+    (
+        ("azure", "accountkey", "account_key", "storage_key", "storagekey", "cosmos"),
+        "azure_storage_key",
+    ),
+)
+
+
+def _secret_name(before: str) -> tuple[str, bool] | None:
+    """The kind of secret that the name before ":" or "=" announces, if any.
+
+    Returns:
+        The kind, and whether the name is weak (it only ends in "key"), so that
+        the value must look random; None if the name announces no secret.
+    """
+    name = _rx().name.search(before)
+    if name is None or (
+        before[name.start() - 1 : name.start()] == ":"
+        and not before[: name.start()].lower().endswith("env:")  # PowerShell's "$env:NAME"
+    ):
+        return None  # no name, or a part of an ARN or URN ("...:secret:prod/db")
+    if name.group().lower() == "value":
+        # "- name: DD_API_KEY\n  value: ...", '<add key="X" value="...">': the name is before.
+        named = _rx().value_name.search(before, 0, name.start())
+        return _secret_name(named.group(1)) if named else None
+    words = before.lower().rstrip(" \t\"'`]").split()
+    if not words:
+        return None
+    last = words[-1]
+    if last.endswith("sig") and re.split(r"[&?;]", last)[-1] == "sig":
+        return "azure_sas_token", False
+    rx = _rx()
+    strong = (
+        rx.secret_name_part.search(last) is not None
+        or not _SECRET_NAME_WORDS.isdisjoint(rx.non_letters.split(last))
+        or " ".join(words[-3:]).endswith(_SECRET_NAME_ENDS)
+    )
+    weak = not strong and rx.key_name.search(before.rstrip(" \t\"'`]")) is not None
+    if not strong and not weak:
+        return None
+    context = before.lower().rsplit("\n", 1)[-1]
+    label = last if "_" in last or "-" in last else " ".join(words[-3:])
+    for names, kind in _VENDORS:
+        if any(name in label for name in names[1:]) or (
+            names[0] in context and (kind != "datadog_app_key" or "app" in label)
+        ):
+            return kind, weak
+    return "password_assignment", weak
+
+
+# "$DB_PASSWORD", "${token}": a variable, not a value ("$y7R_Xa..." is a value).
+_VARIABLE = r"\$\{?(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)\}?"
+_PLACEHOLDER = (
+    rf"{_VARIABLE}|"
+    r"(?i:[*x•.#_-]+|%[a-z_]+%|\{\{.*|"
+    r"(?:process\.env|os\.environ|getenv|env\[).*|your[\w-]*|"
+    r"(?:xxx+|placeholder|example|changeme|redacted|hidden|secret|password|none|null|true|"
+    r"false|required|optional|string|undefined|todo|tbd|n/a)\W*|https?://.*)"
+    r"|[A-Z]+(?:_[A-Z]+)*|[a-z]+(?:[_-][a-z]+)*|[0-9]+"
+)
+
+
+def _on_assignment(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    if text.startswith("==", m.start()):
+        return  # a comparison
+    named = _secret_name(text[max(0, m.start() - 120) : m.start()])
+    value_match = _rx().assigned_value.match(text, m.end()) if named else None
+    if named is None or value_match is None:
+        return
+    kind, weak = named
+    value = value_match.group("value").rstrip(".?!:")
+    if _looks_secret(value) and (not weak or _looks_random(value)):
+        start = value_match.start("value")
+        yield Finding("secret", kind, start, start + len(value))
+
+
+def _looks_secret(value: str) -> bool:
+    """Whether an assigned value looks like a secret, not a placeholder or code."""
+    rx = _rx()
+    if len(value) < 6 or rx.placeholder.fullmatch(value) or rx.code_like.fullmatch(value):
+        return False
+    if _masked(value):
+        return False
+    classes = _char_classes(value)
+    if classes < 2 or (len(value) < 8 and classes < 3):
+        return False
+    entropy = _entropy(value)
+    # "tokens_in", "Annotated": words of code carry no digit and no symbol.
+    mixed = any(c.isdigit() or not (c.isalnum() or c in "._-") for c in value)
+    return (mixed and entropy >= 2.5) or (len(value) >= 20 and entropy >= 3.5)
+
+
+def _looks_random(value: str) -> bool:
+    """Whether a value under a name that only ends in "key" is a key, not a path or id.
+
+    Hex of a key's length (32, 40, 64), or base64 and similar alphabets of twenty
+    characters or more mixing cases and digits at a key's entropy.
+    """
+    if _rx().hex_key.fullmatch(value):
+        return any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+    if len(value) < 20 or not _rx().key_alphabet.fullmatch(value):
+        return False
+    has = (
+        any(c.islower() for c in value),
+        any(c.isupper() for c in value),
+        any(c.isdigit() for c in value),
+    )
+    return all(has) and _entropy(value) >= 4.0
+
+
+class _Rx:
+    """The patterns the handlers use on a match, compiled when the first one runs."""
+
+    def __init__(self) -> None:
+        self.assigned_value = re.compile(_ASSIGNED_VALUE)
+        self.secret_name_part = re.compile("|".join(map(re.escape, _SECRET_NAME_PARTS)))
+        self.non_letters = re.compile("[^a-z]+")
+        self.name = re.compile(r"[^\W\d][\w.-]*(?=[\"'`\]]{0,2}[ \t]?$)")
+        self.value_name = re.compile(
+            r"(?:name|key|Name|Key)[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z_][\w.-]*)[^\n]*\n?[^\n]*$"
+        )
+        self.key_name = re.compile(r"(?:[_.-]key|[a-z0-9]Key|[ _.-]KEY|\bkey)$")
+        self.placeholder = re.compile(_PLACEHOLDER)
+        self.code_like = re.compile(
+            r"[A-Za-z_$]+(?:\.[A-Za-z_$]+)+|(?:self|this|cls|os|process|config)\b.*"
+        )
+        self.hex_key = re.compile(r"[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9A-F]{32,64}")
+        self.key_alphabet = re.compile(r"[A-Za-z0-9+/=_~-]+")
+
+
+@functools.cache
+def _rx() -> _Rx:
+    return _Rx()
