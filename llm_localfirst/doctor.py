@@ -60,7 +60,9 @@ def render(data: dict[str, Any]) -> str:
         state = "up" if d["up"] else "DOWN"
         if d["locality"] == "cloud" and d["detail"].startswith("not probed"):
             state = "not probed"
-        key = f"; {d['api_key']}" if d["api_key"] else ""
+        elif d["detail"].startswith("not configured"):
+            state = "not configured"
+        key = f"; {d['api_key']}" if d["api_key"] and state != "not configured" else ""
         lines.append(f"  {name:<14} {d['locality']:<5} {d['provider']:<9} {d['model']:<24} "
                      f"{state:<10} {d['base_url']} ({d['detail']}{key})")
     lines += [f"rules:       {' -> '.join(data['rules'])}",
@@ -71,6 +73,10 @@ def render(data: dict[str, Any]) -> str:
                                           for k, v in data["extras"].items())]
     down = [(n, d) for n, d in data["destinations"].items()
             if d["locality"] == "local" and not d["up"]]
+    for name, d in data["destinations"].items():
+        if d["detail"].startswith("not configured"):
+            lines.append(f"hint:        '{name}' is {d['detail']}; until then work that would "
+                         "go there runs on its fallback, or fails saying so")
     for name, d in down:
         lines.append(f"hint:        '{name}' is down: start your local server (for Ollama: "
                      f"`ollama serve` and `ollama pull {d['model']}`) or point "

@@ -35,6 +35,7 @@ from ...agents.tasks import TaskKind
 from ...agents.worker import Worker, WorkerResult
 from ...errors import InvalidRequest, LocalFirstError
 from ...router import Router
+from .messages import routing_failure
 
 __all__ = [
     "CompleteOutput",
@@ -142,11 +143,12 @@ class DelegateOutput(BaseModel):
     data: Any = Field(default=None, description="Parsed JSON (extract) or the label (classify).")
 
 
-def tool_error(exc: LocalFirstError) -> CallToolResult:
+def tool_error(exc: LocalFirstError, tool: str = "delegate_to_worker") -> CallToolResult:
     """The MCP form of a refusal or failure: ``isError`` with an actionable message.
 
-    The text is what the calling model reads; ``_meta["llm-localfirst/error"]``
-    carries the same facts for programs (code, type, audit id, parameter).
+    The text is what the calling model reads, written for the ``tool`` that was
+    called; ``_meta["llm-localfirst/error"]`` carries the same facts for programs
+    (code, type, audit id, parameter).
     """
     detail: dict[str, Any] = {"code": exc.code, "type": type(exc).__name__,
                               "message": exc.message, "decision_id": exc.decision_id}
@@ -154,7 +156,8 @@ def tool_error(exc: LocalFirstError) -> CallToolResult:
         value = getattr(exc, attr, None)
         if value is not None:
             detail[attr] = list(value) if isinstance(value, tuple) else value
-    return CallToolResult(content=[TextContent(type="text", text=describe_failure(exc))],
+    text = describe_failure(exc) if tool == "delegate_to_worker" else routing_failure(exc, tool)
+    return CallToolResult(content=[TextContent(type="text", text=text)],
                           is_error=True, _meta={ERROR_META: detail})
 
 
@@ -198,7 +201,7 @@ class LocalFirstMCP(MCPServer[Any]):
             error = InvalidRequest("; ".join(problems)[:500],
                                    param=str(first[0]) if first else None)
             self.router.record_rejected(face="mcp", endpoint=ENDPOINTS[name], error=error)
-            return tool_error(error)
+            return tool_error(error, name)
 
 
 def register_tools(server: MCPServer[Any], router: Router, *,
@@ -237,12 +240,12 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         except InvalidRequest as exc:
             router.record_rejected(face="mcp", endpoint="route", error=exc, kind=kind,
                                    model=model)
-            return tool_error(exc)
+            return tool_error(exc, "route")
         try:
             decision = await router.adecide_request(request)
         except LocalFirstError as exc:
             router.record_decision(request, None, exc, endpoint="route")
-            return tool_error(exc)
+            return tool_error(exc, "route")
         audit_id = router.record_decision(request, decision, endpoint="route")
         output = RouteOutput(**decision.to_dict(), audit_id=audit_id)
         return _ok(output, f"{decision} (audit id {audit_id})")
@@ -266,7 +269,7 @@ def register_tools(server: MCPServer[Any], router: Router, *,
                                          kind=kind, sensitive=sensitive, model=model,
                                          max_tokens=max_tokens, tags=tags or ())
         except LocalFirstError as exc:
-            return tool_error(exc)
+            return tool_error(exc, "complete")
         d = out.decision
         output = CompleteOutput(
             text=out.text, target=d.target, destination=d.destination, model=d.model,
