@@ -71,8 +71,9 @@ class Price:
 
     def cost(self, usage: Usage) -> float:
         """The cost of ``usage`` in USD."""
-        return (usage.input_tokens * self.input_per_mtok
-                + usage.output_tokens * self.output_per_mtok) / 1_000_000
+        return (
+            usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok
+        ) / 1_000_000
 
     def micros(self, tokens_in: int, tokens_out: int) -> int:
         """The cost in micro-USD, rounded up (USD per million tokens = micro-USD per token)."""
@@ -81,14 +82,16 @@ class Price:
 
 def cost_micros(price: Price, tokens_in: int, tokens_out: int) -> int:
     """Integer micro-USD for a call; rounded up so a ceiling is never undercounted."""
-    return math.ceil(tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok
-                     - 1e-9)
+    return math.ceil(tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok - 1e-9)
 
 
 def prices_of(policy: Policy) -> dict[str, Price]:
     """The ``price`` of every destination that has one, by destination name."""
-    return {name: Price(d.price.input, d.price.output)
-            for name, d in policy.destinations.items() if d.price is not None}
+    return {
+        name: Price(d.price.input, d.price.output)
+        for name, d in policy.destinations.items()
+        if d.price is not None
+    }
 
 
 def _first_int(raw: Mapping[str, Any], *keys: str) -> int:
@@ -107,7 +110,8 @@ def normalise_usage(raw: object) -> Usage:
         _first_int(raw, "input_tokens", "prompt_tokens")
         + _first_int(raw, "cache_creation_input_tokens")
         + _first_int(raw, "cache_read_input_tokens"),
-        _first_int(raw, "output_tokens", "completion_tokens"))
+        _first_int(raw, "output_tokens", "completion_tokens"),
+    )
 
 
 # ---------------------------------------------------------------------- the 0.2.0 ledger
@@ -205,10 +209,16 @@ class Ledger:
     def snapshot(self) -> dict[str, Any]:
         """A JSON-safe summary, for logs."""
         return {
-            "calls": {"total": self.calls(), "local": self.calls("local"),
-                      "cloud": self.calls("cloud")},
-            "tokens": {"total": self.tokens().as_dict(), "local": self.tokens("local").as_dict(),
-                       "cloud": self.tokens("cloud").as_dict()},
+            "calls": {
+                "total": self.calls(),
+                "local": self.calls("local"),
+                "cloud": self.calls("cloud"),
+            },
+            "tokens": {
+                "total": self.tokens().as_dict(),
+                "local": self.tokens("local").as_dict(),
+                "cloud": self.tokens("cloud").as_dict(),
+            },
             "cloud_cost": self.cost("cloud"),
             "unpriced_cloud_calls": self.unpriced_calls("cloud"),
             "by_model": {name: u.as_dict() for name, u in self.by_model().items()},
@@ -242,8 +252,11 @@ class Budget:
     @property
     def is_empty(self) -> bool:
         """True when no limit is set."""
-        return (self.max_cloud_calls is None and self.max_cloud_tokens is None
-                and self.max_cloud_cost is None)
+        return (
+            self.max_cloud_calls is None
+            and self.max_cloud_tokens is None
+            and self.max_cloud_cost is None
+        )
 
     def exceeded(self, ledger: Ledger) -> str | None:
         """A reason if a limit is spent, else ``None``."""
@@ -286,7 +299,9 @@ class Budget:
                 "max_cloud_cost needs a price for every allowlisted cloud model; missing: "
                 f"{', '.join(missing)}. Set LF_PRICES, e.g. '{{\"haiku\": [0.8, 4.0]}}' "
                 "(input and output USD per million tokens), or use max_cloud_tokens / "
-                "max_cloud_calls, which need no prices.", source="<budget>")
+                "max_cloud_calls, which need no prices.",
+                source="<budget>",
+            )
 
 
 # ---------------------------------------------------------------------- shared budgets
@@ -343,34 +358,51 @@ class BudgetState:
     def remaining(self) -> dict[str, float | int | None]:
         """What is left of each limit (``None`` where no limit is set)."""
         return {
-            "usd": None if self.limit_usd is None else max(
-                0.0, self.limit_usd - (self.spent_micros + self.reserved_micros)
-                / MICROS_PER_USD),
-            "tokens": None if self.limit_tokens is None else max(
-                0, self.limit_tokens - self.spent_tokens - self.reserved_tokens),
-            "calls": None if self.limit_calls is None else max(
-                0, self.limit_calls - self.spent_calls - self.reserved_calls),
+            "usd": None
+            if self.limit_usd is None
+            else max(
+                0.0, self.limit_usd - (self.spent_micros + self.reserved_micros) / MICROS_PER_USD
+            ),
+            "tokens": None
+            if self.limit_tokens is None
+            else max(0, self.limit_tokens - self.spent_tokens - self.reserved_tokens),
+            "calls": None
+            if self.limit_calls is None
+            else max(0, self.limit_calls - self.spent_calls - self.reserved_calls),
         }
 
     @property
     def exhausted(self) -> bool:
         """Whether a limit is reached by settled spend alone."""
-        return ((self.limit_usd is not None
-                 and self.spent_micros >= round(self.limit_usd * MICROS_PER_USD))
-                or (self.limit_tokens is not None and self.spent_tokens >= self.limit_tokens)
-                or (self.limit_calls is not None and self.spent_calls >= self.limit_calls))
+        return (
+            (
+                self.limit_usd is not None
+                and self.spent_micros >= round(self.limit_usd * MICROS_PER_USD)
+            )
+            or (self.limit_tokens is not None and self.spent_tokens >= self.limit_tokens)
+            or (self.limit_calls is not None and self.spent_calls >= self.limit_calls)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (``/admin/budgets``, ``budget status --json``)."""
         return {
-            "name": self.name, "period": self.period, "period_start": self.period_start,
-            "on_exceeded": self.on_exceeded, "scope": dict(self.scope),
-            "limit_usd": self.limit_usd, "limit_tokens": self.limit_tokens,
-            "limit_calls": self.limit_calls, "spent_usd": round(self.spent_usd, 6),
-            "spent_micros": self.spent_micros, "spent_tokens": self.spent_tokens,
-            "spent_calls": self.spent_calls, "reserved_micros": self.reserved_micros,
-            "reserved_tokens": self.reserved_tokens, "reserved_calls": self.reserved_calls,
-            "remaining": self.remaining, "exhausted": self.exhausted,
+            "name": self.name,
+            "period": self.period,
+            "period_start": self.period_start,
+            "on_exceeded": self.on_exceeded,
+            "scope": dict(self.scope),
+            "limit_usd": self.limit_usd,
+            "limit_tokens": self.limit_tokens,
+            "limit_calls": self.limit_calls,
+            "spent_usd": round(self.spent_usd, 6),
+            "spent_micros": self.spent_micros,
+            "spent_tokens": self.spent_tokens,
+            "spent_calls": self.spent_calls,
+            "reserved_micros": self.reserved_micros,
+            "reserved_tokens": self.reserved_tokens,
+            "reserved_calls": self.reserved_calls,
+            "remaining": self.remaining,
+            "exhausted": self.exhausted,
         }
 
 
@@ -384,17 +416,26 @@ class BudgetGate:
         store: Where counters live; every instance sharing it shares the budgets.
     """
 
-    def __init__(self, specs: Iterable[BudgetSpec], prices: Mapping[str, Price],
-                 cloud: Iterable[str], store: BudgetStore) -> None:
+    def __init__(
+        self,
+        specs: Iterable[BudgetSpec],
+        prices: Mapping[str, Price],
+        cloud: Iterable[str],
+        store: BudgetStore,
+    ) -> None:
         self.specs = tuple(specs)
         self.prices = dict(prices)
         self.store = store
         cloud_names = frozenset(cloud)
         # Destination -> the budgets whose scope holds it (keys are checked per call).
         self._by_dest: dict[str, tuple[BudgetSpec, ...]] = {
-            name: tuple(s for s in self.specs
-                        if s.scope.destinations is None or name in s.scope.destinations)
-            for name in cloud_names}
+            name: tuple(
+                s
+                for s in self.specs
+                if s.scope.destinations is None or name in s.scope.destinations
+            )
+            for name in cloud_names
+        }
 
     def in_scope(self, destination: str, key: str | None) -> tuple[BudgetSpec, ...]:
         """The budgets a call to ``destination`` by client key ``key`` counts against."""
@@ -410,9 +451,15 @@ class BudgetGate:
         micros = cost_micros(price, tokens_in, tokens_out) if price else 0
         return micros, tokens_in + tokens_out
 
-    def reserve(self, destination: str, key: str | None, tokens_in: int,
-                max_tokens: int | None, *, now: datetime | None = None,
-                ) -> Reservation | BudgetSpec | None:
+    def reserve(
+        self,
+        destination: str,
+        key: str | None,
+        tokens_in: int,
+        max_tokens: int | None,
+        *,
+        now: datetime | None = None,
+    ) -> Reservation | BudgetSpec | None:
         """Reserve an estimate against every budget in scope, atomically per budget.
 
         Returns:
@@ -426,14 +473,26 @@ class BudgetGate:
         held: list[tuple[BudgetSpec, str]] = []
         for spec in specs:
             key_period = period_start(spec.period, now)
-            if not self.store.reserve(spec.name, key_period, micros, tokens,
-                                      _limit_micros(spec), spec.limit_tokens, spec.limit_calls):
+            if not self.store.reserve(
+                spec.name,
+                key_period,
+                micros,
+                tokens,
+                _limit_micros(spec),
+                spec.limit_tokens,
+                spec.limit_calls,
+            ):
                 for done, done_period in held:
                     self.store.settle(done.name, done_period, micros, tokens, 0, 0, 0)
                 return spec
             held.append((spec, key_period))
-        return Reservation(destination, tuple((s.name, p) for s, p in held), micros, tokens,
-                           self.prices.get(destination))
+        return Reservation(
+            destination,
+            tuple((s.name, p) for s, p in held),
+            micros,
+            tokens,
+            self.prices.get(destination),
+        )
 
     def settle(self, reservation: Reservation, usage: Usage | None) -> int | None:
         """Release the reservation and add the real cost (``usage`` None: nothing was spent).
@@ -445,12 +504,16 @@ class BudgetGate:
             micros = tokens = calls = 0
             cost = None
         else:
-            cost = (cost_micros(reservation.price, usage.input_tokens, usage.output_tokens)
-                    if reservation.price else None)
+            cost = (
+                cost_micros(reservation.price, usage.input_tokens, usage.output_tokens)
+                if reservation.price
+                else None
+            )
             micros, tokens, calls = cost or 0, usage.total_tokens, 1
         for name, key_period in reservation.periods:
-            self.store.settle(name, key_period, reservation.micros, reservation.tokens,
-                              micros, tokens, calls)
+            self.store.settle(
+                name, key_period, reservation.micros, reservation.tokens, micros, tokens, calls
+            )
         return cost
 
     def status(self, *, now: datetime | None = None) -> list[BudgetState]:
@@ -459,10 +522,19 @@ class BudgetGate:
         for spec in self.specs:
             key_period = period_start(spec.period, now)
             row = self.store.read(spec.name, key_period)
-            states.append(BudgetState(
-                spec.name, spec.period, key_period, spec.on_exceeded, spec.limit_usd,
-                spec.limit_tokens, spec.limit_calls, *row,
-                scope={"destinations": spec.scope.destinations, "keys": spec.scope.keys}))
+            states.append(
+                BudgetState(
+                    spec.name,
+                    spec.period,
+                    key_period,
+                    spec.on_exceeded,
+                    spec.limit_usd,
+                    spec.limit_tokens,
+                    spec.limit_calls,
+                    *row,
+                    scope={"destinations": spec.scope.destinations, "keys": spec.scope.keys},
+                )
+            )
         return states
 
 
@@ -472,15 +544,24 @@ def _limit_micros(spec: BudgetSpec) -> int | None:
 
 def exceeded_message(spec: BudgetSpec, destination: str) -> str:
     """The one sentence a refusal carries."""
-    limits = ", ".join(f"{label} {value:g}" for label, value in (
-        ("limit_usd", spec.limit_usd), ("limit_tokens", spec.limit_tokens),
-        ("limit_calls", spec.limit_calls)) if value is not None)
-    return (f"budget {spec.name!r} is spent for this {spec.period} ({limits}); "
-            f"the call to cloud destination {destination!r} was not sent")
+    limits = ", ".join(
+        f"{label} {value:g}"
+        for label, value in (
+            ("limit_usd", spec.limit_usd),
+            ("limit_tokens", spec.limit_tokens),
+            ("limit_calls", spec.limit_calls),
+        )
+        if value is not None
+    )
+    return (
+        f"budget {spec.name!r} is spent for this {spec.period} ({limits}); "
+        f"the call to cloud destination {destination!r} was not sent"
+    )
 
 
-def check_budget_prices(specs: Iterable[BudgetSpec], prices: Mapping[str, Price],
-                        cloud: Iterable[str]) -> list[str]:
+def check_budget_prices(
+    specs: Iterable[BudgetSpec], prices: Mapping[str, Price], cloud: Iterable[str]
+) -> list[str]:
     """Problems: a USD budget whose scope holds an unpriced cloud destination."""
     problems = []
     cloud_names = list(cloud)
@@ -493,7 +574,8 @@ def check_budget_prices(specs: Iterable[BudgetSpec], prices: Mapping[str, Price]
             problems.append(
                 f"budgets {spec.name!r}: limit_usd over unpriced cloud destination(s) "
                 f"{', '.join(missing)}; give them a price (policy 'price' or LF_PRICES) "
-                "or use limit_tokens / limit_calls")
+                "or use limit_tokens / limit_calls"
+            )
     return problems
 
 
@@ -510,8 +592,14 @@ class Spend:
         store_factory: Opens the shared counters (the audit store's database).
     """
 
-    def __init__(self, policy: Policy, *, ledger: Ledger, budget: Budget | None,
-                 store_factory: Callable[[], BudgetStore]) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        ledger: Ledger,
+        budget: Budget | None,
+        store_factory: Callable[[], BudgetStore],
+    ) -> None:
         self.ledger = ledger
         self.budget = budget
         self.prices = {**prices_of(policy), **ledger.prices}
@@ -540,21 +628,22 @@ class Spend:
         if gate is None:
             with self._gate_lock:
                 if self._gate is None:
-                    self._gate = BudgetGate(self.specs, self.prices, self.cloud,
-                                            self._store_factory())
+                    self._gate = BudgetGate(
+                        self.specs, self.prices, self.cloud, self._store_factory()
+                    )
                 gate = self._gate
         return gate
 
-    def cost(self, destination: str, tokens_in: int | None,
-             tokens_out: int | None) -> int | None:
+    def cost(self, destination: str, tokens_in: int | None, tokens_out: int | None) -> int | None:
         """A call's cost in micro-USD; ``None`` when the destination has no price."""
         price = self.prices.get(destination)
         if price is None:
             return None
         return cost_micros(price, tokens_in or 0, tokens_out or 0)
 
-    async def reserve(self, destination: str, key: str | None, tokens_in: int,
-                      max_tokens: int | None) -> Reservation | BudgetSpec | None:
+    async def reserve(
+        self, destination: str, key: str | None, tokens_in: int, max_tokens: int | None
+    ) -> Reservation | BudgetSpec | None:
         """Check 0.2.0's budget, then reserve against the policy's budgets in scope.
 
         Returns:
@@ -578,11 +667,22 @@ class Spend:
         if got is None or isinstance(got, Reservation):
             return got
         if got.on_exceeded == "refuse":
-            unit, limit = next((u, v) for u, v in (
-                ("usd", got.limit_usd), ("tokens", got.limit_tokens),
-                ("calls", got.limit_calls)) if v is not None)
-            raise BudgetExceeded(exceeded_message(got, destination), budget=got.name,
-                                 destination=destination, limit=float(limit), unit=unit)
+            unit, limit = next(
+                (u, v)
+                for u, v in (
+                    ("usd", got.limit_usd),
+                    ("tokens", got.limit_tokens),
+                    ("calls", got.limit_calls),
+                )
+                if v is not None
+            )
+            raise BudgetExceeded(
+                exceeded_message(got, destination),
+                budget=got.name,
+                destination=destination,
+                limit=float(limit),
+                unit=unit,
+            )
         return got
 
     def settle(self, reservation: Reservation, usage: Usage | None) -> None:
@@ -608,4 +708,5 @@ def _log_settle_failure(future: asyncio.Future[int | None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         logging.getLogger("llm_localfirst").warning(
             "budget settle failed (%s); its reservation stays held (counted as spent)",
-            type(future.exception()).__name__)
+            type(future.exception()).__name__,
+        )

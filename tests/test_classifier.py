@@ -18,23 +18,55 @@ from llm_localfirst.testing import FakeUpstream, MemoryAuditStore
 LABELS = ["medical", "legal", "hr", "financial", "code", "general"]
 
 
-def _policy(local: FakeUpstream, cloud: FakeUpstream, *, classifier_dest: str = "local",
-            timeout_ms: int = 1500) -> Any:
-    return policy_from_data({
-        "version": 1,
-        "destinations": {
-            "local": {"provider": "openai", "base_url": local.base_url, "model": "small",
-                      "locality": "local"},
-            "local-big": {"provider": "openai", "base_url": local.base_url, "model": "big",
-                          "locality": "local"},
-            "cloud": {"provider": "openai", "base_url": cloud.base_url, "model": "c",
-                      "locality": "cloud", "api_key_env": "LF_FAKE_CLOUD_KEY"}},
-        "sensitivity": {"classifier": {"destination": classifier_dest, "labels": LABELS,
-                                       "sensitive": ["medical", "legal", "hr", "financial"],
-                                       "timeout_ms": timeout_ms}},
-        "rules": [{"name": "code goes to the big local model", "when": {"classifier": ["code"]},
-                   "to": ["local-big"]}],
-        "default": {"to": ["cloud"], "fallback": ["local"]}})
+def _policy(
+    local: FakeUpstream,
+    cloud: FakeUpstream,
+    *,
+    classifier_dest: str = "local",
+    timeout_ms: int = 1500,
+) -> Any:
+    return policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": local.base_url,
+                    "model": "small",
+                    "locality": "local",
+                },
+                "local-big": {
+                    "provider": "openai",
+                    "base_url": local.base_url,
+                    "model": "big",
+                    "locality": "local",
+                },
+                "cloud": {
+                    "provider": "openai",
+                    "base_url": cloud.base_url,
+                    "model": "c",
+                    "locality": "cloud",
+                    "api_key_env": "LF_FAKE_CLOUD_KEY",
+                },
+            },
+            "sensitivity": {
+                "classifier": {
+                    "destination": classifier_dest,
+                    "labels": LABELS,
+                    "sensitive": ["medical", "legal", "hr", "financial"],
+                    "timeout_ms": timeout_ms,
+                }
+            },
+            "rules": [
+                {
+                    "name": "code goes to the big local model",
+                    "when": {"classifier": ["code"]},
+                    "to": ["local-big"],
+                }
+            ],
+            "default": {"to": ["cloud"], "fallback": ["local"]},
+        }
+    )
 
 
 def _labeler(body: dict[str, Any]) -> str:
@@ -70,12 +102,16 @@ def router(local: FakeUpstream, cloud: FakeUpstream) -> Iterator[Router]:
 
 
 def _classifier_calls(fake: FakeUpstream) -> int:
-    return sum(1 for seen in fake.requests
-               if isinstance(seen.body, dict) and "Label:" in str(seen.body.get("messages")))
+    return sum(
+        1
+        for seen in fake.requests
+        if isinstance(seen.body, dict) and "Label:" in str(seen.body.get("messages"))
+    )
 
 
-def test_a_sensitive_label_pins_the_request_local_and_says_why(router: Router,
-                                                              cloud: FakeUpstream) -> None:
+def test_a_sensitive_label_pins_the_request_local_and_says_why(
+    router: Router, cloud: FakeUpstream
+) -> None:
     out = router.complete("the patient's scan shows a 2 cm mass")
     assert out.decision.target == "local"
     assert "classifier:medical" in out.decision.sensitive_reasons
@@ -96,8 +132,7 @@ def test_rules_match_on_the_classifier_label(router: Router) -> None:
     assert decision.rule == "code goes to the big local model"
 
 
-def test_the_classifier_runs_once_per_distinct_content(router: Router,
-                                                       local: FakeUpstream) -> None:
+def test_the_classifier_runs_once_per_distinct_content(router: Router, local: FakeUpstream) -> None:
     first = router.decide("the same question again")
     second = router.decide("the same question again")
     assert (first.classifier_cached, second.classifier_cached) == (False, True)
@@ -118,8 +153,12 @@ def test_a_hung_classifier_is_cut_at_timeout_ms(local: FakeUpstream, cloud: Fake
         release.wait(5)
         return "general"
 
-    r = Router(_policy(local, cloud, timeout_ms=100), audit=MemoryAuditStore(), probe_ttl=30,
-               classifier=hang)
+    r = Router(
+        _policy(local, cloud, timeout_ms=100),
+        audit=MemoryAuditStore(),
+        probe_ttl=30,
+        classifier=hang,
+    )
     try:
         decision = r.decide("anything")
     finally:
@@ -141,10 +180,15 @@ def test_a_raising_hook_fails_closed(local: FakeUpstream, cloud: FakeUpstream) -
     assert "classifier_error" in decision.sensitive_reasons and decision.target == "local"
 
 
-def test_a_sensitive_label_never_removes_declared_sensitivity(local: FakeUpstream,
-                                                              cloud: FakeUpstream) -> None:
-    r = Router(_policy(local, cloud), audit=MemoryAuditStore(), probe_ttl=30,
-               classifier=lambda text: "general")
+def test_a_sensitive_label_never_removes_declared_sensitivity(
+    local: FakeUpstream, cloud: FakeUpstream
+) -> None:
+    r = Router(
+        _policy(local, cloud),
+        audit=MemoryAuditStore(),
+        probe_ttl=30,
+        classifier=lambda text: "general",
+    )
     try:
         decision = r.decide("hello", sensitive=True)
     finally:
@@ -153,20 +197,30 @@ def test_a_sensitive_label_never_removes_declared_sensitivity(local: FakeUpstrea
     assert decision.classifier_label == "general"
 
 
-def test_a_cloud_classifier_destination_is_a_policy_error(local: FakeUpstream,
-                                                          cloud: FakeUpstream) -> None:
+def test_a_cloud_classifier_destination_is_a_policy_error(
+    local: FakeUpstream, cloud: FakeUpstream
+) -> None:
     with pytest.raises(PolicyError, match="must be local"):
         _policy(local, cloud, classifier_dest="cloud")
 
 
 def test_a_classifier_rule_without_a_classifier_is_a_policy_error(local: FakeUpstream) -> None:
-    with pytest.raises(PolicyError, match="sensitivity.classifier is not configured"):
-        policy_from_data({
-            "version": 1, "destinations": {"local": {"provider": "openai",
-                                                     "base_url": local.base_url, "model": "m",
-                                                     "locality": "local"}},
-            "rules": [{"name": "x", "when": {"classifier": ["legal"]}, "to": ["local"]}],
-            "default": {"to": ["local"]}})
+    with pytest.raises(PolicyError, match=r"sensitivity\.classifier is not configured"):
+        policy_from_data(
+            {
+                "version": 1,
+                "destinations": {
+                    "local": {
+                        "provider": "openai",
+                        "base_url": local.base_url,
+                        "model": "m",
+                        "locality": "local",
+                    }
+                },
+                "rules": [{"name": "x", "when": {"classifier": ["legal"]}, "to": ["local"]}],
+                "default": {"to": ["local"]},
+            }
+        )
 
 
 def test_the_label_its_latency_and_the_cache_flag_are_in_the_audit_row(router: Router) -> None:
@@ -189,6 +243,6 @@ def test_the_cache_is_bounded_and_keyed_by_digest_never_text() -> None:
     clf = Classifier(lambda t: "general", labels=LABELS, cache_size=2)
     for text in ("one", "two", "three"):
         asyncio.run(clf.classify([text]))
-    keys = list(clf._cache)  # noqa: SLF001 - the invariant is about what is stored
+    keys = list(clf._cache)
     assert len(keys) == 2 and all(isinstance(k, bytes) and len(k) == 16 for k in keys)
     assert clf.lookup(Classifier.digest(["one"])) is None

@@ -26,8 +26,13 @@ from typing import Any, Protocol
 
 from llm_localfirst.audit.record import utc_now_iso
 
-__all__ = ["BudgetStore", "MemoryBudgetStore", "PostgresBudgetStore", "SQLiteBudgetStore",
-           "budget_store_for"]
+__all__ = [
+    "BudgetStore",
+    "MemoryBudgetStore",
+    "PostgresBudgetStore",
+    "SQLiteBudgetStore",
+    "budget_store_for",
+]
 
 #: spent micros, spent tokens, spent calls, reserved micros, reserved tokens, reserved calls
 Counters = tuple[int, int, int, int, int, int]
@@ -41,14 +46,29 @@ class BudgetStore(Protocol):
     #: True when calls do I/O and should run off the event loop.
     blocking: bool
 
-    def reserve(self, budget: str, period: str, micros: int, tokens: int,
-                limit_micros: int | None, limit_tokens: int | None,
-                limit_calls: int | None) -> bool:
+    def reserve(
+        self,
+        budget: str,
+        period: str,
+        micros: int,
+        tokens: int,
+        limit_micros: int | None,
+        limit_tokens: int | None,
+        limit_calls: int | None,
+    ) -> bool:
         """Add a reservation if spent + reserved + it stays within every limit given."""
         ...
 
-    def settle(self, budget: str, period: str, reserved_micros: int, reserved_tokens: int,
-               micros: int, tokens: int, calls: int) -> None:
+    def settle(
+        self,
+        budget: str,
+        period: str,
+        reserved_micros: int,
+        reserved_tokens: int,
+        micros: int,
+        tokens: int,
+        calls: int,
+    ) -> None:
         """Release a reservation and add what the call really spent, in one step."""
         ...
 
@@ -61,8 +81,14 @@ class BudgetStore(Protocol):
         ...
 
 
-def _conditions(p: str, micros: int, tokens: int, limit_micros: int | None,
-                limit_tokens: int | None, limit_calls: int | None) -> tuple[str, list[object]]:
+def _conditions(
+    p: str,
+    micros: int,
+    tokens: int,
+    limit_micros: int | None,
+    limit_tokens: int | None,
+    limit_calls: int | None,
+) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
     if limit_micros is not None:
@@ -78,26 +104,35 @@ def _conditions(p: str, micros: int, tokens: int, limit_micros: int | None,
 
 
 def _statements(p: str) -> tuple[str, str, str]:
-    insert = (f"INSERT INTO {_TABLE} (budget, period_start, spent_micros, spent_tokens, "
-              "spent_calls, reserved_micros, reserved_tokens, reserved_calls, updated_at) "
-              f"VALUES ({p}, {p}, 0, 0, 0, 0, 0, 0, {p}) "
-              "ON CONFLICT (budget, period_start) DO NOTHING")
-    reserve = (f"UPDATE {_TABLE} SET reserved_micros = reserved_micros + {p}, "  # noqa: S608
-               f"reserved_tokens = reserved_tokens + {p}, reserved_calls = reserved_calls + 1, "
-               f"updated_at = {p} WHERE budget = {p} AND period_start = {p}")
-    settle = (f"UPDATE {_TABLE} SET "  # noqa: S608
-              f"reserved_micros = MAX_(reserved_micros - {p}), "
-              f"reserved_tokens = MAX_(reserved_tokens - {p}), "
-              "reserved_calls = MAX_(reserved_calls - 1), "
-              f"spent_micros = spent_micros + {p}, spent_tokens = spent_tokens + {p}, "
-              f"spent_calls = spent_calls + {p}, updated_at = {p} "
-              f"WHERE budget = {p} AND period_start = {p}")
+    insert = (
+        f"INSERT INTO {_TABLE} (budget, period_start, spent_micros, "  # noqa: S608
+        "spent_tokens, "
+        "spent_calls, reserved_micros, reserved_tokens, reserved_calls, updated_at) "
+        f"VALUES ({p}, {p}, 0, 0, 0, 0, 0, 0, {p}) "
+        "ON CONFLICT (budget, period_start) DO NOTHING"
+    )
+    reserve = (
+        f"UPDATE {_TABLE} SET reserved_micros = reserved_micros + {p}, "  # noqa: S608
+        f"reserved_tokens = reserved_tokens + {p}, reserved_calls = reserved_calls + 1, "
+        f"updated_at = {p} WHERE budget = {p} AND period_start = {p}"
+    )
+    settle = (
+        f"UPDATE {_TABLE} SET "  # noqa: S608
+        f"reserved_micros = MAX_(reserved_micros - {p}), "
+        f"reserved_tokens = MAX_(reserved_tokens - {p}), "
+        "reserved_calls = MAX_(reserved_calls - 1), "
+        f"spent_micros = spent_micros + {p}, spent_tokens = spent_tokens + {p}, "
+        f"spent_calls = spent_calls + {p}, updated_at = {p} "
+        f"WHERE budget = {p} AND period_start = {p}"
+    )
     return insert, reserve, settle
 
 
-_READ = ("SELECT spent_micros, spent_tokens, spent_calls, reserved_micros, "  # noqa: S608
-         f"reserved_tokens, reserved_calls FROM {_TABLE} WHERE budget = {{p}} "
-         "AND period_start = {p}")
+_READ = (
+    "SELECT spent_micros, spent_tokens, spent_calls, reserved_micros, "  # noqa: S608
+    f"reserved_tokens, reserved_calls FROM {_TABLE} WHERE budget = {{p}} "
+    "AND period_start = {p}"
+)
 
 
 def _counters(row: tuple[Any, ...] | None) -> Counters:
@@ -116,22 +151,39 @@ class MemoryBudgetStore:
         self._rows: dict[tuple[str, str], list[int]] = {}
         self._lock = threading.Lock()
 
-    def reserve(self, budget: str, period: str, micros: int, tokens: int,
-                limit_micros: int | None, limit_tokens: int | None,
-                limit_calls: int | None) -> bool:
+    def reserve(
+        self,
+        budget: str,
+        period: str,
+        micros: int,
+        tokens: int,
+        limit_micros: int | None,
+        limit_tokens: int | None,
+        limit_calls: int | None,
+    ) -> bool:
         with self._lock:
             row = self._rows.setdefault((budget, period), [0] * 6)
-            if ((limit_micros is not None and row[0] + row[3] + micros > limit_micros)
-                    or (limit_tokens is not None and row[1] + row[4] + tokens > limit_tokens)
-                    or (limit_calls is not None and row[2] + row[5] + 1 > limit_calls)):
+            if (
+                (limit_micros is not None and row[0] + row[3] + micros > limit_micros)
+                or (limit_tokens is not None and row[1] + row[4] + tokens > limit_tokens)
+                or (limit_calls is not None and row[2] + row[5] + 1 > limit_calls)
+            ):
                 return False
             row[3] += micros
             row[4] += tokens
             row[5] += 1
             return True
 
-    def settle(self, budget: str, period: str, reserved_micros: int, reserved_tokens: int,
-               micros: int, tokens: int, calls: int) -> None:
+    def settle(
+        self,
+        budget: str,
+        period: str,
+        reserved_micros: int,
+        reserved_tokens: int,
+        micros: int,
+        tokens: int,
+        calls: int,
+    ) -> None:
         with self._lock:
             row = self._rows.setdefault((budget, period), [0] * 6)
             row[3] = max(0, row[3] - reserved_micros)
@@ -174,8 +226,12 @@ class SQLiteBudgetStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self._path, timeout=self._busy_timeout,
-                                   isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self._path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn
             with self._lock:
@@ -193,22 +249,49 @@ class SQLiteBudgetStore:
             raise
         conn.execute("COMMIT")
 
-    def reserve(self, budget: str, period: str, micros: int, tokens: int,
-                limit_micros: int | None, limit_tokens: int | None,
-                limit_calls: int | None) -> bool:
+    def reserve(
+        self,
+        budget: str,
+        period: str,
+        micros: int,
+        tokens: int,
+        limit_micros: int | None,
+        limit_tokens: int | None,
+        limit_calls: int | None,
+    ) -> bool:
         where, params = _conditions("?", micros, tokens, limit_micros, limit_tokens, limit_calls)
         now = utc_now_iso()
         with self._immediate() as conn:
             conn.execute(self._insert, (budget, period, now))
-            cur = conn.execute(self._reserve + where,
-                               (micros, tokens, now, budget, period, *params))
+            cur = conn.execute(
+                self._reserve + where, (micros, tokens, now, budget, period, *params)
+            )
             return cur.rowcount == 1
 
-    def settle(self, budget: str, period: str, reserved_micros: int, reserved_tokens: int,
-               micros: int, tokens: int, calls: int) -> None:
+    def settle(
+        self,
+        budget: str,
+        period: str,
+        reserved_micros: int,
+        reserved_tokens: int,
+        micros: int,
+        tokens: int,
+        calls: int,
+    ) -> None:
         with self._immediate() as conn:
-            conn.execute(self._settle, (reserved_micros, reserved_tokens, micros, tokens, calls,
-                                        utc_now_iso(), budget, period))
+            conn.execute(
+                self._settle,
+                (
+                    reserved_micros,
+                    reserved_tokens,
+                    micros,
+                    tokens,
+                    calls,
+                    utc_now_iso(),
+                    budget,
+                    period,
+                ),
+            )
 
     def read(self, budget: str, period: str) -> Counters:
         return _counters(self._conn().execute(self._read, (budget, period)).fetchone())
@@ -236,23 +319,50 @@ class PostgresBudgetStore:
         self._settle = settle.replace("MAX_(", "GREATEST(0, ")
         self._read = _READ.format(p="%s")
 
-    def reserve(self, budget: str, period: str, micros: int, tokens: int,
-                limit_micros: int | None, limit_tokens: int | None,
-                limit_calls: int | None) -> bool:
-        where, params = _conditions("%s", micros, tokens, limit_micros, limit_tokens,
-                                    limit_calls)
+    def reserve(
+        self,
+        budget: str,
+        period: str,
+        micros: int,
+        tokens: int,
+        limit_micros: int | None,
+        limit_tokens: int | None,
+        limit_calls: int | None,
+    ) -> bool:
+        where, params = _conditions("%s", micros, tokens, limit_micros, limit_tokens, limit_calls)
         now = utc_now_iso()
         with self._pool.connection() as conn:
             conn.execute(self._insert, (budget, period, now))
-            row = conn.execute(self._reserve + where + " RETURNING 1",
-                               (micros, tokens, now, budget, period, *params)).fetchone()
+            row = conn.execute(
+                self._reserve + where + " RETURNING 1",
+                (micros, tokens, now, budget, period, *params),
+            ).fetchone()
             return row is not None
 
-    def settle(self, budget: str, period: str, reserved_micros: int, reserved_tokens: int,
-               micros: int, tokens: int, calls: int) -> None:
+    def settle(
+        self,
+        budget: str,
+        period: str,
+        reserved_micros: int,
+        reserved_tokens: int,
+        micros: int,
+        tokens: int,
+        calls: int,
+    ) -> None:
         with self._pool.connection() as conn:
-            conn.execute(self._settle, (reserved_micros, reserved_tokens, micros, tokens, calls,
-                                        utc_now_iso(), budget, period))
+            conn.execute(
+                self._settle,
+                (
+                    reserved_micros,
+                    reserved_tokens,
+                    micros,
+                    tokens,
+                    calls,
+                    utc_now_iso(),
+                    budget,
+                    period,
+                ),
+            )
 
     def read(self, budget: str, period: str) -> Counters:
         with self._pool.connection() as conn:
@@ -269,5 +379,5 @@ def budget_store_for(audit: object) -> BudgetStore:
     if isinstance(audit, SQLiteAuditStore):
         return SQLiteBudgetStore(audit.path)
     if type(audit).__name__ == "PostgresAuditStore":
-        return PostgresBudgetStore(audit._pool)  # type: ignore[attr-defined]  # noqa: SLF001
+        return PostgresBudgetStore(audit._pool)  # type: ignore[attr-defined]
     return MemoryBudgetStore()

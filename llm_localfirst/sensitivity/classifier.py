@@ -24,8 +24,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CLASSIFIER_SYSTEM_PROMPT", "Classifier", "ClassifierResult", "ClassifyFn", "build_classifier",
-           "classifier_messages", "parse_label"]
+__all__ = [
+    "CLASSIFIER_SYSTEM_PROMPT",
+    "Classifier",
+    "ClassifierResult",
+    "ClassifyFn",
+    "build_classifier",
+    "classifier_messages",
+    "parse_label",
+]
 
 log = logging.getLogger("llm_localfirst")
 
@@ -88,9 +95,16 @@ class Classifier:
         destination: The local destination that answers, for display.
     """
 
-    def __init__(self, fn: ClassifyFn, *, labels: Sequence[str],
-                 sensitive: Sequence[str] = (), timeout_ms: int = 1500,
-                 cache_size: int = 4096, destination: str | None = None) -> None:
+    def __init__(
+        self,
+        fn: ClassifyFn,
+        *,
+        labels: Sequence[str],
+        sensitive: Sequence[str] = (),
+        timeout_ms: int = 1500,
+        cache_size: int = 4096,
+        destination: str | None = None,
+    ) -> None:
         self.fn = fn
         self.labels = tuple(v.strip().casefold() for v in labels)
         self.sensitive = frozenset(v.strip().casefold() for v in sensitive)
@@ -100,8 +114,10 @@ class Classifier:
         self._cache: OrderedDict[bytes, str] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # An async function, or an object whose __call__ is one.
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None))
+            type(fn).__call__
+        )
 
     @staticmethod
     def digest(texts: Sequence[str]) -> bytes:
@@ -144,8 +160,9 @@ class Classifier:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # fail closed: a broken classifier means sensitive
-            log.warning("classifier failed (%s); treating the request as sensitive",
-                        type(exc).__name__)
+            log.warning(
+                "classifier failed (%s); treating the request as sensitive", type(exc).__name__
+            )
             reason = "classifier_error"
         else:
             ms = round((time.perf_counter() - started) * 1000, 3)
@@ -169,9 +186,11 @@ class Classifier:
         return result
 
 
-def build_classifier(config: Any, hook: Any,
-                     ask_model: Callable[[str, list[dict[str, str]]], Awaitable[str]],
-                     ) -> Classifier | None:
+def build_classifier(
+    config: Any,
+    hook: Any,
+    ask_model: Callable[[str, list[dict[str, str]]], Awaitable[str]],
+) -> Classifier | None:
     """The classifier a policy (``sensitivity.classifier``) and ``Router(classifier=)`` ask for.
 
     Args:
@@ -187,9 +206,11 @@ def build_classifier(config: Any, hook: Any,
     if config is None:
         if hook is None:
             return None
-        raise ValueError("Router(classifier=fn) needs labels: configure "
-                         "sensitivity.classifier (labels, sensitive, timeout_ms) in the policy, "
-                         "or pass Classifier(fn, labels=[...], sensitive=[...])")
+        raise ValueError(
+            "Router(classifier=fn) needs labels: configure "
+            "sensitivity.classifier (labels, sensitive, timeout_ms) in the policy, "
+            "or pass Classifier(fn, labels=[...], sensitive=[...])"
+        )
     labels = tuple(config.labels)
     fn: ClassifyFn
     if hook is not None:
@@ -200,6 +221,10 @@ def build_classifier(config: Any, hook: Any,
         async def fn(text: str) -> str:
             return await ask_model(destination, classifier_messages(text, labels))
 
-    return Classifier(fn, labels=labels, sensitive=config.sensitive,
-                      timeout_ms=config.timeout_ms,
-                      destination=None if hook is not None else config.destination)
+    return Classifier(
+        fn,
+        labels=labels,
+        sensitive=config.sensitive,
+        timeout_ms=config.timeout_ms,
+        destination=None if hook is not None else config.destination,
+    )

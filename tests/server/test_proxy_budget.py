@@ -14,40 +14,68 @@ from tests.server.conftest import LiveProxy
 
 
 def _policy(local: FakeUpstream, cloud: FakeUpstream, on_exceeded: str) -> Any:
-    return policy_from_data({
-        "version": 1,
-        "destinations": {
-            "local": {"provider": "openai", "base_url": local.base_url, "model": "l",
-                      "locality": "local"},
-            "haiku": {"provider": "openai", "base_url": cloud.base_url, "model": "c",
-                      "locality": "cloud", "api_key_env": "LF_FAKE_CLOUD_KEY",
-                      "price": {"input": 1000, "output": 1000}}},
-        "sensitivity": {"classifier": {"destination": "local", "labels": ["general", "legal"],
-                                       "sensitive": ["legal"]}},
-        "budgets": [{"name": "alice monthly", "period": "month", "limit_usd": 0.05,
-                     "scope": {"destinations": ["haiku"], "keys": ["alice"]},
-                     "on_exceeded": on_exceeded}],
-        "default": {"to": ["haiku"]}})
+    return policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": local.base_url,
+                    "model": "l",
+                    "locality": "local",
+                },
+                "haiku": {
+                    "provider": "openai",
+                    "base_url": cloud.base_url,
+                    "model": "c",
+                    "locality": "cloud",
+                    "api_key_env": "LF_FAKE_CLOUD_KEY",
+                    "price": {"input": 1000, "output": 1000},
+                },
+            },
+            "sensitivity": {
+                "classifier": {
+                    "destination": "local",
+                    "labels": ["general", "legal"],
+                    "sensitive": ["legal"],
+                }
+            },
+            "budgets": [
+                {
+                    "name": "alice monthly",
+                    "period": "month",
+                    "limit_usd": 0.05,
+                    "scope": {"destinations": ["haiku"], "keys": ["alice"]},
+                    "on_exceeded": on_exceeded,
+                }
+            ],
+            "default": {"to": ["haiku"]},
+        }
+    )
 
 
 @pytest.fixture
-def make(proxy_factory: Callable[..., LiveProxy], fake_local: FakeUpstream,
-         fake_cloud: FakeUpstream) -> Callable[[str], LiveProxy]:
-    fake_local.reply = lambda body: ("general" if str(body["messages"][-1]["content"])
-                                     .endswith("Label:") else "local answer")
+def make(
+    proxy_factory: Callable[..., LiveProxy], fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> Callable[[str], LiveProxy]:
+    fake_local.reply = lambda body: (
+        "general" if str(body["messages"][-1]["content"]).endswith("Label:") else "local answer"
+    )
     return lambda on_exceeded: proxy_factory(
-        policy=_policy(fake_local, fake_cloud, on_exceeded),
-        proxy_keys="alice:sk-alice,bob:sk-bob")
+        policy=_policy(fake_local, fake_cloud, on_exceeded), proxy_keys="alice:sk-alice,bob:sk-bob"
+    )
 
 
 def _ask(proxy: LiveProxy, key: str) -> Any:
     client = openai.OpenAI(base_url=proxy.base_url, api_key=key, max_retries=2)
     return client.chat.completions.with_raw_response.create(
-        model="auto", max_tokens=10, messages=[{"role": "user", "content": "hello there"}])
+        model="auto", max_tokens=10, messages=[{"role": "user", "content": "hello there"}]
+    )
 
 
 def test_a_spent_refuse_budget_is_a_429_budget_exceeded_sent_once(
-        make: Callable[[str], LiveProxy]) -> None:
+    make: Callable[[str], LiveProxy],
+) -> None:
     proxy = make("refuse")
     for _ in range(3):
         _ask(proxy, "sk-alice")
@@ -62,7 +90,8 @@ def test_a_spent_refuse_budget_is_a_429_budget_exceeded_sent_once(
 
 
 def test_on_exceeded_local_answers_from_the_local_chain_with_headers(
-        make: Callable[[str], LiveProxy]) -> None:
+    make: Callable[[str], LiveProxy],
+) -> None:
     proxy = make("local")
     for _ in range(3):
         _ask(proxy, "sk-alice")
@@ -72,7 +101,8 @@ def test_on_exceeded_local_answers_from_the_local_chain_with_headers(
 
 
 def test_the_classifier_headers_and_the_key_name_in_the_audit_row(
-        make: Callable[[str], LiveProxy]) -> None:
+    make: Callable[[str], LiveProxy],
+) -> None:
     proxy = make("refuse")
     first, second = _ask(proxy, "sk-alice"), _ask(proxy, "sk-alice")
     assert first.headers["x-lf-classifier"] == "general"
@@ -86,7 +116,8 @@ def test_the_classifier_headers_and_the_key_name_in_the_audit_row(
 
 
 def test_admin_budgets_and_the_prometheus_gauges_show_spend(
-        make: Callable[[str], LiveProxy]) -> None:
+    make: Callable[[str], LiveProxy],
+) -> None:
     proxy = make("refuse")
     _ask(proxy, "sk-alice")
     with proxy.client() as http:
