@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .registry import Destination, TrustedHosts, host_of, resolves_local
+from .registry import Destination, TrustedHosts, address_is_local, host_of, resolves_local
 
 __all__ = ["DestinationStatus", "Health", "http_probe", "missing_credentials"]
 
@@ -27,37 +27,47 @@ Probe = Callable[[Destination], Awaitable[tuple[bool, str]]]
 Clock = Callable[[], float]
 
 
-async def http_probe(dest: Destination, *, limit_s: float = 2.0) -> tuple[bool, str]:
-    """``GET <base_url>/models``; any HTTP answer below 500 counts as up.
+async def http_probe(dest: Destination, *, trusted: TrustedHosts | None = None,
+                     limit_s: float = 2.0) -> tuple[bool, str]:
+    """``GET <base_url>/models`` on one fresh connection; any answer below 500 counts as up.
 
-    A bare asyncio request rather than the provider's pooled client: probing must
-    not construct clients or import an HTTP stack (``llm-localfirst route`` probes
-    once and exits).
+    The same HTTP client as every provider (:mod:`.providers.client`), on a
+    throw-away pool so a probe never leaves a connection behind. A local
+    destination is connected to only at an address that is local (or in
+    ``trusted``), exactly as a real request would be.
     """
+    from .providers.client import (
+        ConnectError,
+        LocalityError,
+        Pool,
+        ProtocolError,
+        UpstreamTimeoutError,
+    )
+
     parts = urlsplit(dest.url)
     secure = parts.scheme == "https"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
+    trust = trusted or TrustedHosts()
+    pool = Pool(parts.hostname or "", parts.port or (443 if secure else 80), tls=secure,
+                connect_timeout=min(limit_s, dest.connect_timeout + 1), max_connections=1)
     path = (parts.path.rstrip("/") or "") + "/models"
+    request = (f"GET {path} HTTP/1.1\r\nhost: {parts.netloc}\r\naccept: application/json\r\n"
+               "connection: close\r\n\r\n").encode("latin-1")
+    vet = (lambda ip: address_is_local(ip, trust)) if dest.is_local else None
     try:
-        async with asyncio.timeout(min(limit_s, dest.connect_timeout + 1)):
-            reader, writer = await asyncio.open_connection(host, port, ssl=secure or None)
-            try:
-                writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-                             "Accept: application/json\r\nConnection: close\r\n\r\n".encode())
-                await writer.drain()
-                status_line = await reader.readline()
-            finally:
-                writer.close()
-    except TimeoutError:
+        async with asyncio.timeout(limit_s):
+            response = await pool.send(request, read_timeout=limit_s, vet=vet)
+            await response.aclose()
+    except (TimeoutError, UpstreamTimeoutError):
         return False, "unreachable: timed out"
-    except OSError as exc:
-        return False, f"unreachable: {exc.strerror or type(exc).__name__}"
-    fields = status_line.split()
-    if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
-        return False, "not an HTTP server"
-    status = int(fields[1])
-    return status < 500, f"answered {status}"
+    except LocalityError as exc:
+        return False, str(exc)
+    except ConnectError as exc:
+        return False, f"unreachable: {exc}"
+    except ProtocolError as exc:
+        return False, f"not an HTTP server ({exc})"
+    finally:
+        pool.close()
+    return response.status < 500, f"answered {response.status}"
 
 
 @dataclass(slots=True)
