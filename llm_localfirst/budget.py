@@ -51,6 +51,7 @@ __all__ = [
     "Spend",
     "Usage",
     "cost_micros",
+    "input_token_bound",
     "normalise_usage",
     "period_start",
 ]
@@ -83,6 +84,19 @@ class Price:
 def cost_micros(price: Price, tokens_in: int, tokens_out: int) -> int:
     """Integer micro-USD for a call; rounded up so a ceiling is never undercounted."""
     return math.ceil(tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok - 1e-9)
+
+
+def input_token_bound(texts: Iterable[str], messages: int, extra_bytes: int = 0) -> int:
+    """An upper bound on a request's input tokens: its UTF-8 bytes, plus 8 per message.
+
+    Byte-level BPE tokenizers (OpenAI, Anthropic, Llama) never make a token of less
+    than one byte, so bytes bound tokens; 8 per message covers role and separator
+    tokens. Reserving this much (not ``chars / 4``) is what keeps a budget from being
+    overshot by the input side of the calls in flight.
+    """
+    return (
+        sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) + 8 * messages + 8 + extra_bytes
+    )
 
 
 def prices_of(policy: Policy) -> dict[str, Price]:

@@ -120,7 +120,7 @@ def test_a_usd_budget_over_an_unpriced_cloud_destination_is_a_policy_error(
 def test_a_spent_refuse_budget_raises_and_every_row_has_its_cost(
     local: FakeUpstream, cloud: FakeUpstream
 ) -> None:
-    spec = {"name": "team", "period": "month", "limit_usd": 0.05, "on_exceeded": "refuse"}
+    spec = {"name": "team", "period": "month", "limit_usd": 0.1, "on_exceeded": "refuse"}
     store = MemoryAuditStore()
     r = Router(
         policy_from_data(_data(local, cloud, spec, price={"input": 1000, "output": 1000})),
@@ -128,15 +128,17 @@ def test_a_spent_refuse_budget_raises_and_every_row_has_its_cost(
     )
     try:
         outcomes = []
-        for _ in range(6):
+        for _ in range(7):
             try:
                 r.complete("hello there", max_tokens=10)
                 outcomes.append("ok")
             except BudgetExceeded as exc:
                 outcomes.append(f"refused by {exc.budget}")
-        assert outcomes[:3] == ["ok"] * 3 and outcomes[-1] == "refused by team"
+        # Each call costs 14,000 micro-USD and reserves 37,000 (its input's UTF-8 bytes
+        # bound its input tokens): the sixth would need 70,000 + 37,000 > 100,000.
+        assert outcomes == ["ok"] * 5 + ["refused by team"] * 2
         (state,) = r.spend.status()
-        assert state.spent_micros <= 50_000 and state.reserved_calls == 0
+        assert state.spent_micros == 70_000 and state.reserved_calls == 0
         r.flush()
         rows = store.query(AuditFilter(limit=10, outcome="ok"))
         assert sum(int(row.metadata["lf.cost_usd_micros"]) for row in rows) == state.spent_micros

@@ -44,7 +44,7 @@ def _policy(local: FakeUpstream, cloud: FakeUpstream, on_exceeded: str) -> Any:
                 {
                     "name": "alice monthly",
                     "period": "month",
-                    "limit_usd": 0.05,
+                    "limit_usd": 0.1,
                     "scope": {"destinations": ["haiku"], "keys": ["alice"]},
                     "on_exceeded": on_exceeded,
                 }
@@ -67,17 +67,17 @@ def make(
 
 
 def _ask(proxy: LiveProxy, key: str) -> Any:
-    client = openai.OpenAI(base_url=proxy.base_url, api_key=key, max_retries=2)
-    return client.chat.completions.with_raw_response.create(
-        model="auto", max_tokens=10, messages=[{"role": "user", "content": "hello there"}]
-    )
+    with openai.OpenAI(base_url=proxy.base_url, api_key=key, max_retries=2) as client:
+        return client.chat.completions.with_raw_response.create(
+            model="auto", max_tokens=10, messages=[{"role": "user", "content": "hello there"}]
+        )
 
 
 def test_a_spent_refuse_budget_is_a_429_budget_exceeded_sent_once(
     make: Callable[[str], LiveProxy],
 ) -> None:
     proxy = make("refuse")
-    for _ in range(3):
+    for _ in range(5):  # 14,000 micro-USD each; the sixth would not fit its reservation
         _ask(proxy, "sk-alice")
     before = len(proxy.rows())
     with pytest.raises(openai.RateLimitError) as info:
@@ -93,7 +93,7 @@ def test_on_exceeded_local_answers_from_the_local_chain_with_headers(
     make: Callable[[str], LiveProxy],
 ) -> None:
     proxy = make("local")
-    for _ in range(3):
+    for _ in range(5):  # 14,000 micro-USD each; the sixth would not fit its reservation
         _ask(proxy, "sk-alice")
     raw = _ask(proxy, "sk-alice")
     assert raw.headers["x-lf-destination"] == "local"
