@@ -153,7 +153,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(policy=args.policy, host=args.host, port=args.port, insecure=args.insecure)
 
 
+def desktop_config(environ: Any = None) -> dict[str, Any]:
+    """A Claude Desktop ``mcpServers`` entry that starts this installation's MCP server.
+
+    The command is an absolute path (Claude Desktop does not start servers from your
+    shell, so ``PATH`` and virtualenv activation do not apply); ``env`` carries the
+    ``LF_*`` settings in force here that say where models are, never a key.
+    """
+    import os
+    import shutil
+
+    env = os.environ if environ is None else environ
+    bindir = Path(sys.executable).parent
+    script = next((p for p in (bindir / "llm-localfirst", bindir / "llm-localfirst.exe")
+                   if p.is_file()), None) or shutil.which("llm-localfirst")
+    if script is not None:
+        command, cmd_args = str(Path(script).absolute()), ["mcp"]
+    else:  # no console script: the interpreter that has the package
+        command, cmd_args = str(Path(sys.executable).absolute()), ["-m", "llm_localfirst", "mcp"]
+    settings = {"LF_LOCAL_BASE_URL": "http://localhost:11434/v1", "LF_LOCAL_MODEL_ID": "qwen2.5:7b"}
+    for name in ("LF_LOCAL_BASE_URL", "LF_LOCAL_MODEL_ID", "LF_FALLBACK_MODEL",
+                 "LF_REASON_MODEL", "LF_DATA_DIR", "LF_AUDIT_URL", "LF_POLICY"):
+        value = env.get(name)
+        if value:
+            settings[name] = str(Path(value).resolve()) if name in (
+                "LF_POLICY", "LF_DATA_DIR") else value
+    return {"mcpServers": {"llm-localfirst": {"command": command, "args": cmd_args,
+                                              "env": settings}}}
+
+
 def cmd_mcp(args: argparse.Namespace) -> int:
+    if args.print_config:
+        _print_json(desktop_config())
+        return 0
     from .server.mcp import run
 
     return run(policy=args.policy, transport=args.transport, host=args.host, port=args.port)
@@ -348,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport", default="stdio", choices=["stdio", "http"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8788)
+    p.add_argument("--print-config", action="store_true",
+                   help="print a Claude Desktop config that starts this installation's "
+                        "MCP server (absolute paths), then exit")
     p.set_defaults(func=cmd_mcp)
 
     pol = sub.add_parser("policy", help="check or explain a policy file")

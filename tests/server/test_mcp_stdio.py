@@ -56,7 +56,10 @@ def launch(tmp_path: Path, fake_local: FakeUpstream,
 
 def test_the_example_config_launches_the_console_script_with_lf_settings_only() -> None:
     entry = example_entry()
-    assert entry["command"] == "llm-localfirst" and entry["args"] == ["mcp"]
+    # An absolute path: Claude Desktop does not start servers from your shell's PATH.
+    command = Path(entry["command"])
+    assert command.is_absolute() and command.name == "llm-localfirst"
+    assert entry["args"] == ["mcp"]
     assert entry["env"] and all(k.startswith("LF_") for k in entry["env"])
     assert CONSOLE_SCRIPT.exists()
 
