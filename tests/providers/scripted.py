@@ -63,6 +63,7 @@ class ScriptedServer:
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.Server | None = None
     _thread: threading.Thread | None = None
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     def __enter__(self) -> ScriptedServer:
         ready = threading.Event()
@@ -91,10 +92,11 @@ class ScriptedServer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await self._server.wait_closed()
+            for writer in list(self._writers):  # handlers see EOF and return
+                writer.transport.abort()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            async with asyncio.timeout(5):
+                await asyncio.gather(*tasks, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -119,6 +121,7 @@ class ScriptedServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._count(+1)
+        self._writers.add(writer)
         number = self.opened
         try:
             while True:
@@ -141,6 +144,7 @@ class ScriptedServer:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             return
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()
