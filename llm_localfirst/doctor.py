@@ -50,6 +50,25 @@ def report(router: Router) -> dict[str, Any]:
         "audit_log": router.audit.location,
         "probe_ttl_s": router.health.ttl,
         "extras": {k: importlib.util.find_spec(m) is not None for k, m in EXTRAS.items()},
+        "budget": _budget_report(router),
+    }
+
+
+def _budget_report(router: Router) -> dict[str, Any]:
+    """0.2.0's "Cloud budget" section, plus the policy's shared budgets (no store I/O)."""
+    limits = router.budget
+    cloud = [n for n, d in router.policy.destinations.items() if not d.is_local]
+    priced = sorted(n for n in router.spend.prices if n in cloud)
+    return {
+        "max_cloud_calls": limits.max_cloud_calls if limits else None,
+        "max_cloud_tokens": limits.max_cloud_tokens if limits else None,
+        "max_cloud_cost": limits.max_cloud_cost if limits else None,
+        "process_budget": limits is not None,
+        "priced": priced,
+        "unpriced": sorted(n for n in cloud if n not in priced),
+        "budgets": [{"name": b.name, "period": b.period, "limit_usd": b.limit_usd,
+                     "limit_tokens": b.limit_tokens, "limit_calls": b.limit_calls,
+                     "on_exceeded": b.on_exceeded} for b in router.policy.budgets],
     }
 
 
@@ -71,6 +90,7 @@ def render(data: dict[str, Any]) -> str:
               f"audit log:   {data['audit_log']}",
               "extras:      " + ", ".join(f"{k} {'yes' if v else 'no'}"
                                           for k, v in data["extras"].items())]
+    lines += _render_budget(data["budget"])
     down = [(n, d) for n, d in data["destinations"].items()
             if d["locality"] == "local" and not d["up"]]
     for name, d in data["destinations"].items():
@@ -82,3 +102,23 @@ def render(data: dict[str, Any]) -> str:
                      f"`ollama serve` and `ollama pull {d['model']}`) or point "
                      "LF_LOCAL_BASE_URL / the policy at one that runs")
     return "\n".join(lines) + "\n"
+
+
+def _render_budget(b: dict[str, Any]) -> list[str]:
+    lines = ["Cloud budget:"]
+    if not b["process_budget"] and not b["budgets"]:
+        lines.append("  (none configured — cloud usage is accounted but not capped)")
+    if b["process_budget"]:
+        lines += [f"  max_cloud_calls       = {b['max_cloud_calls']}",
+                  f"  max_cloud_tokens      = {b['max_cloud_tokens']}",
+                  f"  max_cloud_cost        = {b['max_cloud_cost']}"]
+    for spec in b["budgets"]:
+        limits = ", ".join(f"{k} {spec[k]:g}" for k in ("limit_usd", "limit_tokens", "limit_calls")
+                           if spec[k] is not None)
+        lines.append(f"  budget {spec['name']!r}: {limits} per {spec['period']}, "
+                     f"on_exceeded {spec['on_exceeded']} (shared through the audit store)")
+    lines.append(f"  priced models         = {', '.join(b['priced']) or '(none)'}")
+    if b["unpriced"]:
+        lines.append(f"  unpriced cloud models = {', '.join(b['unpriced'])}  "
+                     "(set LF_PRICES to cost them)")
+    return lines
