@@ -277,11 +277,11 @@ class Budget:
         if self.max_cloud_calls is not None:
             calls = ledger.calls("cloud")
             if calls >= self.max_cloud_calls:
-                return f"cloud call budget spent: {calls}/{self.max_cloud_calls} calls"
+                return f"cloud call budget spent: {calls:_}/{self.max_cloud_calls:_} calls"
         if self.max_cloud_tokens is not None:
             tokens = ledger.tokens("cloud").total_tokens
             if tokens >= self.max_cloud_tokens:
-                return f"cloud token budget spent: {tokens}/{self.max_cloud_tokens} tokens"
+                return f"cloud token budget spent: {tokens:_}/{self.max_cloud_tokens:_} tokens"
         if self.max_cloud_cost is not None:
             cost = ledger.cost("cloud")
             if cost >= self.max_cloud_cost:
