@@ -238,3 +238,16 @@ def test_adversarial_spellings_scan_in_bounded_time(text: str) -> None:
     _scanner().findings(text)
     # About 200 KB each; the budget is 50 us/KB, this bound is ~100 times that.
     assert time.process_time() - started < 1.0 + len(text) / 1024 * 0.005
+
+
+def test_the_iban_length_table_is_python_stdnums() -> None:
+    from stdnum import numdb
+
+    from llm_localfirst.sensitivity.ibans import _IBAN_LENGTHS
+
+    db = numdb.get("iban")
+    for country, length in _IBAN_LENGTHS.items():
+        info = dict(db.info(country + "00")[0][1])
+        bban = info["bban"]
+        digits = sum(int(n) for n in __import__("re").findall(r"(\d+)!", bban))
+        assert digits + 4 == length, country

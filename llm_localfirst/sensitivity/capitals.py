@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .checksums import _icao_check, _mod97, _stdnum
+from .checksums import _icao_check, _stdnum
 from .finding import Finding
+from .ibans import _iban
 from .national_ids import sg_nric
 from .secrets import _on_caps_secret
-from .text import _CTX_ID_CARD, _joins, _near, _rx
+from .text import _CTX_ID_CARD, _joins, _near
 
 _CAPS = (
     r"(?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
@@ -82,59 +83,3 @@ def _valid_caps_id(kind: str, value: str) -> bool:
     if kind == "sg_nric":
         return sg_nric(compact)
     return v.nie(compact)
-
-
-_IBAN_SEPARATORS = " .-"
-
-
-def _iban(text: str, value: str, start: int) -> Iterator[Finding]:
-    # The pattern may run on into a following group: try the cuts on group
-    # boundaries, longest first, and keep the first valid one.
-    for cut in range(len(value), 14, -1):
-        if cut == len(value) or value[cut] in _IBAN_SEPARATORS:
-            compact = _compact(value[:cut]).upper()
-            if _valid_iban(compact):
-                yield Finding("iban", compact[:2].lower(), start, start + cut)
-                return
-    yield from _wrapped_iban(text, value, start)
-
-
-def _compact(value: str) -> str:
-    return value.replace(" ", "").replace(".", "").replace("-", "")
-
-
-def _valid_iban(compact: str) -> bool:
-    return 15 <= len(compact) <= 34 and compact.isalnum() and _mod97(compact) == 1 and (
-        _stdnum().iban(compact)
-    )
-
-
-def _wrapped_iban(text: str, value: str, start: int) -> Iterator[Finding]:
-    """An IBAN broken across a line, whatever quotes or chat prefix the next line has."""
-    end = start + len(value)
-    cont = _rx().alnum_continuation.match(text, end)
-    if cont is None:
-        return
-    head = _compact(value).upper()
-    tail = cont.group("groups")
-    for cut in range(len(tail), 0, -1):
-        # Each country has one length: only the right cut passes python-stdnum.
-        compact = head + _compact(tail[:cut]).upper()
-        if _valid_iban(compact):
-            yield Finding("iban", compact[:2].lower(), start, cont.start("groups") + cut)
-            return
-
-
-def _on_glued_iban(text: str, at: int, wanted: frozenset[str]) -> Iterator[Finding]:
-    """An IBAN in lower case ("de89 3704 ...") or right after a word ("IBANDE89...")."""
-    if "iban" not in wanted or at < 2 or not text[at - 2 : at].isalpha():
-        return
-    word = at - 2
-    while word > 0 and text[word - 1].isalpha() and at - word < 24:
-        word -= 1
-    if word > 0 and (text[word - 1].isalnum() or text[word - 1] == "_"):
-        return
-    m = _rx().iban_run.match(text, at)
-    if m is None:
-        return
-    yield from _iban(text, text[at - 2 : m.end()], at - 2)

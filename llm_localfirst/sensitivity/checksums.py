@@ -147,9 +147,15 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+# Letters as their mod-97 values, "A" -> "10" ... "Z" -> "35"; digits stay themselves.
+_MOD97_DIGITS = {ord(c): str(10 + i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")} | {
+    ord(c): str(10 + i) for i, c in enumerate("abcdefghijklmnopqrstuvwxyz")
+}
+
+
 def _mod97(value: str) -> int:
     rearranged = value[4:] + value[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97
+    return int(rearranged.translate(_MOD97_DIGITS)) % 97
 
 
 def _icao_check(value: str) -> bool:

@@ -289,8 +289,8 @@ def _wrapped_card_tail(text: str, start: int, end: int) -> Finding | None:
 
 def _on_glued(text: str, at: int, wanted: frozenset[str]) -> Iterator[Finding]:
     """A card number written right after a word: "order4111111111111111"."""
-    if "payment_card" not in wanted:
-        return
+    if "payment_card" not in wanted or not text[at + 1 : at + 4].isdigit():
+        return  # an IBAN's glue ("de89 3704"), not a card's
     word = at
     while word > 0 and text[word - 1].isalpha() and at - word < 24:
         word -= 1

@@ -13,9 +13,10 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from .capitals import _CAPS, _on_caps, _on_glued_iban
+from .capitals import _CAPS, _on_caps
 from .emails import _email_passes
 from .finding import DETECTORS, Finding
+from .ibans import _on_glued_iban
 from .numbers import _GLUED, _NUMBER, _on_glued, _on_number
 from .phones import _phone_passes
 from .secrets import _secret_passes

@@ -39,7 +39,7 @@ class _Rx:
         self.alnum_continuation = re.compile(
             r"[ \t]*\r?\n(?:[ \t]*>)*[ \t]*(?:\[[^\]\n]{1,32}\][ \t]*)?"
             r"(?:[0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?[ \t]+)?(?:[^\s:>\[\]0-9][^\n:]{0,30}:[ \t]+)?"
-            r"(?P<groups>[0-9A-Za-z]{1,4}(?:[ .\-]?[0-9A-Za-z]{1,4}){0,7})(?![0-9A-Za-z])"
+            r"(?P<groups>[0-9A-Za-z](?:[ .\-]?[0-9A-Za-z]){0,31})(?![0-9A-Za-z])"
         )
         self.line_prefix = re.compile(
             r"(?:[ \t]*>)*[ \t]*(?:\[[^\]\n]{1,32}\][ \t]*)?"
@@ -50,7 +50,8 @@ class _Rx:
         )
         # Digit groups after a word ("order4111 1111 1111 1111"), and an IBAN's groups.
         self.card_run = re.compile(r"[0-9]{1,19}(?:[ .\-\u00a0][0-9]{1,6}){0,5}")
-        self.iban_run = re.compile(r"[0-9]{2}(?:[ .\-]?[0-9A-Za-z]{1,4}){3,8}(?![0-9A-Za-z])")
+        # One way only to read each character (no nested counts): linear backtracking.
+        self.iban_run = re.compile(r"[0-9]{2}(?:[ .\-]?[0-9A-Za-z]){11,32}(?![0-9A-Za-z])")
 
 
 @functools.cache
