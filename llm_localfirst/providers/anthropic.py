@@ -192,7 +192,7 @@ class AnthropicProvider:
         finally:
             await stream.close()
         if not translator.done:
-            raise AttemptFailed("error", f"{name}: stream ended before message_stop")
+            raise AttemptFailed("incomplete_stream", f"{name}: stream ended before message_stop")
 
     async def embeddings(self, ticket: EgressTicket, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """Always fails: Anthropic has no embeddings endpoint.

@@ -662,7 +662,7 @@ def test_a_stream_that_ends_before_message_stop_is_a_failure_not_a_short_answer(
     p, ticket = provider(fake)
     with pytest.raises(AttemptFailed) as info:
         run(collect(p, ticket, CHAT))
-    assert info.value.outcome == "error"
+    assert info.value.outcome == "incomplete_stream"
 
 
 def test_an_untranslatable_body_is_a_non_retryable_400_and_nothing_is_sent() -> None:

@@ -1,7 +1,6 @@
-"""The proxy's fast OpenAI-compatible provider classifies every outcome as the regular one does.
+"""The one OpenAI-compatible provider: outcomes classified for failover, pooled connections.
 
-Each fault is injected with ``FakeUpstream`` (loopback fake OpenAI server) and the
-same call is made through ``FastOpenAIProvider`` and ``OpenAICompatProvider``.
+Each fault is injected with ``FakeUpstream`` (loopback fake OpenAI server).
 """
 
 from __future__ import annotations
@@ -15,13 +14,13 @@ import pytest
 
 from llm_localfirst.errors import PrivacyViolation
 from llm_localfirst.providers.base import AttemptFailed, EgressTicket, Provider, egress_guard
-from llm_localfirst.providers.fast_openai import FastOpenAIProvider, provider_factory
+from llm_localfirst.providers import make_provider
 from llm_localfirst.providers.openai_compat import OpenAICompatProvider
 from llm_localfirst.registry import Destination
 from llm_localfirst.testing import FakeUpstream
 
 T = TypeVar("T")
-PROVIDERS = [FastOpenAIProvider, OpenAICompatProvider]
+PROVIDERS = [OpenAICompatProvider]
 
 
 def destination(fake: FakeUpstream, **overrides: Any) -> Destination:
@@ -58,11 +57,11 @@ def failure(provider: Provider, call: Callable[[Provider, EgressTicket], Awaitab
     return caught.value
 
 
-def test_the_factory_picks_the_fast_provider_for_plain_http_only(fake_local: FakeUpstream) -> None:
-    assert isinstance(provider_factory(destination(fake_local)), FastOpenAIProvider)
+def test_one_provider_serves_plain_http_and_tls_destinations(fake_local: FakeUpstream) -> None:
+    assert isinstance(make_provider(destination(fake_local)), OpenAICompatProvider)
     tls = Destination(name="c", provider="openai", base_url="https://api.example.com/v1",
                       model="m", locality="cloud")
-    assert isinstance(provider_factory(tls), OpenAICompatProvider)
+    assert isinstance(make_provider(tls), OpenAICompatProvider)
 
 
 @pytest.mark.parametrize("cls", PROVIDERS)
@@ -131,7 +130,7 @@ def test_a_sensitive_ticket_for_a_cloud_destination_sends_nothing(
         fake_local: FakeUpstream) -> None:
     cloud = destination(fake_local, locality="cloud", name="cloud")
     local_ticket = egress_guard(destination(fake_local), sensitive=True)
-    provider = FastOpenAIProvider(cloud)
+    provider = OpenAICompatProvider(cloud)
 
     async def main() -> None:
         with pytest.raises(PrivacyViolation):
@@ -149,7 +148,7 @@ def test_a_sensitive_ticket_for_a_cloud_destination_sends_nothing(
 
 def test_connections_are_kept_alive_and_a_stale_one_is_replaced(
         fake_local: FakeUpstream) -> None:
-    provider = FastOpenAIProvider(destination(fake_local))
+    provider = OpenAICompatProvider(destination(fake_local))
 
     async def main() -> list[str]:
         ticket = egress_guard(provider.destination, sensitive=False)
@@ -171,5 +170,5 @@ def test_connections_are_kept_alive_and_a_stale_one_is_replaced(
 
 
 def test_the_probe_counts_any_answer_below_500_as_up(fake_local: FakeUpstream) -> None:
-    provider = FastOpenAIProvider(destination(fake_local))
+    provider = OpenAICompatProvider(destination(fake_local))
     assert run(provider, lambda p, t: p.probe()) == (True, "answered 200")

@@ -25,7 +25,7 @@ from llm_localfirst.audit import AuditFilter
 from llm_localfirst.audit.record import AuditRecord
 from llm_localfirst.config import Settings
 from llm_localfirst.providers.base import Provider
-from llm_localfirst.providers.fast_openai import provider_factory
+from llm_localfirst.providers import make_provider as provider_factory
 from llm_localfirst.registry import Destination
 from llm_localfirst.server.proxy import create_app
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_policy

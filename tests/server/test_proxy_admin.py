@@ -11,7 +11,7 @@ import pytest
 
 from llm_localfirst import Router
 from llm_localfirst.audit.record import COLUMNS, AuditRecord, new_id, utc_now_iso
-from llm_localfirst.providers.fast_openai import provider_factory
+from llm_localfirst.providers import make_provider as provider_factory
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore
 from tests.server.conftest import ADMIN_TOKEN, ONE_LOCAL_POLICY, LiveProxy
 

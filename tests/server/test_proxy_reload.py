@@ -24,7 +24,7 @@ import pytest
 
 from llm_localfirst import Router
 from llm_localfirst.audit import AuditFilter, open_store
-from llm_localfirst.providers.fast_openai import provider_factory
+from llm_localfirst.providers import make_provider as provider_factory
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore
 from tests.server.conftest import ONE_LOCAL_POLICY, LiveProxy
 
