@@ -111,9 +111,11 @@ class Classifier:
         self.timeout = timeout_ms / 1000
         self.timeout_ms = timeout_ms
         self.destination = destination
-        self._cache: OrderedDict[bytes, str] = OrderedDict()
+        # Digest -> the cached result (label, 0 ms, cached=True), built once per label.
+        self._cache: OrderedDict[bytes, ClassifierResult] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._cached = {label: self._result(label, 0.0, True) for label in self.labels}
         # An async function, or an object whose __call__ is one.
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             type(fn).__call__
@@ -122,24 +124,22 @@ class Classifier:
     @staticmethod
     def digest(texts: Sequence[str]) -> bytes:
         """The cache key of a request's content (never the text itself)."""
-        h = hashlib.blake2b(digest_size=16)
-        for text in texts:
-            h.update(text.encode("utf-8", "surrogatepass"))
-            h.update(b"\x00\x1f")
-        return h.digest()
+        joined = texts[0] if len(texts) == 1 else "\x00\x1f".join(texts)
+        return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
     def _result(self, label: str, ms: float, cached: bool) -> ClassifierResult:
         reason = f"classifier:{label}" if label in self.sensitive else None
         return ClassifierResult(label, ms, cached, reason)
 
     def lookup(self, key: bytes) -> ClassifierResult | None:
-        """The cached result for a digest, or ``None`` (no I/O)."""
-        with self._lock:
-            label = self._cache.get(key)
-            if label is None:
-                return None
-            self._cache.move_to_end(key)
-        return self._result(label, 0.0, True)
+        """The cached result for a digest, or ``None`` (no I/O, no lock: C-level dict ops)."""
+        hit = self._cache.get(key)
+        if hit is not None:
+            try:
+                self._cache.move_to_end(key)
+            except KeyError:  # evicted by another thread in between: still a valid answer
+                pass
+        return hit
 
     async def classify(self, texts: Sequence[str]) -> ClassifierResult:
         """Label the content, at most once per distinct content; never raises.
@@ -169,8 +169,8 @@ class Classifier:
             label = parse_label(answer, self.labels)
             if label is not None:
                 with self._lock:
-                    self._cache[key] = label
-                    if len(self._cache) > self._cache_size:
+                    self._cache[key] = self._cached[label]
+                    while len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
                 return self._result(label, ms, False)
             reason = "classifier_invalid"
