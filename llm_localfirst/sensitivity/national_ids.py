@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from .checksums import _stdnum
+from .checksums import _luhn, _stdnum
 from .text import (
     _CTX_BARCODE,
     _CTX_ID,
@@ -287,7 +287,7 @@ def _seven_eight(run: _Run) -> str | None:
             return found
         if run.own(_CTX_TFN) and v.tfn(digits):
             return "au_tfn"
-    dotted = run.sizes in ((1, 3, 3), (2, 3, 3)) and run.seps == "."
+    dotted = run.sizes in ((1, 3, 3), (2, 3, 3)) and run.seps in (".", " ")
     # "DNI 12345678-Z" with a wrong letter is a Spanish DNI, not an Argentinian one.
     lettered = _SPANISH_LETTER.match(run.text, run.end, run.end + 3) is not None
     if (run.bare or dotted) and digits[0] != "0" and not lettered and run.own(_CTX_DNI):
@@ -300,7 +300,9 @@ def _nine(run: _Run) -> str | None:
     found = _rut(run, digits) if run.bare or run.sizes[-1] == 1 else None
     if found:
         return found
-    if run.own(_CTX_SIN) and v.sin(digits):
+    # Luhn only: python-stdnum also refuses the unassigned first digits 0 and 8,
+    # which test data and examples ("046 454 286") use.
+    if run.own(_CTX_SIN) and _luhn(digits) and len(set(digits)) > 1:
         return "ca_sin"
     if run.own(_CTX_TFN) and v.tfn(digits):
         return "au_tfn"
@@ -352,7 +354,7 @@ def _eleven(run: _Run) -> str | None:
 
 
 _SPANISH_LETTER = re.compile(r"[- ]?[A-Z](?![A-Za-z0-9])")
-_CUIT_TYPES = frozenset(("20", "23", "24", "27", "30", "33", "34"))
+_CUIT_TYPES = frozenset(("20", "23", "24", "27", "30", "33", "34", "50", "51", "55"))
 
 
 def _twelve(run: _Run) -> str | None:
@@ -370,11 +372,11 @@ def _twelve(run: _Run) -> str | None:
 
 def _thirteen(run: _Run) -> str | None:
     v, digits, sizes = _stdnum(), run.digits, run.sizes
-    dotted = sizes == (3, 4, 4, 2) and run.seps == "."
+    dotted = sizes == (3, 4, 4, 2) and run.seps in (".", " ")
     if dotted and v.ahv(digits) and (run.own(_CTX_AHV) or run.plain()):
         return "ch_ahv"
     # Since October 2020 the last six digits are random: the label suffices.
-    dashed = sizes == (6, 7) and run.seps == "-"
+    dashed = sizes == (6, 7) and run.seps in ("-", " ")
     if (
         (dashed or (run.bare and run.own(_CTX_KR)))
         and kr_rrn_date(digits)

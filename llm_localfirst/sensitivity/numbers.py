@@ -51,7 +51,7 @@ _NUMBER = (
     r"[0-9]*"
     r"(?:(?<=[0-9]{5}2)[AB][0-9]{8})?"
     rf"(?:(?:{_S}?(?:{_D}|[./]){_S}?|{_S}|{_S}?\({_S}?|{_S}?\){_S}?)(?:2[AB](?={_S}|\.)|[0-9]+))*"
-    r"(?:[- ]?(?P<letter>[A-Z])(?!\w))?"
+    r"(?:[- ]?(?P<letter>[A-Zxk])(?![A-Za-z0-9_]))?"  # "...002x", "12.345.678-k" in lower case too
 )
 # A digit right after a letter, followed by a card's digits or an IBAN's groups.
 _GLUED = (
@@ -79,7 +79,7 @@ def _number_findings(text: str, m: re.Match[str]) -> list[Finding]:
         return []
     if _glued(text, start, end) or _rx().date.fullmatch(text, start, end):
         return []
-    letter = m.group("letter") or ""
+    letter = (m.group("letter") or "").upper()
     if letter:
         value = "".join(c for c in text[start:end] if c.isalnum())
         if len(value) == 9 and _stdnum().dni(value):

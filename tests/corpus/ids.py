@@ -136,7 +136,7 @@ def _curp(rng: random.Random) -> str:
 
 
 def _sin(rng: random.Random) -> str:
-    body = rng.choice("12345679") + _d(rng, 7)
+    body = rng.choice("0123456789") + _d(rng, 7)  # 0 and 8 are unassigned, but written
     return body + _luhn_digit(body)
 
 
@@ -267,7 +267,11 @@ _IDS: dict[
 ] = {
     "cn_ric": (
         _cn,
-        [(lambda v: v, True), (lambda v: f"{v[:6]} {v[6:14]} {v[14:]}", True)],
+        [
+            (lambda v: v, True),
+            (lambda v: f"{v[:6]} {v[6:14]} {v[14:]}", True),
+            (lambda v: v.lower(), True),
+        ],
         [
             "身份证号码",
             "身份证号",
@@ -280,7 +284,11 @@ _IDS: dict[
     ),
     "kr_rrn": (
         _kr,
-        [(lambda v: f"{v[:6]}-{v[6:]}", True), (lambda v: v, False)],
+        [
+            (lambda v: f"{v[:6]}-{v[6:]}", True),
+            (lambda v: f"{v[:6]} {v[6:]}", True),
+            (lambda v: v, False),
+        ],
         ["주민등록번호", "주민번호", "RRN", "resident registration number"],
         ["rrn", "jumin_no", "resident_registration_number"],
     ),
@@ -336,7 +344,11 @@ _IDS: dict[
     ),
     "ch_ahv": (
         _ahv,
-        [(lambda v: f"{v[:3]}.{v[3:7]}.{v[7:11]}.{v[11:]}", True), (lambda v: v, True)],
+        [
+            (lambda v: f"{v[:3]}.{v[3:7]}.{v[7:11]}.{v[11:]}", True),
+            (lambda v: v, True),
+            (lambda v: f"{v[:3]} {v[3:7]} {v[7:11]} {v[11:]}", True),
+        ],
         ["AHV-Nr.", "AHV-Nummer", "numéro AVS", "AVS", "Sozialversicherungsnummer"],
         ["ahv", "avs", "ahv_nr"],
     ),
@@ -392,6 +404,7 @@ _IDS: dict[
         _rut,
         [
             (lambda v: f"{_dotted(v[:-1])}-{v[-1]}", True),
+            (lambda v: f"{_dotted(v[:-1])}-{v[-1].lower()}", True),
             (lambda v: f"{v[:-1]}-{v[-1]}", False),
             (lambda v: v, False),
         ],
