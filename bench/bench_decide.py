@@ -14,6 +14,7 @@ from llm_localfirst.policy import Assessment, decide, policy_from_data
 from llm_localfirst.request import Request
 
 N = 20_000
+NOTHING = Assessment()
 
 
 def fifty_rule_policy() -> object:
@@ -58,7 +59,7 @@ def classifier_policy() -> object:
 
 
 def measure(label: str, policy: object, request: Request,
-            assessment: Assessment = Assessment()) -> None:
+            assessment: Assessment = NOTHING) -> None:
     up = {"local": True, "big": True, "cloud": True, "haiku": True}
     for _ in range(2000):
         decide(policy, request, assessment=assessment, is_up=up)  # type: ignore[arg-type]
@@ -104,11 +105,11 @@ def cache_hit() -> None:
 
     clf = Classifier(lambda text: "general", labels=["general", "legal"])
     texts = ["hi"]
-    clf._cache[Classifier.digest(texts)] = clf._cached["general"]  # noqa: SLF001 - warm cache
+    clf._cache[Classifier.digest(texts)] = clf._cached["general"]  # a warm cache
     base = Assessment()
     samples = []
     clock = time.perf_counter_ns
-    with_label = Router._with_label  # noqa: SLF001 - the exact code the router runs
+    with_label = Router._with_label  # what the router runs
     for _ in range(N):
         t0 = clock()
         got = clf.lookup(Classifier.digest(texts))
