@@ -50,9 +50,11 @@ def upstream() -> Iterator[int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench/proxy/upstream.py"),
-                             "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench/proxy/upstream.py"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -90,9 +92,13 @@ async def measure(send: Send, requests: int, concurrency: int) -> tuple[float, f
 
 async def lean_raw(port: int) -> tuple[Send, Callable[[], Awaitable[None]]]:
     pool = Pool("127.0.0.1", port, connect_timeout=5)
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-               b"content-type: application/json\r\ncontent-length: "
-               + str(len(PAYLOAD)).encode() + b"\r\n\r\n" + PAYLOAD)
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        b"content-type: application/json\r\ncontent-length: "
+        + str(len(PAYLOAD)).encode()
+        + b"\r\n\r\n"
+        + PAYLOAD
+    )
 
     async def send() -> bytes:
         status, body = await pool.request(request, read_timeout=30)
@@ -106,8 +112,13 @@ async def lean_raw(port: int) -> tuple[Send, Callable[[], Awaitable[None]]]:
 
 
 async def lean_provider(port: int) -> tuple[Send, Callable[[], Awaitable[None]]]:
-    dest = Destination(name="bench", provider="openai", model="bench-local",
-                       base_url=f"http://127.0.0.1:{port}/v1", locality="local")
+    dest = Destination(
+        name="bench",
+        provider="openai",
+        model="bench-local",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        locality="local",
+    )
     provider = OpenAICompatProvider(dest)
     ticket = egress_guard(dest, sensitive=False)
 
@@ -121,13 +132,16 @@ async def lean_provider(port: int) -> tuple[Send, Callable[[], Awaitable[None]]]
 async def httpx2_client(port: int) -> tuple[Send, Callable[[], Awaitable[None]]]:
     import httpx2
 
-    client = httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False,
-                                limits=httpx2.Limits(max_connections=64,
-                                                     max_keepalive_connections=64))
+    client = httpx2.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        trust_env=False,
+        limits=httpx2.Limits(max_connections=64, max_keepalive_connections=64),
+    )
 
     async def send() -> bytes:
-        response = await client.post("/v1/chat/completions", content=PAYLOAD,
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/v1/chat/completions", content=PAYLOAD, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 200
         return response.content
 
@@ -137,12 +151,14 @@ async def httpx2_client(port: int) -> tuple[Send, Callable[[], Awaitable[None]]]
 async def aiohttp_client(port: int) -> tuple[Send, Callable[[], Awaitable[None]]]:
     import aiohttp
 
-    session = aiohttp.ClientSession(f"http://127.0.0.1:{port}",
-                                    connector=aiohttp.TCPConnector(limit=64))
+    session = aiohttp.ClientSession(
+        f"http://127.0.0.1:{port}", connector=aiohttp.TCPConnector(limit=64)
+    )
 
     async def send() -> bytes:
-        async with session.post("/v1/chat/completions", data=PAYLOAD,
-                                headers={"content-type": "application/json"}) as response:
+        async with session.post(
+            "/v1/chat/completions", data=PAYLOAD, headers={"content-type": "application/json"}
+        ) as response:
             assert response.status == 200
             return await response.read()
 

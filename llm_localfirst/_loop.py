@@ -54,6 +54,13 @@ class LoopThread:
         future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
         return future.result(timeout)
 
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Start ``coro`` on the background loop without waiting (closing, clean-up)."""
+        if self._loop is None or self._thread is None or not self._thread.is_alive():
+            coro.close()
+            return
+        asyncio.run_coroutine_threadsafe(coro, self._loop)
+
     @property
     def started(self) -> bool:
         """True once the loop thread exists."""
@@ -98,10 +105,8 @@ class PerLoop(Generic[T]):
         if entry is None:
             value = self._make()
             guard = self._closing(loop, value)
-            try:  # run it to its yield: the loop now finalises it at shutdown
-                guard.asend(None).send(None)
-            except StopIteration:
-                pass
+            with contextlib.suppress(StopIteration):  # run it to its yield: the loop
+                guard.asend(None).send(None)  # now finalises it at shutdown
             entry = self._entries[loop] = (value, guard)
         return entry[0]
 

@@ -27,8 +27,9 @@ Probe = Callable[[Destination], Awaitable[tuple[bool, str]]]
 Clock = Callable[[], float]
 
 
-async def http_probe(dest: Destination, *, trusted: TrustedHosts | None = None,
-                     limit_s: float = 2.0) -> tuple[bool, str]:
+async def http_probe(
+    dest: Destination, *, trusted: TrustedHosts | None = None, limit_s: float = 2.0
+) -> tuple[bool, str]:
     """``GET <base_url>/models`` on one fresh connection; any answer below 500 counts as up.
 
     The same HTTP client as every provider (:mod:`.providers.client`), on a
@@ -47,11 +48,18 @@ async def http_probe(dest: Destination, *, trusted: TrustedHosts | None = None,
     parts = urlsplit(dest.url)
     secure = parts.scheme == "https"
     trust = trusted or TrustedHosts()
-    pool = Pool(parts.hostname or "", parts.port or (443 if secure else 80), tls=secure,
-                connect_timeout=min(limit_s, dest.connect_timeout + 1), max_connections=1)
+    pool = Pool(
+        parts.hostname or "",
+        parts.port or (443 if secure else 80),
+        tls=secure,
+        connect_timeout=min(limit_s, dest.connect_timeout + 1),
+        max_connections=1,
+    )
     path = (parts.path.rstrip("/") or "") + "/models"
-    request = (f"GET {path} HTTP/1.1\r\nhost: {parts.netloc}\r\naccept: application/json\r\n"
-               "connection: close\r\n\r\n").encode("latin-1")
+    request = (
+        f"GET {path} HTTP/1.1\r\nhost: {parts.netloc}\r\naccept: application/json\r\n"
+        "connection: close\r\n\r\n"
+    ).encode("latin-1")
     vet = (lambda ip: address_is_local(ip, trust)) if dest.is_local else None
     try:
         async with asyncio.timeout(limit_s):
@@ -107,13 +115,19 @@ class Health:
             as the router passes it); such a destination is down, "not configured".
     """
 
-    def __init__(self, destinations: Mapping[str, Destination], probe: Probe, *,
-                 trusted: TrustedHosts | None = None, ttl: float = 30.0,
-                 threshold: int = 3, cooldown: float | None = None,
-                 clock: Clock = time.monotonic,
-                 resolver: Callable[[str, TrustedHosts], tuple[bool, str]] = resolves_local,
-                 credentials: Callable[[Destination], str | None] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        destinations: Mapping[str, Destination],
+        probe: Probe,
+        *,
+        trusted: TrustedHosts | None = None,
+        ttl: float = 30.0,
+        threshold: int = 3,
+        cooldown: float | None = None,
+        clock: Clock = time.monotonic,
+        resolver: Callable[[str, TrustedHosts], tuple[bool, str]] = resolves_local,
+        credentials: Callable[[Destination], str | None] | None = None,
+    ) -> None:
         self.destinations = dict(destinations)
         self._probe = probe
         self.trusted = trusted or TrustedHosts()
@@ -133,8 +147,9 @@ class Health:
         """Re-read which cloud destinations lack a key (also done by every :meth:`refresh`)."""
         check = self._credentials
         if check is not None:
-            self.unconfigured = {n: why for n, d in self.destinations.items()
-                                 if (why := check(d)) is not None}
+            self.unconfigured = {
+                n: why for n, d in self.destinations.items() if (why := check(d)) is not None
+            }
 
     def _needs_probe(self, name: str, now: float) -> bool:
         dest = self.destinations[name]
@@ -146,8 +161,11 @@ class Health:
     def stale(self, names: Iterable[str] | None = None) -> list[str]:
         """Local destinations whose probe result is missing or older than ``ttl``."""
         now = self.clock()
-        return [n for n in (names or self.destinations) if n in self.status
-                and self._needs_probe(n, now)]
+        return [
+            n
+            for n in (names or self.destinations)
+            if n in self.status and self._needs_probe(n, now)
+        ]
 
     def is_up(self, name: str) -> bool:
         """Cached view: probe says up and the breaker is not open."""
@@ -186,8 +204,12 @@ class Health:
         lock = self._locks.setdefault(id(loop), asyncio.Lock())
         async with lock:  # one probe round at a time; concurrent callers share its result
             wanted = list(names or self.destinations)
-            todo = [n for n in wanted if n in self.status and
-                    ((force and self.destinations[n].is_local) or n in self.stale([n]))]
+            todo = [
+                n
+                for n in wanted
+                if n in self.status
+                and ((force and self.destinations[n].is_local) or n in self.stale([n]))
+            ]
             if todo:
                 await asyncio.gather(*(self._probe_one(n) for n in todo))
 
@@ -227,24 +249,32 @@ class Health:
             dest = self.destinations[name]
             unconfigured = self.unconfigured.get(name)
             out[name] = {
-                "up": self.is_up(name), "locality": dest.locality, "provider": dest.provider,
-                "model": dest.model, "detail": unconfigured or st.detail,
+                "up": self.is_up(name),
+                "locality": dest.locality,
+                "provider": dest.provider,
+                "model": dest.model,
+                "detail": unconfigured or st.detail,
                 "configured": unconfigured is None,
                 "age_s": None if st.checked_at is None else round(now - st.checked_at, 3),
                 "breaker": "open" if st.open_until > now else "closed",
-                "failures": st.failures, "probe_ms": st.latency_ms,
+                "failures": st.failures,
+                "probe_ms": st.latency_ms,
             }
         return out
 
 
 #: Where the Anthropic SDK finds credentials besides ``ANTHROPIC_API_KEY`` (its own order).
-_ANTHROPIC_SOURCES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE",
-                      "ANTHROPIC_IDENTITY_TOKEN", "ANTHROPIC_IDENTITY_TOKEN_FILE",
-                      "ANTHROPIC_CONFIG_DIR")
+_ANTHROPIC_SOURCES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_PROFILE",
+    "ANTHROPIC_IDENTITY_TOKEN",
+    "ANTHROPIC_IDENTITY_TOKEN_FILE",
+    "ANTHROPIC_CONFIG_DIR",
+)
 
 
-def missing_credentials(dest: Destination,
-                        environ: Mapping[str, str] | None = None) -> str | None:
+def missing_credentials(dest: Destination, environ: Mapping[str, str] | None = None) -> str | None:
     """Why a cloud destination cannot be called for want of a key, or None.
 
     Reads only the environment (and whether the Anthropic SDK's profile directory
@@ -255,8 +285,10 @@ def missing_credentials(dest: Destination,
     if dest.is_local or (dest.api_key_env and env.get(dest.api_key_env)):
         return None
     if dest.provider == "anthropic":
-        if any(env.get(name) for name in _ANTHROPIC_SOURCES) or \
-                (Path.home() / ".config" / "anthropic").is_dir():
+        if (
+            any(env.get(name) for name in _ANTHROPIC_SOURCES)
+            or (Path.home() / ".config" / "anthropic").is_dir()
+        ):
             return None
         wanted = dest.api_key_env or "ANTHROPIC_API_KEY"
     else:

@@ -132,14 +132,25 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: True for globally routable special ranges (Teredo ``2001::/32`` relays to the
 #: internet) and for documentation and benchmarking ranges, which are not "on this
 #: network" either.
-LOCAL_NETWORKS: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in (
-    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
-    "::1/128", "fc00::/7", "fe80::/10"))
+LOCAL_NETWORKS: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
 
 #: Ranges that carry traffic to the internet through a relay or translator: never
 #: local, and never trustable (Teredo, 6to4, NAT64).
-RELAY_NETWORKS: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in (
-    "2001::/32", "2002::/16", "64:ff9b::/96", "64:ff9b:1::/48"))
+RELAY_NETWORKS: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(n) for n in ("2001::/32", "2002::/16", "64:ff9b::/96", "64:ff9b:1::/48")
+)
 
 #: The widest network ``trusted_local_hosts`` may name, per IP version: one private
 #: /8 is already sixteen million addresses; an IPv6 /32 is a whole ISP allocation.
@@ -190,12 +201,14 @@ class TrustedHosts:
 def _trust_problem(net: IPNetwork) -> str | None:
     widest = MIN_TRUSTED_PREFIX[net.version]
     if net.prefixlen < widest:
-        return (f"trusts too much (/{net.prefixlen} is wider than /{widest}); "
-                "name a narrower network or the hosts themselves")
+        return (
+            f"trusts too much (/{net.prefixlen} is wider than /{widest}); "
+            "name a narrower network or the hosts themselves"
+        )
     if net.is_multicast or net.is_unspecified:
         return "is not a host network"
     for relay in RELAY_NETWORKS:
-        if net.version == relay.version and net.overlaps(relay):  # type: ignore[arg-type]
+        if net.version == relay.version and net.overlaps(relay):
             return f"overlaps {relay}, which relays to the internet"
     return None
 
@@ -246,16 +259,21 @@ def declared_local_problem(dest: Destination, trusted: TrustedHosts) -> str | No
     if ip is not None:
         if address_is_local(ip, trusted):
             return None
-        return (f"host {host} is a public address; a local destination must be loopback, "
-                "private or link-local (or listed in trusted_local_hosts)")
+        return (
+            f"host {host} is a public address; a local destination must be loopback, "
+            "private or link-local (or listed in trusted_local_hosts)"
+        )
     if host == "localhost" or host.endswith(".localhost") or host in trusted.names:
         return None
-    return (f"host {host!r} is a name that is not known to be local; "
-            "add it to trusted_local_hosts if it is on your network")
+    return (
+        f"host {host!r} is a name that is not known to be local; "
+        "add it to trusted_local_hosts if it is on your network"
+    )
 
 
-def resolves_local(host: str, trusted: TrustedHosts, *,
-                   port: int | None = None) -> tuple[bool, str]:
+def resolves_local(
+    host: str, trusted: TrustedHosts, *, port: int | None = None
+) -> tuple[bool, str]:
     """Resolve ``host`` and check that every address is local. Blocking (DNS).
 
     A trusted *name* still has to resolve to local or trusted addresses: a DNS
@@ -278,6 +296,7 @@ def resolves_local(host: str, trusted: TrustedHosts, *,
     for address in sorted(addresses):
         addr = ipaddress.ip_address(address.split("%", 1)[0])
         if not address_is_local(addr, trusted):
-            return False, (f"{host} resolves to public address {address}; "
-                           "refusing to treat it as local")
+            return False, (
+                f"{host} resolves to public address {address}; refusing to treat it as local"
+            )
     return True, ""

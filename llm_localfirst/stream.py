@@ -47,10 +47,18 @@ class RoutedStream:
     upstream request and audits the request as ``cancelled``.
     """
 
-    def __init__(self, router: Router, request: Request, out: _Outcome, audit_id: str,
-                 endpoint: str, iterator: AsyncIterator[Mapping[str, Any]],
-                 first: Mapping[str, Any], *,
-                 release: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        request: Request,
+        out: _Outcome,
+        audit_id: str,
+        endpoint: str,
+        iterator: AsyncIterator[Mapping[str, Any]],
+        first: Mapping[str, Any],
+        *,
+        release: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._router = router
         self._release = release
         self._request = request
@@ -82,12 +90,18 @@ class RoutedStream:
                 attempts = self._out.attempts
                 if attempts:  # the attempt that answered failed after all
                     attempts[-1] = dataclasses.replace(
-                        attempts[-1], outcome=failure.outcome, status=failure.status,
-                        error=str(failure)[:300])
+                        attempts[-1],
+                        outcome=failure.outcome,
+                        status=failure.status,
+                        error=str(failure)[:300],
+                    )
                 error_type = UpstreamTimeout if failure.outcome == "timeout" else UpstreamError
-                error = error_type(f"stream failed mid-way: {failure}",
-                                   destination=self.decision.destination,
-                                   status=failure.status, attempts=tuple(attempts))
+                error = error_type(
+                    f"stream failed mid-way: {failure}",
+                    destination=self.decision.destination,
+                    status=failure.status,
+                    attempts=tuple(attempts),
+                )
                 exc_decision_id(error, self.audit_id)
                 await self._finish("error", error)
                 raise error from None
@@ -118,8 +132,9 @@ class RoutedStream:
                 await closer()
         if self._release is not None:
             await self._release()
-        self._router.record(self._request, self._out, endpoint=self._endpoint,
-                            audit_id=self.audit_id)
+        self._router.record(
+            self._request, self._out, endpoint=self._endpoint, audit_id=self.audit_id
+        )
 
     async def aclose(self) -> None:
         """Stop early: cancel the upstream request and audit as ``cancelled``."""
@@ -130,7 +145,9 @@ class RoutedStream:
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self._done:
-            await self._finish("cancelled" if exc is None or isinstance(
-                exc, (asyncio.CancelledError, GeneratorExit)) else "error",
-                exc if isinstance(exc, BaseException) else None)
-
+            await self._finish(
+                "cancelled"
+                if exc is None or isinstance(exc, (asyncio.CancelledError, GeneratorExit))
+                else "error",
+                exc if isinstance(exc, BaseException) else None,
+            )

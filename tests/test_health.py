@@ -17,8 +17,9 @@ class Clock:
         return self.now
 
 
-LOCAL = Destination(name="loc", provider="openai", base_url="http://127.0.0.1:1/v1", model="m",
-                    locality="local")
+LOCAL = Destination(
+    name="loc", provider="openai", base_url="http://127.0.0.1:1/v1", model="m", locality="local"
+)
 CLOUD = Destination(name="cloud", provider="anthropic", model="claude-haiku-4-5")
 
 
@@ -29,8 +30,15 @@ def make(results: list[bool], clock: Clock) -> tuple[Health, list[str]]:
         probed.append(dest.name)
         return results[-1], "ok" if results[-1] else "down"
 
-    health = Health({"loc": LOCAL, "cloud": CLOUD}, probe, ttl=30, threshold=3, cooldown=10,
-                    clock=clock, resolver=lambda host, trusted: (True, ""))
+    health = Health(
+        {"loc": LOCAL, "cloud": CLOUD},
+        probe,
+        ttl=30,
+        threshold=3,
+        cooldown=10,
+        clock=clock,
+        resolver=lambda host, trusted: (True, ""),
+    )
     return health, probed
 
 
@@ -81,7 +89,8 @@ def test_a_name_that_now_resolves_to_a_public_address_is_down() -> None:
 
 def test_the_http_probe_speaks_to_a_real_server_and_reports_refusal() -> None:
     with FakeUpstream() as fake:
-        d = Destination(name="f", provider="openai", base_url=fake.base_url, model="m",
-                        locality="local")
+        d = Destination(
+            name="f", provider="openai", base_url=fake.base_url, model="m", locality="local"
+        )
         assert asyncio.run(http_probe(d)) == (True, "answered 200")
     assert asyncio.run(http_probe(d))[0] is False

@@ -12,8 +12,14 @@ from typing import Any
 from ..registry import Destination
 from .base import AttemptFailed, ChatResult, EgressTicket, Provider, egress_guard
 
-__all__ = ["AttemptFailed", "ChatResult", "EgressTicket", "Provider", "egress_guard",
-           "make_provider"]
+__all__ = [
+    "AttemptFailed",
+    "ChatResult",
+    "EgressTicket",
+    "Provider",
+    "egress_guard",
+    "make_provider",
+]
 
 
 def make_provider(destination: Destination, **kwargs: Any) -> Provider:

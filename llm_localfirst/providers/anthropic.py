@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from .._loop import PerLoop
 from ..errors import InvalidRequest
 from ..registry import Destination
 from .anthropic_translate import (
@@ -25,7 +26,6 @@ from .anthropic_translate import (
     status_for_error_type,
     to_messages_params,
 )
-from .._loop import PerLoop
 from .base import AttemptFailed, ChatResult, EgressTicket, api_key_for
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ def _require_sdk() -> None:
         import anthropic  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            f"the Anthropic provider needs the anthropic SDK: {_INSTALL_HINT}") from exc
+            f"the Anthropic provider needs the anthropic SDK: {_INSTALL_HINT}"
+        ) from exc
 
 
 def _failure(exc: anthropic.AnthropicError | httpx2.TransportError, name: str) -> AttemptFailed:
@@ -66,10 +67,21 @@ def _failure(exc: anthropic.AnthropicError | httpx2.TransportError, name: str) -
 
 
 def _invalid(exc: InvalidRequest, name: str) -> AttemptFailed:
-    body = {"error": {"message": exc.message, "type": "invalid_request_error",
-                      "param": exc.param, "code": None}}
-    return AttemptFailed("http_4xx", f"{name}: cannot translate the request: {exc.message}",
-                         status=400, retryable=False, body=body)
+    body = {
+        "error": {
+            "message": exc.message,
+            "type": "invalid_request_error",
+            "param": exc.param,
+            "code": None,
+        }
+    }
+    return AttemptFailed(
+        "http_4xx",
+        f"{name}: cannot translate the request: {exc.message}",
+        status=400,
+        retryable=False,
+        body=body,
+    )
 
 
 class AnthropicProvider:
@@ -89,8 +101,13 @@ class AnthropicProvider:
         ImportError: the ``anthropic`` SDK is not installed.
     """
 
-    def __init__(self, destination: Destination, *, api_key: str | None = None,
-                 http_client: httpx2.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        destination: Destination,
+        *,
+        api_key: str | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
         _require_sdk()
         self.destination = destination
         self._http_client = http_client
@@ -109,9 +126,12 @@ class AnthropicProvider:
 
         d = self.destination
         return anthropic.AsyncAnthropic(
-            api_key=self._api_key, base_url=d.base_url, max_retries=0,
+            api_key=self._api_key,
+            base_url=d.base_url,
+            max_retries=0,
             timeout=httpx2.Timeout(d.timeout, connect=d.connect_timeout),
-            http_client=self._http_client)
+            http_client=self._http_client,
+        )
 
     async def _close_client(self, client: AsyncAnthropic) -> None:
         if self._http_client is None:  # an injected client belongs to the caller
@@ -120,8 +140,9 @@ class AnthropicProvider:
     def _client(self) -> AsyncAnthropic:
         return self._clients.get()
 
-    def _prepare(self, ticket: EgressTicket,
-                 body: Mapping[str, Any]) -> tuple[AsyncAnthropic, dict[str, Any]]:
+    def _prepare(
+        self, ticket: EgressTicket, body: Mapping[str, Any]
+    ) -> tuple[AsyncAnthropic, dict[str, Any]]:
         """Check the ticket, translate the body and pick the client; no network I/O."""
         import anthropic
 
@@ -159,8 +180,9 @@ class AnthropicProvider:
         data = from_message(message.to_dict(mode="json"), created=int(time.time()))
         return ChatResult.from_body(data)
 
-    async def stream_chat(self, ticket: EgressTicket,
-                          body: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
+    async def stream_chat(
+        self, ticket: EgressTicket, body: Mapping[str, Any]
+    ) -> AsyncIterator[Mapping[str, Any]]:
         """Stream ``chat.completion.chunk`` dicts as Anthropic events arrive.
 
         The first ``__anext__`` checks the ticket and sends the request; every
@@ -203,8 +225,20 @@ class AnthropicProvider:
         """
         ticket.check(self.destination)
         message = f"{self.destination.name}: Anthropic has no embeddings endpoint"
-        raise AttemptFailed("http_4xx", message, status=400, retryable=False, body={"error": {
-            "message": message, "type": "invalid_request_error", "param": "model", "code": None}})
+        raise AttemptFailed(
+            "http_4xx",
+            message,
+            status=400,
+            retryable=False,
+            body={
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": "model",
+                    "code": None,
+                }
+            },
+        )
 
     async def probe(self) -> tuple[bool, str]:
         """No network call: the destination is reported up and real outcomes drive health."""

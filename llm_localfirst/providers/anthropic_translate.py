@@ -43,12 +43,34 @@ DEFAULT_MAX_TOKENS = 1024
 #: OpenAI request fields that are accepted and not sent. ``temperature``, ``top_p``
 #: (and ``top_k``) are here because API version 2026-10-21, which the anthropic 2.x
 #: SDK sends, answers 400 to any sampling parameter, even at its default value.
-IGNORED_FIELDS = frozenset({
-    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
-    "metadata", "modalities", "n", "prediction", "presence_penalty", "prompt_cache_key",
-    "reasoning_effort", "seed", "service_tier", "store", "stream", "stream_options",
-    "temperature", "top_k", "top_logprobs", "top_p", "verbosity", "web_search_options",
-})
+IGNORED_FIELDS = frozenset(
+    {
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "metadata",
+        "modalities",
+        "n",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "reasoning_effort",
+        "seed",
+        "service_tier",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "top_k",
+        "top_logprobs",
+        "top_p",
+        "verbosity",
+        "web_search_options",
+    }
+)
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _DATA_URL = re.compile(r"data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
@@ -114,8 +136,9 @@ def to_messages_params(body: Mapping[str, Any], *, model: str) -> dict[str, Any]
         raise InvalidRequest("stop must be a string or a list of strings", param="stop")
     if body.get("tools"):
         params["tools"] = _tools(body["tools"])
-    tool_choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"),
-                               has_tools="tools" in params)
+    tool_choice = _tool_choice(
+        body.get("tool_choice"), body.get("parallel_tool_calls"), has_tools="tools" in params
+    )
     if tool_choice is not None and "tools" in params:  # no tools, nothing to choose from
         params["tool_choice"] = tool_choice
     user = body.get("user") or body.get("safety_identifier")
@@ -168,8 +191,9 @@ def _conversation(messages: Any) -> tuple[str, list[dict[str, Any]]]:
         else:
             turns.append({"role": role, "content": blocks})
     if not turns:
-        raise InvalidRequest("messages need at least one user or assistant message",
-                             param="messages")
+        raise InvalidRequest(
+            "messages need at least one user or assistant message", param="messages"
+        )
     for turn in turns:  # the shorthand for one text block, as people write it by hand
         blocks = turn["content"]
         if len(blocks) == 1 and blocks[0]["type"] == "text":
@@ -227,21 +251,25 @@ def _image_source(url: Any, where: str) -> dict[str, Any]:
     if match:
         media = match["media"].lower()
         if media not in _IMAGE_TYPES:
-            raise InvalidRequest(f"unsupported image type {media!r}; use one of "
-                                 f"{', '.join(sorted(_IMAGE_TYPES))}", param=where)
+            raise InvalidRequest(
+                f"unsupported image type {media!r}; use one of {', '.join(sorted(_IMAGE_TYPES))}",
+                param=where,
+            )
         return {"type": "base64", "media_type": media, "data": match["data"]}
     if url.startswith(("https://", "http://")):
         return {"type": "url", "url": url}
-    raise InvalidRequest("image_url.url must be an http(s) URL or a base64 data: URL",
-                         param=where)
+    raise InvalidRequest("image_url.url must be an http(s) URL or a base64 data: URL", param=where)
 
 
 def _document(file: Any, where: str) -> dict[str, Any]:
     data = file.get("file_data") if isinstance(file, Mapping) else None
     match = _DATA_URL.fullmatch(data) if isinstance(data, str) else None
     if match is None or match["media"].lower() != "application/pdf":
-        raise InvalidRequest("only inline PDF files (file_data as a base64 data: URL) are "
-                             "supported; file ids are not", param=where)
+        raise InvalidRequest(
+            "only inline PDF files (file_data as a base64 data: URL) are "
+            "supported; file ids are not",
+            param=where,
+        )
     block: dict[str, Any] = {
         "type": "document",
         "source": {"type": "base64", "media_type": "application/pdf", "data": match["data"]},
@@ -260,12 +288,14 @@ def _assistant_blocks(message: Mapping[str, Any], where: str) -> list[dict[str, 
         for j, part in enumerate(content):
             kind = part.get("type") if isinstance(part, Mapping) else None
             if kind not in ("text", "refusal"):
-                raise InvalidRequest(f"unsupported assistant content part {kind!r}",
-                                     param=f"{where}.content[{j}]")
+                raise InvalidRequest(
+                    f"unsupported assistant content part {kind!r}", param=f"{where}.content[{j}]"
+                )
             blocks.extend(_text_block(part.get(kind)))
     else:
-        raise InvalidRequest("content must be a string or a list of parts",
-                             param=f"{where}.content")
+        raise InvalidRequest(
+            "content must be a string or a list of parts", param=f"{where}.content"
+        )
     for k, call in enumerate(message.get("tool_calls") or ()):
         blocks.append(_tool_use(call, f"{where}.tool_calls[{k}]"))
     return blocks
@@ -282,11 +312,13 @@ def _tool_use(call: Any, where: str) -> dict[str, Any]:
         try:
             arguments = json.loads(arguments)
         except ValueError:
-            raise InvalidRequest("tool call arguments are not valid JSON",
-                                 param=f"{where}.function.arguments") from None
+            raise InvalidRequest(
+                "tool call arguments are not valid JSON", param=f"{where}.function.arguments"
+            ) from None
     if not isinstance(arguments, dict):
-        raise InvalidRequest("tool call arguments must be a JSON object",
-                             param=f"{where}.function.arguments")
+        raise InvalidRequest(
+            "tool call arguments must be a JSON object", param=f"{where}.function.arguments"
+        )
     return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": arguments}
 
 
@@ -308,10 +340,14 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     for i, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, Mapping) else None
         function = tool.get("function") if isinstance(tool, Mapping) else None
-        if (kind != "function" or not isinstance(function, Mapping)
-                or not isinstance(function.get("name"), str)):
-            raise InvalidRequest("only function tools with a name are supported",
-                                 param=f"tools[{i}]")
+        if (
+            kind != "function"
+            or not isinstance(function, Mapping)
+            or not isinstance(function.get("name"), str)
+        ):
+            raise InvalidRequest(
+                "only function tools with a name are supported", param=f"tools[{i}]"
+            )
         spec: dict[str, Any] = {
             "name": function["name"],
             "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
@@ -334,13 +370,18 @@ def _tool_choice(choice: Any, parallel: Any, *, has_tools: bool) -> dict[str, An
         result = {"type": choice}
     elif choice == "required":
         result = {"type": "any"}
-    elif (isinstance(choice, Mapping) and choice.get("type") == "function"
-          and isinstance(choice.get("function"), Mapping)
-          and isinstance(choice["function"].get("name"), str)):
+    elif (
+        isinstance(choice, Mapping)
+        and choice.get("type") == "function"
+        and isinstance(choice.get("function"), Mapping)
+        and isinstance(choice["function"].get("name"), str)
+    ):
         result = {"type": "tool", "name": choice["function"]["name"]}
     else:
-        raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or a named "
-                             "function", param="tool_choice")
+        raise InvalidRequest(
+            "tool_choice must be 'auto', 'none', 'required' or a named function",
+            param="tool_choice",
+        )
     if parallel is False and result["type"] != "none":
         result["disable_parallel_tool_use"] = True
     return result
@@ -353,8 +394,9 @@ def _output_format(response_format: Any) -> dict[str, Any] | None:
     spec = response_format.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, Mapping) else None
     if not isinstance(schema, Mapping):
-        raise InvalidRequest("response_format.json_schema.schema must be an object",
-                             param="response_format")
+        raise InvalidRequest(
+            "response_format.json_schema.schema must be an object", param="response_format"
+        )
     return {"type": "json_schema", "schema": dict(schema)}
 
 
@@ -377,8 +419,11 @@ def openai_usage(usage: Any) -> dict[str, Any]:
     """
     usage = usage if isinstance(usage, Mapping) else {}
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = (int(usage.get("input_tokens") or 0) + cache_read
-              + int(usage.get("cache_creation_input_tokens") or 0))
+    prompt = (
+        int(usage.get("input_tokens") or 0)
+        + cache_read
+        + int(usage.get("cache_creation_input_tokens") or 0)
+    )
     completion = int(usage.get("output_tokens") or 0)
     out: dict[str, Any] = {
         "prompt_tokens": prompt,
@@ -391,8 +436,7 @@ def openai_usage(usage: Any) -> dict[str, Any]:
 
 
 def _arguments(value: Any) -> str:
-    return json.dumps(value if value is not None else {}, ensure_ascii=False,
-                      separators=(",", ":"))
+    return json.dumps(value if value is not None else {}, ensure_ascii=False, separators=(",", ":"))
 
 
 def from_message(message: Mapping[str, Any], *, created: int) -> dict[str, Any]:
@@ -423,12 +467,14 @@ def from_message(message: Mapping[str, Any], *, created: int) -> dict[str, Any]:
         "object": "chat.completion",
         "created": created,
         "model": message.get("model"),
-        "choices": [{
-            "index": 0,
-            "message": reply,
-            "finish_reason": finish_reason_of(message.get("stop_reason")),
-            "logprobs": None,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": reply,
+                "finish_reason": finish_reason_of(message.get("stop_reason")),
+                "logprobs": None,
+            }
+        ],
         "usage": openai_usage(message.get("usage")),
     }
 
@@ -492,12 +538,18 @@ class StreamTranslator:
         if block.get("type") == "tool_use":
             position = len(self._tool_index)
             self._tool_index[int(event.get("index") or 0)] = position
-            return self._emit({"tool_calls": [{
-                "index": position,
-                "id": block.get("id"),
-                "type": "function",
-                "function": {"name": block.get("name"), "arguments": ""},
-            }]})
+            return self._emit(
+                {
+                    "tool_calls": [
+                        {
+                            "index": position,
+                            "id": block.get("id"),
+                            "type": "function",
+                            "function": {"name": block.get("name"), "arguments": ""},
+                        }
+                    ]
+                }
+            )
         if block.get("type") == "text" and block.get("text"):
             return self._emit({"content": block["text"]})
         return []
@@ -509,12 +561,18 @@ class StreamTranslator:
         if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
             position = self._tool_index.get(int(event.get("index") or 0))
             if position is not None:
-                return self._emit({"tool_calls": [{
-                    "index": position, "function": {"arguments": delta["partial_json"]}}]})
+                return self._emit(
+                    {
+                        "tool_calls": [
+                            {"index": position, "function": {"arguments": delta["partial_json"]}}
+                        ]
+                    }
+                )
         return []  # thinking, signature and citation deltas have no OpenAI form
 
-    def _chunk(self, delta: dict[str, Any] | None,
-               finish_reason: str | None = None) -> dict[str, Any]:
+    def _chunk(
+        self, delta: dict[str, Any] | None, finish_reason: str | None = None
+    ) -> dict[str, Any]:
         chunk: dict[str, Any] = {
             "id": self._id,
             "object": "chat.completion.chunk",
@@ -525,12 +583,14 @@ class StreamTranslator:
             chunk["choices"] = []
             chunk["usage"] = openai_usage(self._usage)
         else:
-            chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish_reason,
-                                 "logprobs": None}]
+            chunk["choices"] = [
+                {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+            ]
         return chunk
 
-    def _emit(self, delta: dict[str, Any] | None,
-              finish_reason: str | None = None) -> list[dict[str, Any]]:
+    def _emit(
+        self, delta: dict[str, Any] | None, finish_reason: str | None = None
+    ) -> list[dict[str, Any]]:
         chunks = []
         if not self._role_sent:
             self._role_sent = True
@@ -562,9 +622,11 @@ def openai_error_body(body: Any, *, message: str) -> dict[str, Any]:
     details = error.get("details")
     code = details.get("error_code") if isinstance(details, Mapping) else error.get("code")
     text = error.get("message")
-    return {"error": {
-        "message": text[:500] if isinstance(text, str) else message,
-        "type": str(error.get("type") or "api_error"),
-        "param": None,
-        "code": code if isinstance(code, str) else None,
-    }}
+    return {
+        "error": {
+            "message": text[:500] if isinstance(text, str) else message,
+            "type": str(error.get("type") or "api_error"),
+            "param": None,
+            "code": code if isinstance(code, str) else None,
+        }
+    }

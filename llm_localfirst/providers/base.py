@@ -21,10 +21,18 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import PrivacyViolation
 from ..registry import Destination, TrustedHosts, address_is_local
 
-__all__ = ["AttemptFailed", "ChatResult", "EgressTicket", "Provider", "api_key_for",
-           "egress_guard", "error_message"]
+__all__ = [
+    "AttemptFailed",
+    "ChatResult",
+    "EgressTicket",
+    "Provider",
+    "api_key_for",
+    "egress_guard",
+    "error_message",
+]
 
 _TICKET_SEAL = object()
+_NO_TRUST = TrustedHosts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +43,7 @@ class EgressTicket:
     sensitive: bool
     seal: object
     local: bool = False
-    trusted: TrustedHosts = TrustedHosts()
+    trusted: TrustedHosts = _NO_TRUST
 
     def vet(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         """May a connection for this ticket go to ``address``? Always, for a cloud destination.
@@ -53,16 +61,19 @@ class EgressTicket:
                 sensitive ticket for a non-local destination.
         """
         if self.seal is not _TICKET_SEAL or self.destination != destination.name:
-            raise PrivacyViolation("egress ticket does not match the destination",
-                                   destination=destination.name)
+            raise PrivacyViolation(
+                "egress ticket does not match the destination", destination=destination.name
+            )
         if self.sensitive and not destination.is_local:
             raise PrivacyViolation(
                 f"refusing to send a sensitive request to cloud destination {destination.name!r}",
-                destination=destination.name)
+                destination=destination.name,
+            )
 
 
-def egress_guard(destination: Destination, *, sensitive: bool,
-                 trusted: TrustedHosts | None = None) -> EgressTicket:
+def egress_guard(
+    destination: Destination, *, sensitive: bool, trusted: TrustedHosts | None = None
+) -> EgressTicket:
     """The single gate in front of every send to a model.
 
     Args:
@@ -77,13 +88,14 @@ def egress_guard(destination: Destination, *, sensitive: bool,
     if sensitive and not destination.is_local:
         raise PrivacyViolation(
             f"refusing to send a sensitive request to cloud destination {destination.name!r}",
-            destination=destination.name)
-    return EgressTicket(destination.name, sensitive, _TICKET_SEAL, destination.is_local,
-                        trusted or TrustedHosts())
+            destination=destination.name,
+        )
+    return EgressTicket(
+        destination.name, sensitive, _TICKET_SEAL, destination.is_local, trusted or _NO_TRUST
+    )
 
 
-def api_key_for(destination: Destination, explicit: str | None, *,
-                cloud_env: str) -> str | None:
+def api_key_for(destination: Destination, explicit: str | None, *, cloud_env: str) -> str | None:
     """The one API-key lookup: explicit, else ``api_key_env``, else ``cloud_env`` for cloud.
 
     A local destination never picks up the cloud key from the environment, so the
@@ -113,8 +125,15 @@ class AttemptFailed(Exception):  # internal control flow, never escapes the rout
         body: The upstream error body (OpenAI-shaped when possible), for 4xx pass-through.
     """
 
-    def __init__(self, outcome: str, message: str, *, status: int | None = None,
-                 retryable: bool = True, body: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        outcome: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = True,
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.status = status
@@ -122,8 +141,9 @@ class AttemptFailed(Exception):  # internal control flow, never escapes the rout
         self.body = body
 
     @classmethod
-    def from_status(cls, status: int, message: str,
-                    body: Mapping[str, Any] | None = None) -> AttemptFailed:
+    def from_status(
+        cls, status: int, message: str, body: Mapping[str, Any] | None = None
+    ) -> AttemptFailed:
         """Classify an HTTP error status: 5xx and 429 fail over, other 4xx do not."""
         if status == 429:
             return cls("http_429", message, status=status, body=body)
@@ -165,8 +185,9 @@ class Provider(Protocol):
         """
         ...
 
-    def stream_chat(self, ticket: EgressTicket,
-                    body: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
+    def stream_chat(
+        self, ticket: EgressTicket, body: Mapping[str, Any]
+    ) -> AsyncIterator[Mapping[str, Any]]:
         """Stream OpenAI-shaped ``chat.completion.chunk`` dicts.
 
         The first ``__anext__`` performs the request; failures before the first

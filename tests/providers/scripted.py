@@ -33,19 +33,26 @@ def sse(*events: bytes, done: bool = True) -> bytes:
     """A 200 chunked ``text/event-stream`` response with ``events`` (and ``[DONE]``)."""
     parts = [*events, *([b"data: [DONE]\n\n"] if done else [])]
     body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
-    return (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"transfer-encoding: chunked\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        b"transfer-encoding: chunked\r\n\r\n" + body
+    )
 
 
 def json_response(body: bytes, status: int = 200) -> bytes:
     """A kept-alive JSON response."""
-    return (b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
-            % (status, len(body)) + body)
+    return (
+        b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+        % (status, len(body))
+        + body
+    )
 
 
-CHAT = (b'{"id":"c","object":"chat.completion","choices":[{"index":0,"finish_reason":"stop",'
-        b'"message":{"role":"assistant","content":"ok"}}],'
-        b'"usage":{"prompt_tokens":1,"completion_tokens":1}}')
+CHAT = (
+    b'{"id":"c","object":"chat.completion","choices":[{"index":0,"finish_reason":"stop",'
+    b'"message":{"role":"assistant","content":"ok"}}],'
+    b'"usage":{"prompt_tokens":1,"completion_tokens":1}}'
+)
 
 
 @dataclass
@@ -73,7 +80,8 @@ class ScriptedServer:
             assert self._loop is not None
             asyncio.set_event_loop(self._loop)
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls))
+                asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.tls)
+            )
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             self._loop.run_forever()
@@ -129,8 +137,10 @@ class ScriptedServer:
                     await asyncio.to_thread(self.hold_reads.wait, 10)
                 head = await reader.readuntil(b"\r\n\r\n")
                 line, *rest = head.decode("latin-1").split("\r\n")
-                headers = {k.strip().lower(): v.strip()
-                           for k, _, v in (h.partition(":") for h in rest if h)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (h.partition(":") for h in rest if h)
+                }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 seen = Seen(line, headers, body, number)
                 self.requests.append(seen)

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from llm_localfirst.providers.base import AttemptFailed, egress_guard
 from llm_localfirst.providers import client
+from llm_localfirst.providers.base import AttemptFailed, egress_guard
 from llm_localfirst.providers.client import tls_context
 from llm_localfirst.providers.openai_compat import OpenAICompatProvider
 from llm_localfirst.registry import Destination
@@ -28,9 +28,15 @@ BODY = {"messages": [{"role": "user", "content": "hi"}]}
 
 
 def destination(url: str, *, local: bool = True, timeout: float = 5.0) -> Destination:
-    return Destination(name="d", provider="openai", model="m", base_url=url,
-                       locality="local" if local else "cloud", timeout=timeout,
-                       connect_timeout=2.0)
+    return Destination(
+        name="d",
+        provider="openai",
+        model="m",
+        base_url=url,
+        locality="local" if local else "cloud",
+        timeout=timeout,
+        connect_timeout=2.0,
+    )
 
 
 async def answer_chat(seen: Seen) -> bytes:
@@ -116,24 +122,32 @@ def test_a_stream_that_just_stops_is_a_failure_not_a_short_answer() -> None:
         provider = OpenAICompatProvider(destination(server.url()))
         ticket = egress_guard(provider.destination, sensitive=False)
 
+        got: list[object] = []
+
+        async def consume() -> None:
+            async for chunk in provider.stream_chat(ticket, BODY):
+                got.append(chunk)
+
         async def main() -> tuple[int, str]:
-            got = 0
             with anyio.fail_after(10), pytest.raises(AttemptFailed) as failed:
-                async for _ in provider.stream_chat(ticket, BODY):
-                    got += 1
+                await consume()
             await provider.aclose()
-            return got, failed.value.outcome
+            return len(got), failed.value.outcome
 
         assert asyncio.run(main()) == (1, "incomplete_stream")
 
 
-@pytest.mark.parametrize("events", [
-    [b"data: not json\n\n"],
-    [b": only a comment\n\n"],
-    [],
-])
+@pytest.mark.parametrize(
+    "events",
+    [
+        [b"data: not json\n\n"],
+        [b": only a comment\n\n"],
+        [],
+    ],
+)
 def test_a_200_stream_without_a_parseable_chunk_fails_before_the_first_chunk(
-        events: list[bytes]) -> None:
+    events: list[bytes],
+) -> None:
     async def script(seen: Seen) -> bytes:
         return sse(*events)
 
@@ -188,20 +202,32 @@ def certificate(tmp_path: Path) -> Iterator[tuple[ssl.SSLContext, Path]]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_path, key_path)
     tls_context.cache_clear()
@@ -210,7 +236,8 @@ def certificate(tmp_path: Path) -> Iterator[tuple[ssl.SSLContext, Path]]:
 
 
 def test_https_destinations_speak_tls_with_the_name_as_sni_and_verify_the_certificate(
-        certificate: tuple[ssl.SSLContext, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    certificate: tuple[ssl.SSLContext, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     server_tls, cert_path = certificate
     with ScriptedServer(answer_chat, tls=server_tls) as server:
         provider = OpenAICompatProvider(destination(server.url("localhost")))

@@ -19,15 +19,32 @@ from tests.providers.scripted import ScriptedServer, Seen, sse
 
 
 def local(url: str, **extra: Any) -> dict[str, Any]:
-    return {"provider": "openai", "base_url": url, "model": "m", "locality": "local",
-            "timeout": 5, "connect_timeout": 2, **extra}
+    return {
+        "provider": "openai",
+        "base_url": url,
+        "model": "m",
+        "locality": "local",
+        "timeout": 5,
+        "connect_timeout": 2,
+        **extra,
+    }
 
 
-def policy(destinations: dict[str, Any], to: list[str], fallback: list[str] = (),  # type: ignore[assignment]
-           **top: Any) -> Policy:
-    return policy_from_data({"version": 1, "destinations": destinations,
-                             "default": {"to": to, "fallback": list(fallback)}, **top},
-                            source="<test>")
+def policy(
+    destinations: dict[str, Any],
+    to: list[str],
+    fallback: list[str] = (),  # type: ignore[assignment]
+    **top: Any,
+) -> Policy:
+    return policy_from_data(
+        {
+            "version": 1,
+            "destinations": destinations,
+            "default": {"to": to, "fallback": list(fallback)},
+            **top,
+        },
+        source="<test>",
+    )
 
 
 @pytest.fixture
@@ -45,8 +62,11 @@ def rows(router: Router, store: MemoryAuditStore) -> list[Any]:
 
 
 def test_a_trusted_name_that_moves_to_a_public_address_after_the_probe_is_never_connected_to(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     answer = {"model.internal": "127.0.0.1"}
     real_getaddrinfo = socket.getaddrinfo
 
@@ -58,17 +78,28 @@ def test_a_trusted_name_that_moves_to_a_public_address_after_the_probe_is_never_
     connected: list[str] = []
     create_connection = asyncio.BaseEventLoop.create_connection
 
-    async def record(self: asyncio.BaseEventLoop, factory: Any, host: Any = None,
-                     *args: Any, **kwargs: Any) -> Any:
+    async def record(
+        self: asyncio.BaseEventLoop, factory: Any, host: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
         connected.append(str(host))
         return await create_connection(self, factory, host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr(asyncio.BaseEventLoop, "create_connection", record)
-    pol = policy({"gpu": local(f"http://model.internal:{fake_local.port}/v1"),
-                  "cloud": {"provider": "openai", "base_url": fake_cloud.base_url, "model": "c",
-                            "api_key_env": "LF_FAKE_CLOUD_KEY"}},
-                 ["gpu"], ["cloud"], trusted_local_hosts=["model.internal"])
+    pol = policy(
+        {
+            "gpu": local(f"http://model.internal:{fake_local.port}/v1"),
+            "cloud": {
+                "provider": "openai",
+                "base_url": fake_cloud.base_url,
+                "model": "c",
+                "api_key_env": "LF_FAKE_CLOUD_KEY",
+            },
+        },
+        ["gpu"],
+        ["cloud"],
+        trusted_local_hosts=["model.internal"],
+    )
     with Router(pol, audit=memory_audit, probe_ttl=600) as router:
         assert router.decide("warm up").destination == "gpu"  # probed while it was local
         assert router.health.is_up("gpu") and fake_local.requests  # the probe reached it
@@ -89,18 +120,24 @@ CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"par"},"finish_reason"
 
 
 def test_astream_raises_when_the_stream_ends_without_its_end_marker(
-        memory_audit: MemoryAuditStore) -> None:
+    memory_audit: MemoryAuditStore,
+) -> None:
     async def script(seen: Seen) -> bytes:
         return sse(CHUNK, done=False)
 
-    with ScriptedServer(script) as server, Router(
-            policy({"a": local(server.url())}, ["a"]), audit=memory_audit) as router:
+    with (
+        ScriptedServer(script) as server,
+        Router(policy({"a": local(server.url())}, ["a"]), audit=memory_audit) as router,
+    ):
+        texts: list[str] = []
+
+        async def consume() -> None:
+            async for chunk in router.astream("hi"):
+                texts.append(chunk.text)
 
         async def main() -> list[str]:
-            texts = []
             with anyio.fail_after(10), pytest.raises(UpstreamError, match="mid-way") as failed:
-                async for chunk in router.astream("hi"):
-                    texts.append(chunk.text)
+                await consume()
             assert failed.value.attempts[-1].outcome == "incomplete_stream"
             return texts
 
@@ -110,13 +147,18 @@ def test_astream_raises_when_the_stream_ends_without_its_end_marker(
 
 
 def test_a_200_stream_with_no_parseable_chunk_fails_over_before_the_first_byte(
-        fake_local: FakeUpstream, memory_audit: MemoryAuditStore) -> None:
+    fake_local: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     async def script(seen: Seen) -> bytes:
         return sse(b"data: not json\n\n")
 
-    with ScriptedServer(script) as server, Router(
+    with (
+        ScriptedServer(script) as server,
+        Router(
             policy({"a": local(server.url()), "b": local(fake_local.base_url)}, ["a"], ["b"]),
-            audit=memory_audit) as router:
+            audit=memory_audit,
+        ) as router,
+    ):
 
         async def main() -> str:
             with anyio.fail_after(10):
@@ -132,25 +174,35 @@ def test_a_200_stream_with_no_parseable_chunk_fails_over_before_the_first_byte(
 
 
 def test_upstream_errors_carry_every_attempt_and_a_timeout_is_its_own_type(
-        memory_audit: MemoryAuditStore) -> None:
+    memory_audit: MemoryAuditStore,
+) -> None:
     with FakeUpstream(status=503) as broken, FakeUpstream(hang=True) as hung:
-        pol = policy({"a": local(broken.base_url), "b": local(hung.base_url, timeout=0.3)},
-                     ["a"], ["b"])
+        pol = policy(
+            {"a": local(broken.base_url), "b": local(hung.base_url, timeout=0.3)}, ["a"], ["b"]
+        )
         with Router(pol, audit=memory_audit) as router, pytest.raises(UpstreamTimeout) as err:
             router.complete("hi")
     attempts = err.value.attempts
     assert [(a.destination, a.outcome, a.status) for a in attempts] == [
-        ("a", "http_5xx", 503), ("b", "timeout", None)]
+        ("a", "http_5xx", 503),
+        ("b", "timeout", None),
+    ]
     assert all(a.latency_ms > 0 for a in attempts)
     assert err.value.destination == "b" and len(err.value.attempts) == 2
 
 
 def test_an_early_stop_names_the_destination_that_stopped_it(
-        fakes: tuple[FakeUpstream, FakeUpstream], memory_audit: MemoryAuditStore) -> None:
+    fakes: tuple[FakeUpstream, FakeUpstream], memory_audit: MemoryAuditStore
+) -> None:
     first, second = fakes
     first.status = 400
-    with Router(policy({"a": local(first.base_url), "b": local(second.base_url)}, ["a"], ["b"]),
-                audit=memory_audit) as router, pytest.raises(UpstreamError) as err:
+    with (
+        Router(
+            policy({"a": local(first.base_url), "b": local(second.base_url)}, ["a"], ["b"]),
+            audit=memory_audit,
+        ) as router,
+        pytest.raises(UpstreamError) as err,
+    ):
         router.complete("hi")
     assert type(err.value) is UpstreamError and err.value.status == 400
     assert err.value.destination == "a" and [a.destination for a in err.value.attempts] == ["a"]
@@ -161,7 +213,8 @@ def test_an_early_stop_names_the_destination_that_stopped_it(
 
 
 def test_reloads_that_change_a_destination_close_the_retired_connections(
-        memory_audit: MemoryAuditStore) -> None:
+    memory_audit: MemoryAuditStore,
+) -> None:
     from tests.providers.scripted import CHAT, json_response
 
     async def script(seen: Seen) -> bytes:
@@ -181,7 +234,8 @@ def test_reloads_that_change_a_destination_close_the_retired_connections(
 
 
 def test_a_stream_in_flight_survives_a_reload_and_its_provider_closes_after_it(
-        fake_local: FakeUpstream, memory_audit: MemoryAuditStore) -> None:
+    fake_local: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     router = Router(policy({"a": local(fake_local.base_url)}, ["a"]), audit=memory_audit)
 
     async def main() -> str:
@@ -193,8 +247,11 @@ def test_a_stream_in_flight_survives_a_reload_and_its_provider_closes_after_it(
             texts = []
             async with stream:
                 async for chunk in stream:
-                    texts.append(chunk["choices"][0]["delta"].get("content") or ""
-                                 if chunk.get("choices") else "")
+                    texts.append(
+                        chunk["choices"][0]["delta"].get("content") or ""
+                        if chunk.get("choices")
+                        else ""
+                    )
             assert old.idle_connections == 0  # type: ignore[attr-defined]
             return "".join(texts)
 

@@ -17,8 +17,14 @@ BODY = {"messages": [{"role": "user", "content": "hi"}]}
 
 
 def dest(fake: FakeUpstream, *, locality: str = "local", timeout: float = 5.0) -> Destination:
-    return Destination(name="d", provider="openai", base_url=fake.base_url, model="m",
-                       locality=locality, timeout=timeout)  # type: ignore[arg-type]
+    return Destination(
+        name="d",
+        provider="openai",
+        base_url=fake.base_url,
+        model="m",
+        locality=locality,
+        timeout=timeout,
+    )  # type: ignore[arg-type]
 
 
 def run(coro: Any) -> Any:
@@ -49,22 +55,34 @@ def test_a_sensitive_ticket_for_a_cloud_destination_sends_nothing(fake_cloud: Fa
     assert fake_cloud.requests == []
 
 
-@pytest.mark.parametrize(("status", "outcome", "retryable"), [
-    (500, "http_5xx", True), (503, "http_5xx", True), (429, "http_429", True),
-    (400, "http_4xx", False), (404, "http_4xx", False)])
-def test_http_errors_are_classified_for_failover(fake_local: FakeUpstream, status: int,
-                                                 outcome: str, retryable: bool) -> None:
+@pytest.mark.parametrize(
+    ("status", "outcome", "retryable"),
+    [
+        (500, "http_5xx", True),
+        (503, "http_5xx", True),
+        (429, "http_429", True),
+        (400, "http_4xx", False),
+        (404, "http_4xx", False),
+    ],
+)
+def test_http_errors_are_classified_for_failover(
+    fake_local: FakeUpstream, status: int, outcome: str, retryable: bool
+) -> None:
     fake_local.status = status
     d = dest(fake_local)
     with pytest.raises(AttemptFailed) as info:
         run(chat_then_close(OpenAICompatProvider(d), egress_guard(d, sensitive=False)))
     assert (info.value.outcome, info.value.status, info.value.retryable) == (
-        outcome, status, retryable)
+        outcome,
+        status,
+        retryable,
+    )
     assert info.value.body is not None and "error" in info.value.body
 
 
 def test_a_stopped_server_is_a_connect_error_and_a_hung_one_a_timeout(
-        fake_local: FakeUpstream) -> None:
+    fake_local: FakeUpstream,
+) -> None:
     hung = dest(fake_local, timeout=0.3)
     fake_local.hang = True
     with pytest.raises(AttemptFailed) as info:
@@ -78,7 +96,8 @@ def test_a_stopped_server_is_a_connect_error_and_a_hung_one_a_timeout(
 
 
 def test_a_stream_fails_on_its_first_chunk_so_the_router_can_fail_over(
-        fake_local: FakeUpstream) -> None:
+    fake_local: FakeUpstream,
+) -> None:
     fake_local.status = 502
     d = dest(fake_local)
     provider = OpenAICompatProvider(d)

@@ -13,8 +13,8 @@ import anyio
 import pytest
 
 from llm_localfirst.errors import PrivacyViolation
-from llm_localfirst.providers.base import AttemptFailed, EgressTicket, Provider, egress_guard
 from llm_localfirst.providers import make_provider
+from llm_localfirst.providers.base import AttemptFailed, EgressTicket, Provider, egress_guard
 from llm_localfirst.providers.openai_compat import OpenAICompatProvider
 from llm_localfirst.registry import Destination
 from llm_localfirst.testing import FakeUpstream
@@ -24,8 +24,14 @@ PROVIDERS = [OpenAICompatProvider]
 
 
 def destination(fake: FakeUpstream, **overrides: Any) -> Destination:
-    fields: dict[str, Any] = {"name": "local", "provider": "openai", "base_url": fake.base_url,
-                              "model": "fake-local", "locality": "local", **overrides}
+    fields: dict[str, Any] = {
+        "name": "local",
+        "provider": "openai",
+        "base_url": fake.base_url,
+        "model": "fake-local",
+        "locality": "local",
+        **overrides,
+    }
     return Destination(**fields)
 
 
@@ -50,8 +56,9 @@ async def stream(provider: Provider, ticket: EgressTicket) -> list[Any]:
     return [chunk async for chunk in provider.stream_chat(ticket, body)]
 
 
-def failure(provider: Provider, call: Callable[[Provider, EgressTicket], Awaitable[Any]]
-            ) -> AttemptFailed:
+def failure(
+    provider: Provider, call: Callable[[Provider, EgressTicket], Awaitable[Any]]
+) -> AttemptFailed:
     with pytest.raises(AttemptFailed) as caught:
         run(provider, call)
     return caught.value
@@ -59,31 +66,47 @@ def failure(provider: Provider, call: Callable[[Provider, EgressTicket], Awaitab
 
 def test_one_provider_serves_plain_http_and_tls_destinations(fake_local: FakeUpstream) -> None:
     assert isinstance(make_provider(destination(fake_local)), OpenAICompatProvider)
-    tls = Destination(name="c", provider="openai", base_url="https://api.example.com/v1",
-                      model="m", locality="cloud")
+    tls = Destination(
+        name="c",
+        provider="openai",
+        base_url="https://api.example.com/v1",
+        model="m",
+        locality="cloud",
+    )
     assert isinstance(make_provider(tls), OpenAICompatProvider)
 
 
 @pytest.mark.parametrize("cls", PROVIDERS)
-def test_chat_and_stream_answers_are_the_same(cls: type[Provider],
-                                              fake_local: FakeUpstream) -> None:
+def test_chat_and_stream_answers_are_the_same(
+    cls: type[Provider], fake_local: FakeUpstream
+) -> None:
     result = run(cls(destination(fake_local)), chat)  # type: ignore[call-arg]
     assert (result.text, result.finish_reason) == ("echo: hi", "stop")
     assert result.input_tokens and result.output_tokens
     chunks = run(cls(destination(fake_local)), stream)  # type: ignore[call-arg]
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks
-                   if c["choices"]) == "echo: hello there"
+    assert (
+        "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+        == "echo: hello there"
+    )
     assert "usage" in chunks[-1]
     sent = fake_local.model_calls()[-1].body
     assert sent["model"] == "fake-local" and sent["stream_options"] == {"include_usage": True}
 
 
 @pytest.mark.parametrize("cls", PROVIDERS)
-@pytest.mark.parametrize(("status", "outcome", "retryable"), [
-    (500, "http_5xx", True), (503, "http_5xx", True), (429, "http_429", True),
-    (400, "http_4xx", False), (404, "http_4xx", False)])
-def test_error_statuses_are_classified_alike(cls: type[Provider], fake_local: FakeUpstream,
-                                             status: int, outcome: str, retryable: bool) -> None:
+@pytest.mark.parametrize(
+    ("status", "outcome", "retryable"),
+    [
+        (500, "http_5xx", True),
+        (503, "http_5xx", True),
+        (429, "http_429", True),
+        (400, "http_4xx", False),
+        (404, "http_4xx", False),
+    ],
+)
+def test_error_statuses_are_classified_alike(
+    cls: type[Provider], fake_local: FakeUpstream, status: int, outcome: str, retryable: bool
+) -> None:
     fake_local.status = status
     for call in (chat, stream):
         failed = failure(cls(destination(fake_local)), call)  # type: ignore[call-arg]
@@ -93,8 +116,9 @@ def test_error_statuses_are_classified_alike(cls: type[Provider], fake_local: Fa
 
 
 @pytest.mark.parametrize("cls", PROVIDERS)
-def test_a_server_that_is_gone_is_a_connect_error(cls: type[Provider],
-                                                  fake_local: FakeUpstream) -> None:
+def test_a_server_that_is_gone_is_a_connect_error(
+    cls: type[Provider], fake_local: FakeUpstream
+) -> None:
     dest = destination(fake_local)
     fake_local.stop()
     for call in (chat, stream):
@@ -113,7 +137,8 @@ def test_a_server_that_hangs_is_a_timeout(cls: type[Provider], fake_local: FakeU
 
 @pytest.mark.parametrize("cls", PROVIDERS)
 def test_a_stream_broken_mid_way_raises_after_the_first_chunks(
-        cls: type[Provider], fake_local: FakeUpstream) -> None:
+    cls: type[Provider], fake_local: FakeUpstream
+) -> None:
     fake_local.break_stream_after = 2
     got: list[Any] = []
 
@@ -126,8 +151,7 @@ def test_a_stream_broken_mid_way_raises_after_the_first_chunks(
     assert failed.outcome == "connect_error" and len(got) == 2
 
 
-def test_a_sensitive_ticket_for_a_cloud_destination_sends_nothing(
-        fake_local: FakeUpstream) -> None:
+def test_a_sensitive_ticket_for_a_cloud_destination_sends_nothing(fake_local: FakeUpstream) -> None:
     cloud = destination(fake_local, locality="cloud", name="cloud")
     local_ticket = egress_guard(destination(fake_local), sensitive=True)
     provider = OpenAICompatProvider(cloud)
@@ -146,8 +170,7 @@ def test_a_sensitive_ticket_for_a_cloud_destination_sends_nothing(
     assert fake_local.model_calls() == []
 
 
-def test_connections_are_kept_alive_and_a_stale_one_is_replaced(
-        fake_local: FakeUpstream) -> None:
+def test_connections_are_kept_alive_and_a_stale_one_is_replaced(fake_local: FakeUpstream) -> None:
     provider = OpenAICompatProvider(destination(fake_local))
 
     async def main() -> list[str]:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from llm_localfirst.providers.sse import SSEDecoder, ServerSentEvent
+from llm_localfirst.providers.sse import ServerSentEvent, SSEDecoder
 
-STREAM = (b"\xef\xbb\xbf: a comment\r\n"
-          b"event: delta\r\ndata: first\r\ndata:second\r\nid: 7\r\nretry: 100\r\n\r\n"
-          b"data: cr\rdata: only\r\r"
-          b"data\n\n"                      # one empty data line: not dispatched
-          b"data:\ndata:\n\n"              # two: one newline
-          b"unknown: field\ndata: {\"a\": 1}\n\n"
-          b"data: unterminated")
+STREAM = (
+    b"\xef\xbb\xbf: a comment\r\n"
+    b"event: delta\r\ndata: first\r\ndata:second\r\nid: 7\r\nretry: 100\r\n\r\n"
+    b"data: cr\rdata: only\r\r"
+    b"data\n\n"  # one empty data line: not dispatched
+    b"data:\ndata:\n\n"  # two: one newline
+    b'unknown: field\ndata: {"a": 1}\n\n'
+    b"data: unterminated"
+)
 
 EXPECTED = [
     ServerSentEvent("delta", b"first\nsecond"),
