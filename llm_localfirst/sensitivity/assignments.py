@@ -31,8 +31,15 @@ _NAME_ENDS = (
 _ASSIGNMENT_OPS = (":", "=", "：", " is ")
 
 
-def _assignment(op: str) -> str:
-    """The pattern of ``op`` (one of _ASSIGNMENT_OPS) after a name that may hold a secret."""
+def _assignment(op: str, other: str = "") -> str:
+    """The pattern of ``op`` (one of _ASSIGNMENT_OPS) after a name that may hold a secret.
+
+    Args:
+        op: The operator.
+        other: A pattern tried first right after ``op``, ending in a group named
+            ``other``: another pass that starts with the same character shares
+            this sweep instead of paying for its own.
+    """
     if op.strip().isalpha():
         return f"{op}(?<=(?i:{_NAME_ENDS}){op})"
     quote, space = "[\"'`\\]]", "[ \t]"
@@ -43,6 +50,8 @@ def _assignment(op: str) -> str:
     )
     # A first, cheap test: a letter, quote or space before the operator ("==", "12:30").
     cheap = f"(?<=[A-Za-z\"'`\\] \t\u00c0-\uffff]{re.escape(op)})"
+    if other:
+        return f"{re.escape(op)}(?:{other}|{cheap}(?:{behind}))"
     return f"{re.escape(op)}{cheap}(?:{behind})"
 
 
@@ -124,15 +133,15 @@ def _secret_name(before: str) -> tuple[str, bool] | None:
         The kind, and whether the name is weak (it only ends in "key"), so that
         the value must look random; None if the name announces no secret.
     """
-    name = _rx().name.search(before)
-    if name is None or (
-        before[name.start() - 1 : name.start()] == ":"
-        and not before[: name.start()].lower().endswith("env:")  # PowerShell's "$env:NAME"
+    name_start, name_end = _name(before)
+    if name_start == name_end or (
+        before[name_start - 1 : name_start] == ":"
+        and not before[:name_start].lower().endswith("env:")  # PowerShell's "$env:NAME"
     ):
         return None  # no name, or a part of an ARN or URN ("...:secret:prod/db")
-    if name.group().lower() == "value":
+    if before[name_start:name_end].lower() == "value":
         # "- name: DD_API_KEY\n  value: ...", '<add key="X" value="...">': the name is before.
-        named = _rx().value_name.search(before, 0, name.start())
+        named = _rx().value_name.search(before, 0, name_start)
         return _secret_name(named.group(1)) if named else None
     words = before.lower().rstrip(" \t\"'`]").split()
     if not words:
@@ -157,6 +166,22 @@ def _secret_name(before: str) -> tuple[str, bool] | None:
         ):
             return kind, weak
     return "password_assignment", weak
+
+
+def _name(before: str) -> tuple[int, int]:
+    """The span of the name that ends ``before``, after up to two quotes and a space."""
+    end = len(before)
+    if end and before[end - 1] in " \t":
+        end -= 1
+    for _ in range(2):
+        if end and before[end - 1] in "\"'`]":
+            end -= 1
+    start = end
+    while start and (before[start - 1].isalnum() or before[start - 1] in "_.-"):
+        start -= 1
+    while start < end and not (before[start].isalpha() or before[start] == "_"):
+        start += 1
+    return start, end
 
 
 # "$DB_PASSWORD", "${token}": a variable, not a value ("$y7R_Xa..." is a value).
@@ -226,7 +251,6 @@ class _Rx:
         self.assigned_value = re.compile(_ASSIGNED_VALUE)
         self.secret_name_part = re.compile("|".join(map(re.escape, _SECRET_NAME_PARTS)))
         self.non_letters = re.compile("[^a-z]+")
-        self.name = re.compile(r"[^\W\d][\w.-]*(?=[\"'`\]]{0,2}[ \t]?$)")
         self.value_name = re.compile(
             r"(?:name|key|Name|Key)[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z_][\w.-]*)[^\n]*\n?[^\n]*$"
         )

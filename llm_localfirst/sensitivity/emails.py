@@ -14,11 +14,13 @@ import re
 from collections.abc import Callable, Iterator
 
 from .finding import Finding
+from .phones import _ENCODED_PLUS, _on_e164
 from .text import _words
 
 _DOMAIN = r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+(?:xn--[a-z0-9-]{2,59}|[^\W\d_]{2,63})(?![\w-])"
 _EMAIL = rf"@{_DOMAIN}"
-_ENCODED_EMAIL = rf"%40{_DOMAIN}"
+# "%40" in a form body; the same sweep over "%" finds "%2B447911123456" for `phones`.
+_PERCENT = rf"%(?:40{_DOMAIN}(?P<email>)|{_ENCODED_PLUS}(?P<phone>))"
 _LOCAL_PART_SYMBOLS = frozenset("!#$%&*+=?^_`{|}~-.")
 # File suffixes that are no top-level domain. Those that are one ("md" Moldova,
 # "py" Paraguay, "pl" Poland, "rs" Serbia, "sh" Saint Helena, "so" Somalia, "ai",
@@ -56,9 +58,19 @@ def _on_email(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[F
     yield Finding("email", "email", start, end)
 
 
+def _on_percent(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    if m.lastgroup == "phone":
+        return _on_e164(text, m, wanted) if "phone" in wanted else iter(())
+    return _on_email(text, m, wanted) if "email" in wanted else iter(())
+
+
 _Handler = Callable[[str, re.Match[str], frozenset[str]], Iterator[Finding]]
+_Spec = tuple[str, frozenset[str], _Handler, str]
 
 
-def _email_passes() -> tuple[tuple[str, _Handler, str], ...]:
-    """The e-mail passes: (pattern, handler, needle), a text without the needle skipped."""
-    return ((_EMAIL, _on_email, "@"), (_ENCODED_EMAIL, _on_email, "%40"))
+def _email_passes() -> tuple[_Spec, ...]:
+    """The e-mail passes: (pattern, detectors, handler, needle), a text without it skipped."""
+    return (
+        (_EMAIL, frozenset({"email"}), _on_email, "@"),
+        (_PERCENT, frozenset({"email", "phone"}), _on_percent, "%"),
+    )

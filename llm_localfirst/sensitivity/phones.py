@@ -230,34 +230,6 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
     return None
 
 
-# ----------------------------------------------------------------------------- links, forms
-
-# Field names that say a value is a phone number, as one word ("phoneNumber").
-_CTX_PHONE_FIELD = _words(
-    "msisdn e164 phonenumber mobilenumber mobilephone telephonenumber telnumber whatsappnumber"
-    " contactnumber cellnumber"
-)
-# "wa.me/447911123456" and "%2B447911123456" (a form body's "+"): E.164 by construction.
-_WA_ME = r"wa\.me/\+?[0-9]{7,15}(?![0-9])"
-_ENCODED_PLUS = r"%2[Bb][0-9](?:[0-9]|%20|\+|-|%2[Dd]){6,30}"
-_Handler = Callable[[str, re.Match[str], frozenset[str]], Iterator[Finding]]
-
-
-def _on_e164(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
-    value = m.group()
-    start = m.start() + (6 if value[0] == "w" else 0)
-    digits = "".join(c for c in value[3:].replace("%20", "").replace("%2D", "") if c.isdigit())
-    if 7 <= len(digits) <= 15:
-        region = _international_region(digits)
-        if region:
-            yield Finding("phone", region.lower(), start, m.end())
-
-
-def _phone_passes() -> tuple[tuple[str, _Handler, str], ...]:
-    """The phone passes of their own: (pattern, handler, needle)."""
-    return ((_WA_ME, _on_e164, "wa.me/"), (_ENCODED_PLUS, _on_e164, "%2"))
-
-
 def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
     """Whether a run could be a national phone number: not a date, ZIP+4 or IP address."""
     rx = _rx()
@@ -272,3 +244,27 @@ def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
     return "." not in run or not (
         set(run) - set("0123456789.") or len(groups) < 3 or (len(groups) == 4 and max(sizes) <= 3)
     )
+
+
+# ----------------------------------------------------------------------------- links, forms
+
+# Field names that say a value is a phone number, as one word ("phoneNumber").
+_CTX_PHONE_FIELD = _words(
+    "msisdn e164 phonenumber mobilenumber mobilephone telephonenumber telnumber whatsappnumber"
+    " contactnumber cellnumber"
+)
+# "wa.me/447911123456" and "%2B447911123456" (a form body's "+"): E.164 by construction.
+# The sweeps over "." (`secrets`) and "%" (`emails`) find them; this is what follows "%".
+_ENCODED_PLUS = r"2[Bb][0-9](?:[0-9]|%20|\+|-|%2[Dd]){6,30}"
+
+
+def _on_e164(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    """A number in international format without its "+", from a link or a form body."""
+    value = m.group()
+    head = value.index("/") + 1 if value[0] == "." else 0
+    plain = value[head:].replace("%20", "").replace("%2D", "").replace("%2d", "")
+    digits = "".join(c for c in plain[3 if head == 0 else 0 :] if c.isdigit())
+    if 7 <= len(digits) <= 15:
+        region = _international_region(digits)
+        if region:
+            yield Finding("phone", region.lower(), m.start() + head, m.end())

@@ -18,7 +18,6 @@ from .emails import _email_passes
 from .finding import DETECTORS, Finding
 from .ibans import _on_glued_iban
 from .numbers import _GLUED, _NUMBER, _on_glued, _on_number
-from .phones import _phone_passes
 from .secrets import _secret_passes
 
 __all__ = ["Scanner", "scanner_for"]
@@ -173,12 +172,8 @@ def _on_token(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[F
 def _passes() -> tuple[_Pass, ...]:
     # Every pass regex starts with a literal, which `re` finds at memchr speed, or,
     # for the one pass over digits and capitals, with a character class.
-    secret = frozenset({"secret"})
-    email = frozenset({"email"})
-    phone = frozenset({"phone"})
     return (
-        *(_Pass(source, email, handle, needle) for source, handle, needle in _email_passes()),
+        *(_Pass(*spec) for spec in _email_passes()),
         _Pass(_TOKEN, frozenset(DETECTORS) - {"email"}, _on_token),
-        *(_Pass(source, secret, handle, needle) for source, handle, needle in _secret_passes()),
-        *(_Pass(source, phone, handle, needle) for source, handle, needle in _phone_passes()),
+        *(_Pass(*spec) for spec in _secret_passes()),
     )

@@ -45,32 +45,58 @@ _WORDS = (
     "masked",
     "hidden",
 )
-# What marks a placeholder anywhere: runs of x, "*" or ".", an ellipsis, "<...>",
-# template and shell variables, "YOUR_API_KEY".
-_MARKS = r"[xX*•#.]{4}|0{8}|\.\.\.|…|<[^>]*>|\$\{|\{\{|\A%\w+%\Z|[A-Z]{3,}_[A-Z]{3,}_[A-Z]{3,}"
+# Phrases that mark a placeholder password ("your_password", "REDACTED"); other
+# words are fine in a password ("Hereford!2024").
+_PASSWORD_WORDS = (
+    "example",
+    "redacted",
+    "placeholder",
+    "changeme",
+    "your_",
+    "your-",
+    "_here",
+    "-here",
+)
+# What marks a placeholder anywhere: runs of x, "*", "#" or "0", an ellipsis.
+_RUNS = ("xxxx", "***", "...", "…", "•••", "####", "00000000", "${", "{{")
 
 
 @functools.cache
-def _placeholder_rx() -> re.Pattern[str]:
+def _words_rx() -> re.Pattern[str]:
     spellings = sorted({s for w in _WORDS for s in (w, w.upper(), w.title())})
-    return re.compile("|".join(spellings) + "|" + _MARKS)
+    return re.compile("|".join(spellings))
 
 
 @functools.cache
-def _masked_rx() -> re.Pattern[str]:
-    # In a password, words are fine ("Hereford!2024"); only marks and a few
-    # phrases ("your_password", "REDACTED") say it is not a real one.
-    return re.compile(_MARKS + r"|(?i:example|redacted|placeholder|changeme|your[_-]|[_-]here\b)")
+def _marks_rx() -> re.Pattern[str]:
+    # "<your key>", "%API_KEY%", "YOUR_API_KEY_HERE".
+    return re.compile(r"<[^>]*>|\A%\w+%\Z|[A-Z]{3,}_[A-Z]{3,}_[A-Z]{3,}")
+
+
+def _marked(value: str, low: str) -> bool:
+    # `in` first: a regex that starts nowhere in particular costs a try at every
+    # character, and these checks run on key blocks of thousands of characters.
+    if any(run in low for run in _RUNS):
+        return True
+    return ("<" in value or "%" in value or "_" in value) and bool(_marks_rx().search(value))
 
 
 def _placeholder(value: str) -> bool:
     """Whether a candidate token is a placeholder or a documented example."""
-    return value in _DOCUMENTED or _placeholder_rx().search(value) is not None
+    if value in _DOCUMENTED:
+        return True
+    low = value.lower()
+    if any(word in low for word in _WORDS) and _words_rx().search(value):
+        return True
+    return _marked(value, low)
 
 
 def _masked(value: str) -> bool:
     """Whether an assigned password or a password in a URL is a placeholder."""
-    return value in _DOCUMENTED or _masked_rx().search(value) is not None
+    if value in _DOCUMENTED:
+        return True
+    low = value.lower()
+    return any(word in low for word in _PASSWORD_WORDS) or _marked(value, low)
 
 
 # ----------------------------------------------------------------------------- checksums

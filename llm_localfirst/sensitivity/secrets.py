@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 
 from .assignments import _ASSIGNMENT_OPS, _assignment, _on_assignment
 from .finding import Finding
+from .phones import _on_e164
 from .secret_checks import _crc32_token, _discord_user_id, _masked, _placeholder
 from .text import _char_classes, _entropy, _joins
 
@@ -132,8 +133,10 @@ def _private_key(text: str, start: int, end: int) -> Iterator[Finding]:
     if not close:
         # A key pasted without its last line: the body runs to the first blank line.
         body = body.replace("\\n", "\n").split("\n\n", 1)[0]
-    lines = rx.armor_header.sub("", body.replace("\\n", "\n"))
-    if _masked(lines) or len(rx.base64_chars.findall(lines)) < 16:
+    # The head and tail of the body tell a key from its elided example ("..."); a
+    # key's whole body costs more to read than it tells.
+    sample = body if len(body) <= 800 else body[:600] + "\n" + body[-200:]
+    if _masked(sample) or not rx.base64_run.search(sample.replace("\\n", "\n")):
         return
     stop = close.end() if close else end
     kind = "private_key"
@@ -164,7 +167,8 @@ def _on_jwt(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
 # ----------------------------------------------------------------------------- bot tokens
 
 # Telegram: the bot's numeric id, ":", then 35 characters starting "AA".
-_TELEGRAM = r":AA(?<=[0-9]{6}:AA)[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])"
+# Found in the sweep over ":" of `assignments`, which has already consumed the ":".
+_TELEGRAM = r"AA(?<=[0-9]{6}:AA)[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])(?P<other>)"
 
 
 def _on_telegram(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
@@ -178,8 +182,18 @@ def _on_telegram(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterato
         yield Finding("secret", "telegram_bot_token", start, m.end())
 
 
-# Discord: base64 of the bot's user id, a 6-character time stamp, an HMAC.
-_DISCORD = r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])"
+# Discord: base64 of the bot's user id, a 6-character time stamp, an HMAC. The sweep
+# over "." finds "wa.me/<number>" links for `phones` too.
+_DOTTED = (
+    r"\.(?:[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])(?P<discord>)"
+    r"|(?<=\bwa\.)me/\+?[0-9]{7,15}(?![0-9])(?P<wa_me>))"
+)
+
+
+def _on_dotted(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    if m.lastgroup == "wa_me":
+        return _on_e164(text, m, wanted) if "phone" in wanted else iter(())
+    return _on_discord(text, m, wanted) if "secret" in wanted else iter(())
 
 
 def _on_discord(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
@@ -213,7 +227,8 @@ def _on_entra(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[F
 
 
 # A 64-byte key in base64 (storage accounts, Cosmos DB): 86 characters and "==".
-_AZURE_KEY = r"==(?<=[A-Za-z0-9+/]{86}==)(?![A-Za-z0-9+/=])"
+# Found in the sweep over "=" of `assignments`, which has already consumed one "=".
+_AZURE_KEY = r"=(?<=[A-Za-z0-9+/]{86}==)(?![A-Za-z0-9+/=])(?P<other>)"
 # Identifiable keys carry a signature at a fixed place; others need a label near.
 _AZURE_SIGNATURES = {"+ASt": "azure_storage_key", "ACDb": "azure_cosmos_key"}
 _AZURE_LABELS = (
@@ -336,19 +351,40 @@ def _on_url(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
 # ----------------------------------------------------------------------------- passes
 
 
-def _secret_passes() -> tuple[tuple[str, _Handler, str], ...]:
-    """The secret passes: (pattern, handler, needle), a text without the needle skipped."""
+def _on_colon(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    if m.lastgroup == "other":
+        return _on_telegram(text, m, wanted)
+    return _on_assignment(text, m, wanted)
+
+
+def _on_equals(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    if m.lastgroup == "other":
+        return _on_azure_key(text, m, wanted)
+    return _on_assignment(text, m, wanted)
+
+
+_Spec = tuple[str, frozenset[str], _Handler, str]
+
+
+def _secret_passes() -> tuple[_Spec, ...]:
+    """The secret passes: (pattern, detectors, handler, needle).
+
+    A text without the needle is skipped. A needle of one rare character is
+    cheapest: `in` looks for it at memchr speed in any text, where a longer
+    needle costs a full search of a text that is not ASCII.
+    """
+    secret = frozenset({"secret"})
     return (
-        (_UNDERSCORE_PREFIXED, _on_prefixed, "_"),
-        (_DASH_PREFIXED, _on_prefixed, "-"),
-        (_JWT, _on_jwt, "eyJ"),
-        *((_assignment(op), _on_assignment, op) for op in _ASSIGNMENT_OPS),
-        (_URL, _on_url, "://"),
-        (_AUTHORIZATION, _on_authorization, "uthorization"),
-        (_TELEGRAM, _on_telegram, ":AA"),
-        (_DISCORD, _on_discord, "."),
-        (_ENTRA, _on_entra, "Q~"),
-        (_AZURE_KEY, _on_azure_key, "=="),
+        (_UNDERSCORE_PREFIXED, secret, _on_prefixed, "_"),
+        (_DASH_PREFIXED, secret, _on_prefixed, "-"),
+        (_JWT, secret, _on_jwt, "eyJ"),
+        (_assignment(":", _TELEGRAM), secret, _on_colon, ":"),
+        (_assignment("=", _AZURE_KEY), secret, _on_equals, "="),
+        *((_assignment(op), secret, _on_assignment, op) for op in _ASSIGNMENT_OPS[2:]),
+        (_URL, secret, _on_url, "://"),
+        (_AUTHORIZATION, secret, _on_authorization, "uthorization"),
+        (_DOTTED, frozenset({"secret", "phone"}), _on_dotted, "."),
+        (_ENTRA, secret, _on_entra, "~"),
     )
 
 
@@ -357,8 +393,7 @@ class _Rx:
 
     def __init__(self) -> None:
         self.pem_end = re.compile(r"-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----")
-        self.armor_header = re.compile(r"(?m)^[ \t]*[A-Za-z-]+:[^\n]*$")
-        self.base64_chars = re.compile(r"[A-Za-z0-9+/]")
+        self.base64_run = re.compile(r"[A-Za-z0-9+/]{16}")
         self.aws_secret = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
         self.header_placeholder = re.compile(r"(?i:[*x.]+|your[\w.-]*|token|<.*|\$.*|\{\{.*)")
         self.url_placeholder = re.compile(
