@@ -9,12 +9,16 @@ outcomes (nothing local is up, a privacy refusal, an upstream failure)::
     │   ├── ConfigError            settings / environment
     │   ├── PolicyError            the YAML policy (file, rule, field)
     │   ├── InvalidRequest         a request that cannot be routed as given
+    │   │   └── UnsupportedEndpoint  no candidate destination speaks the endpoint
     │   └── ModelNotAllowed        a model string that is not on the allowlist
     └── RoutingError               the request was valid but could not be served
         ├── PrivacyViolation       a sensitive request aimed at a non-local destination
         ├── LocalUnavailable       sensitive (or worker) request, no local destination up
+        ├── BudgetExceeded         a cloud budget is spent and its policy says refuse
         └── UpstreamError          every candidate failed (connect, timeout, 5xx, 429, 4xx)
+            ├── UpstreamTimeout    ... and the last one failed by timing out
             └── WorkerOutputError  (agents.worker) a worker answer still unusable after a repair
+    AuditError                     the audit store failed (locked past its timeout, unreachable)
 
 Each face (Python, CLI, MCP, proxy) turns these into its wire errors in exactly
 one place. Messages never contain prompt or completion text.
@@ -23,9 +27,14 @@ one place. Messages never contain prompt or completion text.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .audit.record import Attempt
 
 __all__ = [
+    "AuditError",
+    "BudgetExceeded",
     "ConfigError",
     "InvalidRequest",
     "LocalFirstError",
@@ -34,7 +43,9 @@ __all__ = [
     "PolicyError",
     "PrivacyViolation",
     "RoutingError",
+    "UnsupportedEndpoint",
     "UpstreamError",
+    "UpstreamTimeout",
     "UsageError",
 ]
 
@@ -172,13 +183,41 @@ class LocalUnavailable(RoutingError):
         self.sensitive_reasons = sensitive_reasons
 
 
-class UpstreamError(RoutingError):
-    """Every candidate destination failed.
+class BudgetExceeded(RoutingError):
+    """A cloud call was refused because a spend ceiling is used up.
+
+    Fails closed like :class:`PrivacyViolation`: the call is not sent and is not
+    quietly moved elsewhere (a budget with ``on_exceeded: local`` moves it to the
+    local chain instead of raising).
 
     Attributes:
-        destination: The last destination tried.
+        budget: The name of the spent budget.
+        destination: The cloud destination the call was bound for.
+        limit: The limit that was reached, in its own unit.
+        unit: ``usd``, ``tokens`` or ``calls``.
+    """
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, budget: str | None = None,
+                 destination: str | None = None, limit: float | None = None,
+                 unit: str | None = None) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.destination = destination
+        self.limit = limit
+        self.unit = unit
+
+
+class UpstreamError(RoutingError):
+    """Every candidate destination failed (or one failed in a way failover cannot help).
+
+    Attributes:
+        destination: The last destination tried (None if none was).
         status: The last HTTP status seen, if any.
-        attempts: How many destinations were tried.
+        attempts: Every attempt, in order: ``destination``, ``outcome``
+            (``connect_error``, ``timeout``, ``http_5xx``, ...), ``status``,
+            ``latency_ms``. ``len(err.attempts)`` is how many were made.
         body: The upstream's error body (OpenAI shape) for a non-retryable 4xx.
         retryable: False when a retry cannot help: every candidate lacks its API key
             (the proxy then sends ``x-should-retry: false``).
@@ -188,9 +227,47 @@ class UpstreamError(RoutingError):
     retryable: bool = True
 
     def __init__(self, message: str, *, destination: str | None = None,
-                 status: int | None = None, attempts: int = 0) -> None:
+                 status: int | None = None, attempts: tuple[Attempt, ...] = ()) -> None:
         super().__init__(message)
         self.destination = destination
         self.status = status
-        self.attempts = attempts
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
         self.body: Mapping[str, Any] | None = None
+
+
+class UpstreamTimeout(UpstreamError):
+    """Every candidate failed and the last one timed out (connect or read).
+
+    Faces map it by type: the proxy answers 504.
+    """
+
+    code = "upstream_timeout"
+
+
+class UnsupportedEndpoint(InvalidRequest):
+    """No candidate destination speaks the endpoint (e.g. ``/v1/completions`` on Anthropic).
+
+    Failover skips a destination without the endpoint; this is raised only when
+    none of the candidates has it.
+    """
+
+    code = "unsupported_endpoint"
+
+
+class AuditError(LocalFirstError):
+    """The audit store could not be read or written (locked past its timeout, unreachable).
+
+    Raised instead of a raw driver error (``sqlite3.OperationalError: database is
+    locked``, ``psycopg.OperationalError``) where a caller waits on the store: reads,
+    opening a store, and intent records under ``durability: intent`` (a request
+    whose intent cannot be committed is not sent).
+
+    Attributes:
+        location: The store's path or redacted URL.
+    """
+
+    code = "audit_error"
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.location = location
