@@ -15,11 +15,21 @@ import contextlib
 import sys
 from typing import Any
 
-from llm_localfirst import Kind, LocalFirstError, LocalUnavailable, Router
+try:
+    from llm_localfirst import Kind, LocalFirstError, LocalUnavailable, Router
+except ModuleNotFoundError:  # run by a Python that does not have the package
+    sys.exit(
+        f"llm_localfirst is not installed for {sys.executable}.\n"
+        "Run this with the virtualenv's Python: .venv/bin/python examples/quickstart.py "
+        "--offline\n(or `source .venv/bin/activate` first; `bash scripts/demo.sh` "
+        "creates .venv)"
+    )
 
 RECORD = "Jane Roe, jane.roe@example.com, +44 20 7946 0958, card 4111 1111 1111 1111"
-TEXT = ("The quarterly review covered hiring, the data-centre move and the budget. "
-        "Hiring is on track; the move slips two weeks; the budget is unchanged.")
+TEXT = (
+    "The quarterly review covered hiring, the data-centre move and the budget. "
+    "Hiring is on track; the move slips two weeks; the budget is unchanged."
+)
 
 
 def show_decision(label: str, router: Router, **kwargs: Any) -> None:
@@ -31,8 +41,11 @@ def show_decision(label: str, router: Router, **kwargs: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--offline", action="store_true",
-                        help="run against fake local and cloud models (no model, no key)")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="run against fake local and cloud models (no model, no key)",
+    )
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
@@ -53,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n2. Bulk work prefers the local model (falling back to the cloud if it is down)")
         try:
             out = router.complete("Summarize this in one sentence.", source=TEXT, kind=Kind.BULK)
-            print(f"  ran on {out.decision.target}:{out.decision.destination} "
-                  f"({out.usage.input_tokens} tokens in): {out.text}")
+            print(
+                f"  ran on {out.decision.target}:{out.decision.destination} "
+                f"({out.usage.input_tokens} tokens in): {out.text}"
+            )
         except LocalFirstError as exc:
             print(f"  failed: {exc.message}")
 
@@ -63,12 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             local.stop()  # simulate the local model going down
             print("  (the fake local model is now stopped)")
         try:
-            out = router.complete("Redact all PII from this record.", source=RECORD,
-                                  sensitive=True)
+            out = router.complete("Redact all PII from this record.", source=RECORD, sensitive=True)
             print(f"  ran on {out.decision.target}:{out.decision.destination}: {out.text}")
         except LocalUnavailable as exc:
-            print(f"  refused, fail-closed: the record was NOT sent to the cloud (audit id "
-                  f"{exc.decision_id})")
+            print(
+                f"  refused, fail-closed: the record was NOT sent to the cloud (audit id "
+                f"{exc.decision_id})"
+            )
 
         if args.offline:
             print(f"\nrequests that reached the cloud model: {len(cloud.model_calls())}")

@@ -246,7 +246,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     store = open_store(settings.audit_url, data_dir=settings.resolved_data_dir)
     try:
         if args.audit_cmd == "show":
-            record = store.get(args.id)
+            if args.id == "latest":
+                newest = store.query(AuditFilter(limit=1))
+                record = newest[0] if newest else None
+            else:
+                record = store.get(args.id)
             if record is None:
                 sys.stderr.write(f"no audit record with id {args.id!r}\n")
                 return 1
@@ -423,8 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-o", "--output")
             p.set_defaults(format="csv")
         p.set_defaults(func=cmd_audit)
-    p = asub.add_parser("show")
-    p.add_argument("id")
+    p = asub.add_parser("show", help="one row with its attempts")
+    p.add_argument("id", help="an audit id (from `audit tail`, an x-lf-decision-id header, a "
+                              "tool result...) or `latest`")
     p.set_defaults(func=cmd_audit)
     return parser
 
