@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from .checksums import _icao_check, _stdnum
 from .finding import Finding
 from .ibans import _iban
-from .national_ids import sg_nric
+from .national_ids import mx_curp, sg_nric
 from .secrets import _on_caps_secret
 from .text import _CTX_ID_CARD, _joins, _near
 
@@ -31,6 +31,7 @@ _CAPS = (
     r"|[A-Z]{2}[ABCFGHLJPTK][A-Z][0-9]{4}[A-Z](?![A-Za-z0-9])(?P<in_pan>)"
     r"|[A-Z]{3}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z][0-9](?![A-Za-z0-9])(?P<mx_curp>)"
     r"|(?<=[STFGM])[0-9]{7}[A-Z](?![A-Za-z0-9])(?P<sg_nric>)"
+    r"|(?<=P)T[0-9]{9}(?![A-Za-z0-9])(?P<pt_nif>)"
     r"|(?<=[XYZ])[- ]?[0-9]{7}[- ]?[A-Z](?![A-Za-z0-9])(?P<es_nie>)"
     r"|(?<=[CFGHJKLMNPRTVWXYZ])[CFGHJKLMNPRTVWXYZ0-9]{8}[ ]?[0-9](?![A-Za-z0-9])"
     r"(?P<de_id_card>)"
@@ -56,7 +57,8 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
     if kind in ("iban", "iban_head"):
         if "iban" in wanted:
             yield from _iban(text, value, start)
-    elif kind in ("gb_nino", "it_codice_fiscale", "in_pan", "es_nie", "mx_curp", "sg_nric"):
+    elif kind in ("gb_nino", "it_codice_fiscale", "in_pan", "es_nie", "mx_curp", "sg_nric",
+                  "pt_nif"):
         if "national_id" in wanted and _valid_caps_id(kind, value):
             yield Finding("national_id", kind, start, end)
     elif kind == "de_id_card":
@@ -79,7 +81,9 @@ def _valid_caps_id(kind: str, value: str) -> bool:
     if kind == "in_pan":
         return v.pan(compact)
     if kind == "mx_curp":
-        return v.curp(compact)
+        return mx_curp(compact)
+    if kind == "pt_nif":
+        return v.nif(compact)
     if kind == "sg_nric":
         return sg_nric(compact)
     return v.nie(compact)

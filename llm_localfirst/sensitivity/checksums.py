@@ -41,8 +41,6 @@ _STDNUM_MODULES = {
     "ahv": "stdnum.ch.ssn",
     "rrn": "stdnum.kr.rrn",
     "za_idnr": "stdnum.za.idnr",
-    "rut": "stdnum.cl.rut",
-    "curp": "stdnum.mx.curp",
 }
 
 
@@ -63,7 +61,6 @@ class _StdNum:
         "cpf",
         "cpr",
         "cuit",
-        "curp",
         "dni",
         "fodselsnummer",
         "iban",
@@ -79,7 +76,6 @@ class _StdNum:
         "personnummer",
         "pesel",
         "rrn",
-        "rut",
         "sin",
         "ssn",
         "tckimlik",
@@ -115,8 +111,6 @@ class _StdNum:
     ahv: Callable[[str], bool]
     rrn: Callable[[str], bool]
     za_idnr: Callable[[str], bool]
-    rut: Callable[[str], bool]
-    curp: Callable[[str], bool]
 
     def __getattr__(self, name: str) -> Callable[[str], bool]:
         path = _STDNUM_MODULES.get(name)
