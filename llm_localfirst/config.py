@@ -8,13 +8,13 @@ import time.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from .audit.factory import default_data_dir
 from .errors import ConfigError
 from .policy import ALL_DETECTORS, Policy, policy_from_data
 
@@ -35,15 +35,6 @@ CLOUD_ALIASES: dict[str, tuple[str, str, float, float]] = {
 }
 
 
-def default_data_dir() -> Path:
-    """The platform's per-user data directory for llm-localfirst."""
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "llm-localfirst"
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "llm-localfirst"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "llm-localfirst"
 
 
 class Settings(BaseModel):
@@ -72,6 +63,27 @@ class Settings(BaseModel):
     admin_token: SecretStr | None = None
     mcp_token: SecretStr | None = None
     cors_origins: str = ""
+    #: 0.2.0's ``{"haiku": [0.8, 4.0]}``: USD per million input / output tokens by
+    #: destination name, over the policy's ``price`` (``LF_PRICES``).
+    prices: str | None = None
+    #: 0.2.0's per-process ceilings on cloud use (``LF_MAX_CLOUD_*``), period ``total``.
+    max_cloud_calls: int | None = Field(default=None, gt=0)
+    max_cloud_tokens: int | None = Field(default=None, gt=0)
+    max_cloud_cost: float | None = Field(default=None, gt=0)
+    #: Extra ``Host`` values (``name`` or ``name:port``, comma-separated) the servers
+    #: accept besides loopback names and the bound host (``LF_ALLOWED_HOSTS``).
+    allowed_hosts: str = ""
+    #: Extra browser origins (``http://name:port``, comma-separated) allowed to call
+    #: the servers; ``LF_CORS_ORIGINS`` entries are allowed too (``LF_ALLOWED_ORIGINS``).
+    allowed_origins: str = ""
+    #: Seconds a sensitive request's message digests and session stay sensitive;
+    #: overrides the policy's ``sensitivity.taint_ttl_s`` (``LF_TAINT_TTL``).
+    taint_ttl: float | None = Field(default=None, gt=0, le=366 * 86_400)
+    #: Folders the local worker may read, separated by ``os.pathsep`` (``LF_WORKER_ROOTS``).
+    worker_roots: str = ""
+    #: ``batch`` or ``intent``: whether an intent row is committed before every upstream
+    #: attempt; overrides the policy's ``audit.durability`` (``LF_AUDIT_DURABILITY``).
+    audit_durability: Literal["batch", "intent"] | None = None
 
     @field_validator("sensitive_fail_closed")
     @classmethod
@@ -121,10 +133,74 @@ class Settings(BaseModel):
         """``LF_DATA_DIR`` or the platform default."""
         return self.data_dir or default_data_dir()
 
+    def price_table(self) -> dict[str, tuple[float, float]]:
+        """``LF_PRICES`` parsed: destination name -> (input, output) USD per million tokens.
+
+        Raises:
+            ConfigError: not a JSON object of ``[input, output]`` pairs.
+        """
+        if not self.prices:
+            return {}
+        import json
+
+        try:
+            raw = json.loads(self.prices)
+            if not isinstance(raw, dict):
+                raise ValueError("not an object")
+            table = {}
+            for name, pair in raw.items():
+                in_p, out_p = pair
+                if isinstance(in_p, bool) or isinstance(out_p, bool) or min(in_p, out_p) < 0:
+                    raise ValueError(name)
+                table[str(name)] = (float(in_p), float(out_p))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                "invalid settings: LF_PRICES: expected a JSON object of [input, output] USD "
+                f"per million tokens, e.g. '{{\"haiku\": [0.8, 4.0]}}' ({exc})") from None
+        return table
+
     def proxy_key_list(self) -> tuple[str, ...]:
-        """Client keys accepted by the proxy (comma-separated ``LF_PROXY_KEYS``)."""
-        raw = self.proxy_keys.get_secret_value() if self.proxy_keys else ""
-        return tuple(k.strip() for k in raw.split(",") if k.strip())
+        """Client keys accepted by the proxy (``LF_PROXY_KEYS``, names dropped)."""
+        return tuple(key for _, key in self.proxy_named_keys())
+
+    def proxy_named_keys(self) -> tuple[tuple[str, str], ...]:
+        """``(name, key)`` pairs of ``LF_PROXY_KEYS``.
+
+        ``LF_PROXY_KEYS`` is comma-separated ``name:key`` pairs (``alice:sk-a,bob:sk-b``),
+        bare keys (named ``key1``, ``key2``... by position), or ``@/path/to/keys`` (also
+        a plain path to an existing file): one ``name:key`` per line, ``#`` comments.
+        The audit log and budgets see the name, never the key.
+
+        Raises:
+            ConfigError: the keys file cannot be read, or a name is used twice.
+        """
+        raw = self.proxy_keys.get_secret_value().strip() if self.proxy_keys else ""
+        if not raw:
+            return ()
+        path = Path(raw[1:] if raw.startswith("@") else raw).expanduser()
+        if raw.startswith("@") or ("," not in raw and os.sep in raw and path.is_file()):
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ConfigError(f"invalid settings: LF_PROXY_KEYS: cannot read the keys "
+                                  f"file {path}: {exc.strerror}") from None
+            entries = [ln.split("#", 1)[0].strip() for ln in lines]
+        else:
+            entries = [e.strip() for e in raw.split(",")]
+        pairs: list[tuple[str, str]] = []
+        for entry in entries:
+            if not entry:
+                continue
+            name, sep, key = entry.partition(":")
+            name, key = (name.strip(), key.strip()) if sep else (f"key{len(pairs) + 1}", entry)
+            if not name or not key:
+                raise ConfigError("invalid settings: LF_PROXY_KEYS: each entry is name:key "
+                                  "or a bare key")
+            if any(n == name for n, _ in pairs):
+                raise ConfigError(f"invalid settings: LF_PROXY_KEYS: the name {name!r} is used "
+                                  "twice")
+            pairs.append((name, key))
+        return tuple(pairs)
 
 
 def _cloud_destination(name: str) -> dict[str, Any]:
@@ -167,4 +243,4 @@ def policy_from_settings(settings: Settings) -> Policy:
                    "to": [settings.reason_model], "fallback": ["local"]}],
         "default": {"to": ["local"], "fallback": [settings.fallback_model]},
     }
-    return policy_from_data(data, source="<LF_* settings>")
+    return policy_from_data(data, source="<LF_* settings>", prices=settings.price_table())

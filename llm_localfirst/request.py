@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,6 +23,43 @@ Message = Mapping[str, Any]
 
 #: Default ceiling on the characters of one request (prompt + source + messages).
 DEFAULT_MAX_INPUT_CHARS = 4_000_000
+
+#: Values of a sensitivity header (``x-lf-sensitive``) that mean "not sensitive".
+#: The true spellings are ``true``, ``1``, ``yes`` and ``on`` (case-insensitive);
+#: any other value, and any true occurrence among several, counts as sensitive.
+FALSE_HEADER_VALUES = frozenset({"", "false", "0", "no", "off"})
+TRUE_HEADER_VALUES = frozenset({"true", "1", "yes", "on"})
+
+
+#: What a tag may look like (every face): it is stored in the audit log and exported.
+TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,63}")
+#: Most tags one request may carry.
+MAX_TAGS = 32
+
+
+def check_tags(tags: Sequence[str], param: str) -> None:
+    """Refuse more than `MAX_TAGS` tags, or a tag that is not 1-64 of ``a-z0-9._:/-``.
+
+    Raises:
+        InvalidRequest: naming ``param``.
+    """
+    if len(tags) > MAX_TAGS:
+        raise InvalidRequest(f"{param} holds more than {MAX_TAGS} tags", param=param)
+    for tag in tags:
+        if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag.strip().lower()):
+            raise InvalidRequest(
+                f"{param}: each tag is 1-64 characters of a-z, 0-9, '.', '_', ':', '/', '-'",
+                param=param)
+
+
+def header_says_sensitive(value: str) -> bool:
+    """Whether a sensitivity header's value marks the request sensitive.
+
+    Repeated headers arrive joined by commas (RFC 9110), so each comma-separated
+    item counts: one true item is enough, and an unrecognised item fails closed.
+    An empty value (or only empty items) is "not sensitive".
+    """
+    return any(item.strip().lower() not in FALSE_HEADER_VALUES for item in value.split(","))
 
 
 class Kind(enum.StrEnum):
@@ -67,7 +105,26 @@ def _text_of(content: Any) -> str:
     return str(content)
 
 
-def _message_text(message: Message) -> str:
+def check_content_parts(content: Any, where: str) -> None:
+    """Refuse content parts that no upstream API accepts (``null``, booleans, nested arrays).
+
+    Strings and objects are content parts; a bare number is let through here and
+    counted as unreadable by the egress scan (it could encode anything).
+
+    Raises:
+        InvalidRequest: a malformed part, naming its position.
+    """
+    if not isinstance(content, list):
+        return
+    for j, part in enumerate(content):
+        if part is None or isinstance(part, (bool, list, tuple)):
+            raise InvalidRequest(
+                f"{where}.content[{j}] must be a content part object (e.g. "
+                '{"type": "text", "text": "..."}), not ' + type(part).__name__.replace(
+                    "NoneType", "null"), param=f"{where}.content[{j}]")
+
+
+def message_text(message: Message) -> str:
     """A message's content plus the tool-call arguments it carries: all of it is prompt text."""
     text = _text_of(message.get("content"))
     calls = message.get("tool_calls")
@@ -99,6 +156,18 @@ class Request:
         max_tokens: Upper bound on generated tokens, if any.
         temperature: Sampling temperature, if any.
         extra: Provider-specific body fields passed through (tools, stop, ...).
+        body: For non-chat endpoints (completions, embeddings, responses): the exact
+            body that will be sent upstream. ``None`` for chat, whose body is
+            :meth:`chat_body`.
+        session: A conversation id (``x-lf-session``, the MCP session, ``session=``):
+            once sensitive, a session stays sensitive for the taint TTL.
+        local_only: Run only on a local destination (the worker's calls). The policy
+            intersects its candidates with the local destinations; unlike
+            ``sensitive`` it says where, not what the text is, so it adds no
+            sensitivity reason. ``True`` (any local destination, the rule's first)
+            or a tuple of local destination names, tried in that order.
+        client_key: The name of the proxy key that sent it (``LF_PROXY_KEYS``
+            ``name:key``), never the key; budgets can be scoped to it.
     """
 
     messages: tuple[Message, ...]
@@ -113,6 +182,10 @@ class Request:
     max_tokens: int | None = None
     temperature: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+    session: str | None = None
+    local_only: bool | tuple[str, ...] = False
+    client_key: str | None = None
 
     @classmethod
     def build(
@@ -133,6 +206,10 @@ class Request:
         max_tokens: int | None = None,
         temperature: float | None = None,
         extra: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        session: str | None = None,
+        local_only: bool | Sequence[str] = False,
+        client_key: str | None = None,
         max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
         allow_empty: bool = False,
     ) -> Request:
@@ -142,7 +219,8 @@ class Request:
         seed's ``complete(prompt, source=...)`` does.
 
         Raises:
-            InvalidRequest: empty prompt, oversized input, wrong types.
+            InvalidRequest: empty prompt, oversized input, wrong types, malformed
+                content parts.
         """
         if prompt is not None and not isinstance(prompt, str):
             raise InvalidRequest("prompt must be a string", param="prompt")
@@ -158,6 +236,7 @@ class Request:
                 if not isinstance(m, Mapping) or "role" not in m:
                     raise InvalidRequest(f"messages[{i}] must be an object with a 'role'",
                                          param=f"messages[{i}]")
+                check_content_parts(m.get("content"), f"messages[{i}]")
                 msgs.append(m)
         if prompt is not None or source is not None:
             body = prompt or ""
@@ -169,6 +248,14 @@ class Request:
                                  param="prompt")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise InvalidRequest("max_tokens must be a positive integer", param="max_tokens")
+        if session is not None and (not isinstance(session, str) or len(session) > 256):
+            raise InvalidRequest("session must be a string of at most 256 characters",
+                                 param="session")
+        if not isinstance(local_only, bool) and (
+                isinstance(local_only, str) or not local_only
+                or not all(isinstance(n, str) and n for n in local_only)):
+            raise InvalidRequest("local_only must be a boolean or a list of destination names",
+                                 param="local_only")
         request = cls(
             messages=tuple(msgs),
             kind=Kind.parse(kind),
@@ -182,6 +269,10 @@ class Request:
             max_tokens=max_tokens,
             temperature=temperature,
             extra=dict(extra or {}),
+            body=body,
+            session=session or None,
+            local_only=local_only if isinstance(local_only, bool) else tuple(local_only),
+            client_key=client_key,
         )
         if request.input_chars > max_input_chars:
             raise InvalidRequest(
@@ -190,9 +281,27 @@ class Request:
             )
         return request
 
+    def chat_body(self) -> dict[str, Any]:
+        """The OpenAI chat body: pass-through fields, messages, sampling options."""
+        body: dict[str, Any] = dict(self.extra)
+        body["messages"] = [dict(m) for m in self.messages]
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        return body
+
+    def outbound(self) -> Mapping[str, Any]:
+        """What will leave this machine: the body sent upstream (what the scan reads).
+
+        Providers that speak another wire protocol (Anthropic) translate this body;
+        the translation only moves its strings.
+        """
+        return self.body if self.body is not None else self.chat_body()
+
     def texts(self) -> list[str]:
         """The text of every message, in order (what the detectors scan)."""
-        return [_message_text(m) for m in self.messages]
+        return [message_text(m) for m in self.messages]
 
     @property
     def input_chars(self) -> int:
@@ -234,6 +343,10 @@ class Decision:
             ``rule:<name>``, ``detector:email``, ``detector_error``).
         chain: Candidate destinations in the order they will be tried.
         detectors: Detector names that fired (never the matched text).
+        classifier_label: The opt-in classifier's label (``None``: off or it failed).
+        classifier_ms: How long the classifier took (0 when served from its cache).
+        classifier_cached: Whether the label came from the classifier's digest cache.
+        budget: The budget that moved this request to a local destination, if one did.
     """
 
     target: Literal["local", "cloud"]
@@ -247,6 +360,10 @@ class Decision:
     sensitive_reasons: tuple[str, ...] = ()
     chain: tuple[str, ...] = ()
     detectors: tuple[str, ...] = ()
+    classifier_label: str | None = None
+    classifier_ms: float | None = None
+    classifier_cached: bool = False
+    budget: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -271,6 +388,8 @@ class Decision:
             "arm": self.arm, "sensitive": self.sensitive,
             "sensitive_reasons": list(self.sensitive_reasons), "chain": list(self.chain),
             "detectors": list(self.detectors),
+            "classifier_label": self.classifier_label, "classifier_ms": self.classifier_ms,
+            "classifier_cached": self.classifier_cached, "budget": self.budget,
         }
 
 
@@ -280,6 +399,20 @@ class Usage:
 
     input_tokens: int = 0
     output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens,
+                     self.output_tokens + other.output_tokens)
+
+    def as_dict(self) -> dict[str, int]:
+        """``input_tokens``, ``output_tokens`` and ``total_tokens``."""
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "total_tokens": self.total_tokens}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..errors import LocalUnavailable, ModelNotAllowed, PrivacyViolation
-from ..request import Decision, Request
+from ..request import Decision, Request, header_says_sensitive
 from .schema import Arm, Facts, Policy, Rule, Target
 
 
@@ -24,10 +24,16 @@ class Assessment:
         reasons: Detected reasons (``detector:email``, ``detector_error``); the declared
             ones (flag, headers, tags) are derived by :func:`decide` itself.
         detectors: Detector names that fired.
+        classifier_label: The classifier's label (``None``: off, or it failed closed).
+        classifier_ms: How long it took (0 from the cache; ``None`` when off).
+        classifier_cached: Whether the label came from the digest cache.
     """
 
     reasons: tuple[str, ...] = ()
     detectors: frozenset[str] = frozenset()
+    classifier_label: str | None = None
+    classifier_ms: float | None = None
+    classifier_cached: bool = False
 
 
 def declared_reasons(policy: Policy, request: Request) -> list[str]:
@@ -35,7 +41,7 @@ def declared_reasons(policy: Policy, request: Request) -> list[str]:
     reasons = ["flag"] if request.sensitive else []
     for header in policy.sensitivity.headers:
         value = request.headers.get(header)
-        if value is not None and value.strip().lower() in ("1", "true", "yes", "on"):
+        if value is not None and header_says_sensitive(value):
             reasons.append(f"header:{header}")
     reasons += [f"tag:{t}" for t in policy.sensitivity.tags if t in request.tags]
     return reasons
@@ -90,7 +96,8 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
     rule: Rule | None = None
     compiled = policy.compiled_rules
     facts = Facts(request, assessment.detectors, sensitive,
-                   request.estimated_tokens if compiled.needs_tokens else 0)
+                  request.estimated_tokens if compiled.needs_tokens else 0,
+                  assessment.classifier_label)
     for candidate, matches in compiled.by_kind[request.kind]:
         if matches(facts):
             rule = candidate
@@ -103,6 +110,11 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
         rule_name = "explicit model"
         chain: tuple[str, ...] = (request.model,)
         why = f"the caller asked for {request.model!r}"
+        if request.local_only and not dests[request.model].is_local:
+            raise PrivacyViolation(
+                f"the request is local-only and {request.model!r} is a cloud destination; "
+                "nothing was sent", destination=request.model,
+                sensitive_reasons=tuple(reasons))
         if sensitive and not dests[request.model].is_local:
             raise PrivacyViolation(
                 f"request is sensitive ({', '.join(reasons)}) and {request.model!r} is a cloud "
@@ -129,8 +141,15 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
                 "destination; refusing to send it anywhere", rule=rule_name,
                 sensitive_reasons=tuple(reasons))
         chain = local_chain
+    if request.local_only:
+        chain = _local_only_chain(policy, request, chain)
+        why += "; local only"
     live = tuple(d for d in chain if up(d))
     if not live:
+        if request.local_only and not sensitive:
+            raise LocalUnavailable(
+                f"the request is local-only and no local destination is up ({', '.join(chain)}); "
+                "nothing was sent", candidates=chain, rule=rule_name)
         if sensitive:
             raise LocalUnavailable(
                 f"request is sensitive ({', '.join(reasons)}) and no local destination is up "
@@ -151,7 +170,38 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
         target="local" if dest.is_local else "cloud", destination=chosen, model=dest.model,
         reason=why, fell_back=fell_back, rule=rule_name, arm=arm, sensitive=sensitive,
         sensitive_reasons=tuple(reasons), chain=live,
-        detectors=tuple(sorted(assessment.detectors)))
+        detectors=tuple(sorted(assessment.detectors)),
+        classifier_label=assessment.classifier_label, classifier_ms=assessment.classifier_ms,
+        classifier_cached=assessment.classifier_cached)
+
+
+def _local_only_chain(policy: Policy, request: Request,
+                      chain: tuple[str, ...]) -> tuple[str, ...]:
+    """A local-only request's candidates: the local ones, then every other local destination.
+
+    ``local_only`` as a tuple names the destinations (in order) instead; an
+    explicit ``model`` keeps its one-destination chain (checked local above).
+    """
+    dests = policy.destinations
+    wanted = request.local_only
+    if isinstance(wanted, tuple):
+        for name in wanted:
+            if name not in dests:
+                raise ModelNotAllowed(name, policy.local_names)
+            if not dests[name].is_local:
+                raise PrivacyViolation(
+                    f"the request is local-only and {name!r} is a cloud destination; "
+                    "nothing was sent", destination=name)
+        if request.model == "auto":
+            chain = wanted
+    local = [d for d in chain if dests[d].is_local]
+    if request.model == "auto" and not isinstance(wanted, tuple):
+        local += policy.sensitivity.pin_to or policy.local_names
+    if not local:
+        raise LocalUnavailable(
+            "the request is local-only and the policy has no local destination; "
+            "refusing to send it anywhere", rule=None)
+    return _dedup(local)
 
 
 def _always_up(_: str) -> bool:

@@ -22,8 +22,10 @@ from pydantic import (
 
 from ..registry import NAME_PATTERN, Destination, TrustedHosts, declared_local_problem
 from ..request import Kind, Request
+from ..sensitivity.finding import DETECTORS
 
-ALL_DETECTORS = ("email", "phone", "payment_card", "iban", "national_id", "secret")
+#: The built-in detectors' names: one list, owned by the detectors.
+ALL_DETECTORS = DETECTORS
 MAX_POLICY_BYTES = 1_000_000
 
 
@@ -68,6 +70,7 @@ class When(_Strict):
         tokens: Bounds on estimated input tokens.
         detectors: At least one of these detectors fired (``any`` = any detector).
         sensitive: Match on whether the request is already sensitive.
+        classifier: The opt-in classifier's label is one of these.
     """
 
     kind: list[Kind] | None = None
@@ -79,8 +82,10 @@ class When(_Strict):
     tokens: TokenRange | None = None
     detectors: list[str] | None = None
     sensitive: bool | None = None
+    classifier: list[str] | None = None
 
-    _norm = field_validator("kind", "tags", "any_tags", "model", "detectors", mode="before")(
+    _norm = field_validator("kind", "tags", "any_tags", "model", "detectors", "classifier",
+                            mode="before")(
         classmethod(lambda cls, v: _listify(v)))
 
     @field_validator("detectors")
@@ -131,6 +136,34 @@ class Rule(Target):
     sensitive: bool = False
 
 
+class ClassifierPolicy(_Strict):
+    """The opt-in content classifier: a small local model labels each request.
+
+    Attributes:
+        destination: A local destination that answers with one label.
+        labels: Every label the model may answer.
+        sensitive: Labels that make the request sensitive.
+        timeout_ms: Past this, the request counts as sensitive (``classifier_timeout``).
+    """
+
+    destination: str
+    labels: list[str] = Field(min_length=1)
+    sensitive: list[str] = []
+    timeout_ms: int = Field(default=1500, gt=0, le=120_000)
+
+    @field_validator("labels", "sensitive")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        return [v.strip().casefold() for v in value]
+
+    @model_validator(mode="after")
+    def _known(self) -> ClassifierPolicy:
+        unknown = [s for s in self.sensitive if s not in self.labels]
+        if unknown:
+            raise ValueError(f"sensitive label(s) {', '.join(unknown)} are not in labels")
+        return self
+
+
 class SensitivityPolicy(_Strict):
     """How a request becomes sensitive, besides the caller's flag."""
 
@@ -139,6 +172,12 @@ class SensitivityPolicy(_Strict):
     detectors: list[str] = list(ALL_DETECTORS)
     fail_closed: Literal[True] = True
     pin_to: list[str] | None = None
+    classifier: ClassifierPolicy | None = None
+    #: Values the detectors cannot read (token ids, images, audio, files, bare numbers
+    #: in content): ``sensitive`` (default) keeps such requests local, ``allow`` does not.
+    unreadable: Literal["sensitive", "allow"] = "sensitive"
+    #: How long message digests and session ids of a sensitive request stay sensitive.
+    taint_ttl_s: float = Field(default=86400.0, gt=0, le=366 * 86400)
 
     @field_validator("headers", "tags")
     @classmethod
@@ -154,6 +193,71 @@ class SensitivityPolicy(_Strict):
         return value
 
 
+class WorkerPolicy(_Strict):
+    """What the local worker may read and what its answers may carry out.
+
+    Attributes:
+        roots: Folders whose files ``delegate_to_worker(paths=...)`` may read
+            (``~`` expanded), besides ``LF_WORKER_ROOTS`` and the MCP client's roots.
+        outbound: What to do when the detectors find personal data or secrets in an
+            answer before it returns to the director: ``redact`` (typed placeholders
+            such as ``[EMAIL]``), ``refuse`` (a tool error naming the kinds) or ``allow``.
+        max_files: Most files one delegation may read.
+        max_bytes: Most bytes (on disk) one delegation may read, over all its files.
+    """
+
+    roots: list[str] = []
+    outbound: Literal["redact", "refuse", "allow"] = "redact"
+    max_files: int = Field(default=200, ge=1, le=100_000)
+    max_bytes: int = Field(default=50_000_000, ge=1, le=10_000_000_000)
+
+    @field_validator("roots")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if any(not r.strip() for r in value):
+            raise ValueError("worker.roots entries must be non-empty paths")
+        return value
+
+
+class BudgetScope(_Strict):
+    """What a budget counts: cloud destinations and proxy keys (omitted = all)."""
+
+    destinations: list[str] | None = None
+    keys: list[str] | None = None
+
+    _norm = field_validator("destinations", "keys", mode="before")(
+        classmethod(lambda cls, v: _listify(v)))
+
+
+class BudgetSpec(_Strict):
+    """A ceiling on cloud spend, shared by every instance on one audit store.
+
+    Attributes:
+        name: Unique; the key of its counters.
+        period: ``day``, ``week`` (ISO, from Monday), ``month`` (UTC) or ``total``.
+        limit_usd: USD per period (needs a price for every cloud destination in scope).
+        limit_tokens: Tokens (input + output) per period.
+        limit_calls: Cloud calls per period.
+        scope: Destinations and proxy key names it counts; omitted = every cloud call.
+        on_exceeded: ``local`` sends cloud-bound work to the local chain; ``refuse``
+            raises ``BudgetExceeded``.
+    """
+
+    name: str = Field(min_length=1, max_length=200)
+    period: Literal["day", "week", "month", "total"] = "month"
+    limit_usd: float | None = Field(default=None, gt=0)
+    limit_tokens: int | None = Field(default=None, gt=0)
+    limit_calls: int | None = Field(default=None, gt=0)
+    scope: BudgetScope = BudgetScope()
+    on_exceeded: Literal["local", "refuse"] = "refuse"
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> BudgetSpec:
+        if self.limit_usd is None and self.limit_tokens is None and self.limit_calls is None:
+            raise ValueError("a budget needs limit_usd, limit_tokens or limit_calls")
+        return self
+
+
 @dataclass(slots=True)
 class Facts:
     """What rules match on, computed once per decision."""
@@ -162,6 +266,7 @@ class Facts:
     detectors: frozenset[str]
     sensitive: bool
     tokens: int
+    classifier: str | None = None
 
 
 Predicate = Callable[[Facts], bool]
@@ -228,6 +333,9 @@ def _predicates(when: When) -> tuple[Predicate, ...]:
     if when.sensitive is not None:
         flag = when.sensitive
         preds.append(lambda f: f.sensitive == flag)
+    if when.classifier is not None:
+        labels = frozenset(v.strip().casefold() for v in when.classifier)
+        preds.append(lambda f: f.classifier in labels)
     return tuple(preds)
 
 
@@ -245,6 +353,21 @@ def _meta_pred(key: str, expected: str) -> Predicate:
     return match
 
 
+class AuditPolicy(_Strict):
+    """The ``audit`` section: how the audit log is written.
+
+    Attributes:
+        durability: ``intent`` (default: an intent row is committed before every
+            upstream attempt, so every request that was sent has a committed row
+            even if the process is killed; a request whose intent cannot be
+            committed is not sent) or ``batch`` (decision rows only, committed in
+            batches after the answer; a SIGKILL may lose the last ~50 ms of rows).
+            ``LF_AUDIT_DURABILITY`` overrides it. See bench/bench_audit_durability.py.
+    """
+
+    durability: Literal["batch", "intent"] = "intent"
+
+
 class Policy(_Strict):
     """A validated routing policy (``version: 1``)."""
 
@@ -254,6 +377,9 @@ class Policy(_Strict):
     sensitivity: SensitivityPolicy = SensitivityPolicy()
     rules: list[Rule] = []
     default: Target
+    budgets: list[BudgetSpec] = []
+    worker: WorkerPolicy = WorkerPolicy()
+    audit: AuditPolicy = AuditPolicy()
 
     @field_validator("destinations", mode="before")
     @classmethod
@@ -293,6 +419,8 @@ class Policy(_Strict):
                 problems.append(f"sensitivity.pin_to: unknown destination {name!r}")
             elif not self.destinations[name].is_local:
                 problems.append(f"sensitivity.pin_to: {name!r} is not a local destination")
+        problems += _classifier_problems(self)
+        problems += _budget_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -331,3 +459,55 @@ def _unknown_refs(target: Target, names: set[str]) -> list[str]:
     return [f"unknown destination {r!r} (known: {', '.join(sorted(names))})"
             for r in refs if r not in names]
 
+
+
+def _classifier_problems(policy: Policy) -> list[str]:
+    problems: list[str] = []
+    clf = policy.sensitivity.classifier
+    uses = [r.name for r in policy.rules if r.when.classifier is not None]
+    if clf is None:
+        if uses:
+            problems.append(f"rules {', '.join(map(repr, uses))} match on 'classifier' but "
+                            "sensitivity.classifier is not configured")
+        return problems
+    dest = policy.destinations.get(clf.destination)
+    if dest is None:
+        problems.append(f"sensitivity.classifier.destination: unknown destination "
+                        f"{clf.destination!r}")
+    elif not dest.is_local:
+        problems.append(f"sensitivity.classifier.destination: {clf.destination!r} is a cloud "
+                        "destination; the classifier reads every request and must be local")
+    for i, rule in enumerate(policy.rules):
+        for label in rule.when.classifier or ():
+            if label.strip().casefold() not in clf.labels:
+                problems.append(f"rules[{i}] {rule.name!r}: when.classifier {label!r} is not "
+                                "one of sensitivity.classifier.labels")
+    return problems
+
+
+def _budget_problems(policy: Policy) -> list[str]:
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, spec in enumerate(policy.budgets):
+        where = f"budgets[{i}] {spec.name!r}"
+        if spec.name in seen:
+            problems.append(f"{where}: duplicate budget name")
+        seen.add(spec.name)
+        for name in spec.scope.destinations or ():
+            dest = policy.destinations.get(name)
+            if dest is None:
+                problems.append(f"{where}: scope.destinations: unknown destination {name!r}")
+            elif dest.is_local:
+                problems.append(f"{where}: scope.destinations: {name!r} is local; budgets "
+                                "gate cloud calls only")
+        if spec.limit_usd is not None:
+            scope = spec.scope.destinations or list(policy.destinations)
+            unpriced = [n for n in scope if n in policy.destinations
+                        and not policy.destinations[n].is_local
+                        and policy.destinations[n].price is None]
+            if unpriced:
+                problems.append(
+                    f"{where}: limit_usd over unpriced cloud destination(s) "
+                    f"{', '.join(unpriced)}; give them a price (price: {{input: .., output: ..}} "
+                    "or LF_PRICES) or use limit_tokens / limit_calls")
+    return problems

@@ -23,6 +23,8 @@ CHAT = "/v1/chat/completions"
 
 
 def post(proxy: LiveProxy, path: str = CHAT, **kwargs: Any) -> httpx2.Response:
+    if "content" in kwargs:  # raw bodies are still declared JSON (anything else is a 415)
+        kwargs["headers"] = {"content-type": "application/json", **kwargs.get("headers", {})}
     with proxy.client() as client:
         return client.post(path, **kwargs)
 

@@ -19,7 +19,6 @@ and works without the extra).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
@@ -31,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from ... import __version__
 from ...agents.director import DIRECTOR_GUIDANCE
-from ...errors import ConfigError
+from ...errors import ConfigError, UsageError
 from ...registry import is_loopback_host
+from ..auth import BearerTokens, RequestGuard
 
 if TYPE_CHECKING:
     import uvicorn
@@ -96,51 +96,63 @@ def build_server(router: Router, *,
 
 
 class BearerTokenMiddleware:
-    """ASGI middleware: every HTTP request must carry ``Authorization: Bearer <token>``.
+    """ASGI middleware: the shared Host/Origin/header checks, then the bearer token.
 
-    Compared in constant time. A missing or wrong token gets ``401`` with
-    ``WWW-Authenticate: Bearer`` before the request reaches the MCP transport.
+    Both come from :mod:`llm_localfirst.server.auth`, the proxy's own checks: a
+    foreign ``Host`` gets 421, a foreign ``Origin`` 403, oversized headers 431, and
+    (when a token is set) a missing or wrong ``Authorization: Bearer <token>`` gets
+    401 with ``WWW-Authenticate: Bearer``, all before the MCP transport sees the
+    request. The token is compared in constant time; the scheme in any case.
     """
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        if not token:
+    def __init__(self, app: ASGIApp, token: str | None, *,
+                 guard: RequestGuard | None = None) -> None:
+        if token is not None and not token:
             raise ConfigError("LF_MCP_TOKEN is empty")
         self.app = app
-        self._expected = token.encode()
-
-    def _authorized(self, scope: Scope) -> bool:
-        header = dict(scope.get("headers") or []).get(b"authorization", b"")
-        scheme, _, credentials = header.strip().partition(b" ")
-        # The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
-        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(),
-                                                                  self._expected)
+        self._tokens = BearerTokens([token] if token else [])
+        self._guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._authorized(scope):
-            body = json.dumps({"error": "unauthorized",
-                               "message": "a valid bearer token is required"}).encode()
-            await send({"type": "http.response.start", "status": 401, "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="llm-localfirst"')]})
-            await send({"type": "http.response.body", "body": body})
-            return
+        if scope["type"] == "http":
+            headers = scope.get("headers") or []
+            if self._guard is not None:
+                try:
+                    self._guard.check(headers)
+                except UsageError as exc:
+                    await _refuse(send, getattr(exc, "status", 400), exc.code, exc.message)
+                    return
+            if self._tokens.required and not self._tokens.matches(
+                    dict(headers).get(b"authorization")):
+                await _refuse(send, 401, "unauthorized", "a valid bearer token is required",
+                              [(b"www-authenticate", b'Bearer realm="llm-localfirst"')])
+                return
         await self.app(scope, receive, send)
 
 
-def _allowed(host: str, port: int) -> tuple[list[str], list[str]]:
-    """Host and Origin values accepted for a server bound to ``host:port``."""
-    names = ["127.0.0.1", "localhost", "[::1]"]
-    if not is_loopback_host(host):
-        names.append(f"[{host}]" if ":" in host else host)
-    hosts = [f"{n}:{port}" for n in names]
-    origins = [f"http://{n}:{port}" for n in names]
-    return hosts, origins
+async def _refuse(send: Send, status: int, code: str, message: str,
+                  headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"error": code, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def http_app(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 8788,
-             token: str | None = None, max_body_bytes: int = 8 * 1024 * 1024) -> ASGIApp:
+             token: str | None = None, max_body_bytes: int = 8 * 1024 * 1024,
+             allowed_hosts: Sequence[str] = (), allowed_origins: Sequence[str] = ()
+             ) -> ASGIApp:
     """The streamable HTTP ASGI app, with Host/Origin validation and the optional token.
+
+    Args:
+        server: The MCP server.
+        host: The bound host (accepted in ``Host`` besides loopback names).
+        port: The bound port (a ``Host`` naming another port is refused).
+        token: ``LF_MCP_TOKEN``: required as ``Authorization: Bearer <token>`` when set.
+        max_body_bytes: Largest request body.
+        allowed_hosts: Extra ``Host`` values (``LF_ALLOWED_HOSTS``).
+        allowed_origins: Extra browser origins (``LF_ALLOWED_ORIGINS``).
 
     Raises:
         ConfigError: a non-loopback ``host`` without a ``token``.
@@ -150,17 +162,20 @@ def http_app(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 878
     if not is_loopback_host(host) and not token:
         raise ConfigError(f"refusing to serve MCP on {host}, which is not a loopback address, "
                           "without LF_MCP_TOKEN")
-    hosts, origins = _allowed(host, port)
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=True,
-                                         allowed_hosts=hosts, allowed_origins=origins)
+    guard = RequestGuard(host=host, port=port, allowed_hosts=allowed_hosts,
+                         allowed_origins=allowed_origins)
+    # Host and Origin are checked by the shared guard (the proxy's own), so the SDK's
+    # copy of that check is off: two lists would disagree on LF_ALLOWED_HOSTS.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH,
                                               transport_security=security, host=host,
                                               max_request_body_size=max_body_bytes)
-    return BearerTokenMiddleware(app, token) if token else app
+    return BearerTokenMiddleware(app, token or None, guard=guard)
 
 
 def http_server(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 8788,
                 token: str | None = None, max_body_bytes: int = 8 * 1024 * 1024,
+                allowed_hosts: Sequence[str] = (), allowed_origins: Sequence[str] = (),
                 ) -> uvicorn.Server:
     """A uvicorn server for :func:`http_app` (call ``.serve(sockets=...)`` to run it).
 
@@ -169,7 +184,8 @@ def http_server(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 
     """
     import uvicorn
 
-    app = http_app(server, host=host, port=port, token=token, max_body_bytes=max_body_bytes)
+    app = http_app(server, host=host, port=port, token=token, max_body_bytes=max_body_bytes,
+                   allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             lifespan="on", server_header=False, timeout_graceful_shutdown=5)
     return uvicorn.Server(config)
@@ -251,8 +267,11 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
         sock = _listen(host, port)
         bound = sock.getsockname()[1]  # the real port, also when --port 0 asked for any
         try:
+            settings = router.settings
             uv = http_server(server, host=host, port=bound, token=token or None,
-                             max_body_bytes=router.settings.max_body_bytes)
+                             max_body_bytes=settings.max_body_bytes,
+                             allowed_hosts=_listed(settings.allowed_hosts),
+                             allowed_origins=_listed(settings.allowed_origins))
         except ConfigError:
             sock.close()
             raise
@@ -267,6 +286,10 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
         return 0
     finally:
         router.close()
+
+
+def _listed(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 async def _closing(router: Router, serving: Coroutine[Any, Any, None]) -> None:

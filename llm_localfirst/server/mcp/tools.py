@@ -21,19 +21,34 @@ from the worker to the cloud, and never put prompt or source text in logs or err
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import uuid
+import weakref
+import inspect
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp_types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types import (
+    CallToolResult,
+    ClientCapabilities,
+    InputRequiredResult,
+    RootsCapability,
+    TextContent,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, Field, ValidationError
 
-from ...agents.director import DELEGATE_DESCRIPTION, PARAMETER_DESCRIPTIONS, describe_failure
-from ...agents.tasks import TaskKind
-from ...agents.worker import Worker, WorkerResult
+from ...agents.arguments import DelegateArgs
+from ...agents.arguments import parameters as delegate_parameters
+from ...agents.director import DELEGATE_DESCRIPTION, describe_failure
+from ...agents.worker import Worker, WorkerResult, describe_documents
 from ...errors import InvalidRequest, LocalFirstError
+from ...request import check_tags
 from ...router import Router
 from .messages import routing_failure
 
@@ -65,7 +80,10 @@ token. Use it before sending private text, or to explain routing to the user.
 A sensitive request (sensitive=true, a sensitive tag, or text in which the built-in \
 detectors find personal data or secrets) is pinned to local models; if none is up, \
 the answer is an error saying the request would fail closed. Do not use this tool to \
-get an answer: use `complete` or `delegate_to_worker`."""
+get an answer: use `complete` or `delegate_to_worker`.
+
+If the policy turns on the content classifier, route asks the classifier's local model \
+(on the user's machine, never the cloud) for one label; that is the only model it calls."""
 
 COMPLETE_DESCRIPTION = """\
 Run a prompt through the user's local-first router and return the model's answer. \
@@ -109,6 +127,14 @@ class RouteOutput(BaseModel):
     sensitive_reasons: list[str] = Field(description="Why it is sensitive (flag, tag, detector).")
     chain: list[str] = Field(description="Destinations that would be tried, in order.")
     detectors: list[str] = Field(description="Detectors that fired (never the matched text).")
+    classifier_label: str | None = Field(
+        default=None, description="The content classifier's label (null: off or it failed).")
+    classifier_ms: float | None = Field(
+        default=None, description="Classifier latency in ms (0 when cached; null when off).")
+    classifier_cached: bool = Field(
+        default=False, description="Whether the label came from the classifier's cache.")
+    classifier: str | None = Field(
+        default=None, description="What the classifier did, in one sentence.")
     audit_id: str = Field(description="Id of the dry-run audit row (audit://decisions/{id}).")
 
 
@@ -141,6 +167,13 @@ class DelegateOutput(BaseModel):
     audit_id: str = Field(description="Audit id of the final call.")
     audit_ids: list[str] = Field(description="Audit ids of every call of the run.")
     data: Any = Field(default=None, description="Parsed JSON (extract) or the label (classify).")
+    redacted: dict[str, int] = Field(
+        default_factory=dict, description=("Personal data the outbound gate replaced with "
+                                           "placeholders, per kind (e.g. {\"email\": 2})."))
+    files: list[str] = Field(default_factory=list, description=(
+        "Files read (paths relative to their allowed root) and documents named."))
+    bytes_read: int = Field(default=0, description="Bytes of those files.")
+    run_id: str | None = Field(default=None, description="Audit id of the delegation's row.")
 
 
 def tool_error(exc: LocalFirstError, tool: str = "delegate_to_worker") -> CallToolResult:
@@ -152,13 +185,30 @@ def tool_error(exc: LocalFirstError, tool: str = "delegate_to_worker") -> CallTo
     """
     detail: dict[str, Any] = {"code": exc.code, "type": type(exc).__name__,
                               "message": exc.message, "decision_id": exc.decision_id}
-    for attr in ("param", "destination", "candidates", "status"):
+    for attr in ("param", "destination", "candidates", "status", "budget"):
         value = getattr(exc, attr, None)
         if value is not None:
             detail[attr] = list(value) if isinstance(value, tuple) else value
     text = describe_failure(exc) if tool == "delegate_to_worker" else routing_failure(exc, tool)
     return CallToolResult(content=[TextContent(type="text", text=text)],
                           is_error=True, _meta={ERROR_META: detail})
+
+
+def classifier_note(router: Any, decision: Any) -> str | None:
+    """The plain sentence ``route`` adds when the content classifier is on."""
+    clf = router.classifier
+    if clf is None or decision.classifier_ms is None:
+        return None
+    who = (f"the local model {clf.destination!r}" if clf.destination
+           else "the team's own classifier (Router(classifier=...))")
+    if decision.classifier_cached:
+        return (f"The content classifier label {decision.classifier_label!r} came from its "
+                f"cache; it was first asked of {who}, which runs locally.")
+    if decision.classifier_label is None:
+        return (f"The content classifier called {who} and got no valid label "
+                f"({decision.classifier_ms:g} ms), so the request counts as sensitive.")
+    return (f"The content classifier called {who}, which answered "
+            f"{decision.classifier_label!r} in {decision.classifier_ms:g} ms.")
 
 
 def _ok(output: BaseModel, text: str) -> CallToolResult:
@@ -204,14 +254,37 @@ class LocalFirstMCP(MCPServer[Any]):
             return tool_error(error, name)
 
 
+_SESSIONS: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
+
+
+def session_of(ctx: Context[Any, Any]) -> str:
+    """The MCP session a tool call belongs to (taint sticks to it).
+
+    Streamable HTTP names it (``mcp-session-id``); stdio and in-memory connections
+    are one session each, named here by a random id kept with the session object.
+    """
+    headers = ctx.headers
+    named = headers.get("mcp-session-id") if headers is not None else None
+    if named:
+        return f"mcp:{named[:200]}"
+    session = ctx.request_context.session
+    sid = _SESSIONS.get(session)
+    if sid is None:
+        sid = _SESSIONS[session] = f"mcp:{uuid.uuid4().hex}"
+    return sid
+
+
 def register_tools(server: MCPServer[Any], router: Router, *,
-                   worker_destination: str | Sequence[str] = "local") -> None:
+                   worker_destination: str | Sequence[str] = "local",
+                   documents: Mapping[str, Path | str] | None = None) -> None:
     """Add the three tools to ``server``, bound to ``router``.
 
     Args:
         server: The MCP server being built.
         router: The router every tool uses.
         worker_destination: The destination(s) ``delegate_to_worker`` runs on.
+        documents: Named documents the director may refer to (listed, with sizes,
+            in the tool's description).
     """
 
     workers: list[Worker] = []  # one worker per server, so what it learns is kept
@@ -219,7 +292,7 @@ def register_tools(server: MCPServer[Any], router: Router, *,
     def worker() -> Worker:
         if not workers:
             workers.append(Worker(router, destination=worker_destination,
-                                  metadata={"via": "mcp"}))
+                                  metadata={"via": "mcp"}, documents=documents))
         return workers[0]
 
     @server.tool(name="route", title="Preview routing (no model call)",
@@ -227,6 +300,7 @@ def register_tools(server: MCPServer[Any], router: Router, *,
                  annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False,
                                              idempotent_hint=True))
     async def route(
+        ctx: Context[Any, Any],
         prompt: Annotated[str, Field(description=_DESC["prompt"])] = "",
         kind: Annotated[KindArg, Field(description=_DESC["kind"])] = "auto",
         sensitive: Annotated[bool, Field(description=_DESC["sensitive"])] = False,
@@ -234,27 +308,31 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         tags: Annotated[list[str] | None, Field(description=_DESC["tags"])] = None,
     ) -> Annotated[CallToolResult, RouteOutput]:
         try:
+            check_tags(tags or (), "tags")
             request = router.build_request(prompt or None, face="mcp", kind=kind,
                                            sensitive=sensitive, model=model, tags=tags or (),
-                                           allow_empty=True)
+                                           allow_empty=True, session=session_of(ctx))
         except InvalidRequest as exc:
             router.record_rejected(face="mcp", endpoint="route", error=exc, kind=kind,
                                    model=model)
             return tool_error(exc, "route")
         try:
-            decision = await router.adecide_request(request)
+            decision = await router.adecide_request(request,
+                                                    assessment=await router.aassess(request))
         except LocalFirstError as exc:
             router.record_decision(request, None, exc, endpoint="route")
             return tool_error(exc, "route")
         audit_id = router.record_decision(request, decision, endpoint="route")
-        output = RouteOutput(**decision.to_dict(), audit_id=audit_id)
-        return _ok(output, f"{decision} (audit id {audit_id})")
+        note = classifier_note(router, decision)
+        output = RouteOutput(**decision.to_dict(), audit_id=audit_id, classifier=note)
+        return _ok(output, f"{decision} (audit id {audit_id})" + (f". {note}" if note else ""))
 
     @server.tool(name="complete", title="Run a prompt under the routing policy",
                  description=COMPLETE_DESCRIPTION,
                  annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True,
                                              idempotent_hint=False))
     async def complete(
+        ctx: Context[Any, Any],
         prompt: Annotated[str, Field(description=_DESC["prompt"])],
         source: Annotated[str | None, Field(description=_DESC["source"])] = None,
         system: Annotated[str | None, Field(description=_DESC["system"])] = None,
@@ -265,9 +343,16 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         tags: Annotated[list[str] | None, Field(description=_DESC["tags"])] = None,
     ) -> Annotated[CallToolResult, CompleteOutput]:
         try:
+            try:
+                check_tags(tags or (), "tags")
+            except InvalidRequest as exc:
+                router.record_rejected(face="mcp", endpoint="complete", error=exc, kind=kind,
+                                       model=model)
+                raise
             out = await router.acomplete(prompt, face="mcp", source=source, system=system,
                                          kind=kind, sensitive=sensitive, model=model,
-                                         max_tokens=max_tokens, tags=tags or ())
+                                         max_tokens=max_tokens, tags=tags or (),
+                                         session=session_of(ctx))
         except LocalFirstError as exc:
             return tool_error(exc, "complete")
         d = out.decision
@@ -278,25 +363,7 @@ def register_tools(server: MCPServer[Any], router: Router, *,
             finish_reason=out.finish_reason, audit_id=out.audit_id)
         return _ok(output, out.text)
 
-    @server.tool(name="delegate_to_worker", title="Delegate bulk text work to the local model",
-                 description=DELEGATE_DESCRIPTION,
-                 annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False,
-                                             idempotent_hint=False))
-    async def delegate_to_worker(
-        ctx: Context[Any, Any],
-        task: Annotated[str, Field(description=PARAMETER_DESCRIPTIONS["task"])],
-        source: Annotated[str, Field(description=PARAMETER_DESCRIPTIONS["source"])] = "",
-        task_kind: Annotated[TaskKindArg,
-                             Field(description=PARAMETER_DESCRIPTIONS["task_kind"])] = "freeform",
-        schema: Annotated[dict[str, Any] | None,
-                          Field(description=PARAMETER_DESCRIPTIONS["schema"])] = None,
-        labels: Annotated[list[str] | None,
-                          Field(description=PARAMETER_DESCRIPTIONS["labels"])] = None,
-        target_language: Annotated[str | None, Field(
-            description=PARAMETER_DESCRIPTIONS["target_language"])] = None,
-        max_tokens: Annotated[int | None, Field(
-            description=PARAMETER_DESCRIPTIONS["max_tokens"], ge=1)] = None,
-    ) -> Annotated[CallToolResult, DelegateOutput]:
+    async def delegate_to_worker(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult:
         async def progress(done: int, total: int, message: str) -> None:
             try:
                 await ctx.report_progress(done, total, message)
@@ -308,11 +375,49 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         except LocalFirstError as exc:  # no local destination: refused before any request
             router.record_rejected(face="mcp", endpoint="worker", error=exc)
             return tool_error(exc)
+        args = DelegateArgs.model_validate(arguments)
+        roots = await client_roots(ctx) if args.paths else []
         try:
-            result: WorkerResult = await local.arun(
-                task, source, task_kind=TaskKind(task_kind), schema=schema, labels=labels,
-                target_language=target_language, max_tokens=max_tokens, progress=progress)
+            result: WorkerResult = await local.arun(args.task, args.source, progress=progress,
+                                                    roots=roots, **args.worker_kwargs())
         except LocalFirstError as exc:
             return tool_error(exc)
         output = DelegateOutput(**result.to_dict())
         return _ok(output, result.text)
+
+    # The arguments are DelegateArgs, the model every face shares; the SDK builds the
+    # tool's schema from the signature, so the signature is made from the model.
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                annotation=Context[Any, Any]), *delegate_parameters()]
+    returns = Annotated[CallToolResult, DelegateOutput]
+    delegate_to_worker.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        params, return_annotation=returns)
+    delegate_to_worker.__annotations__ = {p.name: p.annotation for p in params} | {
+        "return": returns}
+    description = DELEGATE_DESCRIPTION
+    if documents:
+        description += "\n\n" + describe_documents(documents)
+    server.add_tool(delegate_to_worker, name="delegate_to_worker",
+                    title="Delegate bulk text work to the local model", description=description,
+                    annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False,
+                                                idempotent_hint=False))
+
+
+async def client_roots(ctx: Context[Any, Any]) -> list[str]:
+    """The folders the MCP client shares (its roots), when it declares the capability.
+
+    A client without roots, or one that fails to answer, shares none; the worker
+    then reads only under ``LF_WORKER_ROOTS`` and the policy's ``worker.roots``.
+    """
+    session = ctx.session
+    if not session.check_client_capability(ClientCapabilities(roots=RootsCapability())):
+        return []
+    try:
+        with warnings.catch_warnings():
+            # Roots are deprecated in the newest protocol revision; clients still send them.
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            result = await session.list_roots()
+    except Exception as exc:  # a client that cannot answer shares no roots
+        log.info("the MCP client did not list its roots (%s)", type(exc).__name__)
+        return []
+    return [str(root.uri) for root in result.roots]

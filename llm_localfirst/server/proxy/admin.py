@@ -1,4 +1,5 @@
-"""The proxy's admin API and UI under ``/admin``: audit, CSV export, health, savings, reload.
+"""The proxy's admin API and UI under ``/admin``: audit, CSV export, report, health,
+savings, reload.
 
 Every route but the UI page requires ``Authorization: Bearer $LF_ADMIN_TOKEN``,
 compared in constant time. With no token configured the routes are not mounted
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
 import io
 import re
 from base64 import b64encode
@@ -32,6 +32,7 @@ from ...audit.record import AuditRecord
 from ...audit.store import MAX_LIMIT
 from ...errors import LocalFirstError
 from ...router import Router
+from ..auth import BearerTokens
 from .openai_wire import Unauthorized, dumps, error_body, error_payload
 from .reload import PolicyReloader
 
@@ -108,13 +109,13 @@ class AdminAPI:
 
     def __init__(self, router: Router, token: str, reloader: PolicyReloader) -> None:
         self._router = router
-        self._expected = f"Bearer {token}".encode()
+        self._tokens = BearerTokens([token])
         self._reloader = reloader
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
             given = request.headers.get("authorization", "").encode("latin-1")
-            if not hmac.compare_digest(given, self._expected):
+            if not self._tokens.matches(given):
                 return error_response(Unauthorized(
                     "admin API: send 'Authorization: Bearer <LF_ADMIN_TOKEN>'"))
             return await endpoint(request)
@@ -185,6 +186,20 @@ class AdminAPI:
         return json_response({"destinations": router.health.snapshot(),
                               "policy_source": router.policy_source})
 
+    async def budgets(self, request: Request) -> Response:
+        """``GET /admin/budgets``: every policy budget's period, spent, reserved and left."""
+        router = self._router
+        states = await anyio.to_thread.run_sync(router.spend.status)
+        limits = router.budget
+        return json_response({
+            "budgets": [st.to_dict() for st in states],
+            "process": None if limits is None else {
+                "max_cloud_calls": limits.max_cloud_calls,
+                "max_cloud_tokens": limits.max_cloud_tokens,
+                "max_cloud_cost": limits.max_cloud_cost,
+                "ledger": router.ledger.snapshot()},
+        })
+
     async def savings(self, request: Request) -> Response:
         """``GET /admin/savings``: the savings ledger (local tokens priced at cloud rates)."""
         try:
@@ -202,6 +217,24 @@ class AdminAPI:
             return _bad_filter(str(exc))
         data = report.to_dict() if hasattr(report, "to_dict") else report
         return json_response(data)
+
+    async def report(self, request: Request) -> Response:
+        """``GET /admin/report?since=&until=``: the ``audit report --json`` document.
+
+        Counts by face x locality x sensitivity reason and whether any sensitive
+        request reached a non-local destination, stated from a verified chain.
+        """
+        from ...audit import build_report
+
+        params = request.query_params
+        since, until = (params.get(k) or None for k in ("since", "until"))
+        await self._flush()
+        try:
+            report = await anyio.to_thread.run_sync(
+                lambda: build_report(self._router.audit, since=since, until=until))
+        except ValueError as exc:
+            return _bad_filter(str(exc))
+        return json_response(report.to_dict())
 
     async def reload(self, request: Request) -> Response:
         """``POST /admin/reload``: re-read the policy the server started with."""
@@ -222,6 +255,8 @@ class AdminAPI:
             Route("/admin/export.csv", g(self.export_csv), methods=["GET"]),
             Route("/admin/health", g(self.health), methods=["GET"]),
             Route("/admin/savings", g(self.savings), methods=["GET"]),
+            Route("/admin/budgets", g(self.budgets), methods=["GET"]),
+            Route("/admin/report", g(self.report), methods=["GET"]),
             Route("/admin/reload", g(self.reload), methods=["POST"]),
             Route("/admin/ui", ui, methods=["GET"]),
         ]

@@ -39,11 +39,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...config import Settings, policy_from_settings
-from ...errors import LocalFirstError
+from ...errors import LocalFirstError, UsageError
 from ...policy import load_policy
-from ...providers.fast_openai import provider_factory
+from ...providers import make_provider
 from ...registry import is_loopback_host
 from ...router import Router
+from ..auth import RequestGuard
 from .admin import admin_routes, json_response
 from .metrics import CONTENT_TYPE_LATEST, ProxyMetrics
 from .model_calls import (
@@ -74,6 +75,9 @@ log = logging.getLogger("llm_localfirst.proxy")
 
 _NO_STORE = (b"cache-control", b"no-store")
 
+# Probes for load balancers and containers answer whatever Host they are asked by.
+_UNGUARDED = frozenset({"/healthz", "/readyz"})
+
 _MODEL_ROUTES: dict[str, tuple[Parser, str]] = {
     "/v1/chat/completions": (parse_chat, "chat"),
     "/v1/completions": (parse_completions, "completions"),
@@ -92,13 +96,17 @@ class ProxyApp:
     """
 
     def __init__(self, router: Router, settings: Settings, *, reloader: PolicyReloader,
-                 metrics: ProxyMetrics, own_router: bool) -> None:
+                 metrics: ProxyMetrics, own_router: bool,
+                 guard: RequestGuard | None = None) -> None:
         self.router = router
         self.settings = settings
         self.metrics = metrics
         self.reloader = reloader
-        self._keys = ClientKeys(settings.proxy_key_list())
-        calls = ModelCalls(router, metrics, keys=self._keys, max_body=settings.max_body_bytes)
+        named = settings.proxy_named_keys()
+        self._keys = ClientKeys(tuple(k for _, k in named), tuple(n for n, _ in named))
+        self._guard = guard or RequestGuard.from_settings(settings)
+        calls = ModelCalls(router, metrics, keys=self._keys, max_body=settings.max_body_bytes,
+                           guard=self._guard)
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.admin_enabled = bool(admin_token)
         self._openapi = dumps(openapi_document(admin=self.admin_enabled))
@@ -120,6 +128,12 @@ class ProxyApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if scope["path"] not in _UNGUARDED and scope["path"] not in _MODEL_ROUTES:
+                try:  # model routes check in ModelCalls, so their refusals are audited
+                    self._guard.check(scope["headers"])
+                except UsageError as exc:
+                    await send_error(send, exc)
+                    return
             route = self._routes.get(scope["path"])
             if route is not None:
                 method, handler = route
@@ -233,33 +247,43 @@ async def _http_error(request: StarletteRequest, exc: Exception) -> Response:
 
 
 def create_app(router: Router, settings: Settings | None = None, *,
-               own_router: bool = True) -> ASGIApp:
+               own_router: bool = True, host: str | None = None,
+               port: int | None = None, metrics: ProxyMetrics | None = None) -> ASGIApp:
     """Build the proxy's ASGI application.
 
     Args:
         router: The router every request goes through. Its audit listener feeds
             this app's metrics.
-        settings: Limits, keys, admin token and CORS origins (default: the router's).
+        settings: Limits, keys, admin token, CORS origins and the allowed hosts and
+            origins (default: the router's).
         own_router: Close the router's providers and flush its audit log when the
             server shuts down (lifespan).
+        host: The bound host: accepted in ``Host`` besides loopback names and
+            ``LF_ALLOWED_HOSTS``.
+        port: The bound port, when known: a ``Host`` naming another port is refused.
+        metrics: The metrics to feed (default: new ones; ``serve --workers`` passes
+            metrics that also add up the other workers').
 
     Returns:
         The ASGI app, wrapped in CORS middleware only when ``LF_CORS_ORIGINS`` is set.
     """
     settings = settings or router.settings
-    metrics = ProxyMetrics()
+    metrics = metrics or ProxyMetrics()
     loader, source = loader_for(router)
     reloader = PolicyReloader(router, loader, source=source,
                               on_result=metrics.reloaded)
     router.add_listener(metrics.listener)
-    app = ProxyApp(router, settings, reloader=reloader, metrics=metrics, own_router=own_router)
+    metrics.budgets = lambda: router.spend.status()
+    guard = RequestGuard.from_settings(settings, host=host, port=port)
+    app = ProxyApp(router, settings, reloader=reloader, metrics=metrics, own_router=own_router,
+                   guard=guard)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if not origins:
         return app
     return CORSMiddleware(
         app, allow_origins=origins, allow_methods=["GET", "POST"], allow_credentials=False,
         allow_headers=["authorization", "content-type", "x-lf-sensitive", "x-sensitive",
-                       "x-lf-kind", "x-lf-tags", "x-lf-ab-key"],
+                       "x-lf-kind", "x-lf-tags", "x-lf-ab-key", "x-lf-session"],
         expose_headers=["x-lf-destination", "x-lf-decision-id", "x-lf-fell-back",
                         "x-lf-locality"])
 
@@ -285,12 +309,13 @@ def build_router(settings: Settings) -> Router:
     """
     if settings.policy is not None:
         return Router(load_policy(settings.policy), settings=settings,
-                      provider_factory=provider_factory, policy_source=str(settings.policy))
+                      provider_factory=make_provider, policy_source=str(settings.policy))
     return Router(policy_from_settings(settings), settings=settings,
-                  provider_factory=provider_factory, policy_source=SETTINGS_SOURCE)
+                  provider_factory=make_provider, policy_source=SETTINGS_SOURCE)
 
 
-def serve(*, policy: str | None, host: str, port: int, insecure: bool) -> int:
+def serve(*, policy: str | None, host: str, port: int, insecure: bool,
+          workers: int = 1) -> int:
     """Run the proxy with uvicorn (uvloop and httptools when installed) until stopped.
 
     Args:
@@ -298,6 +323,8 @@ def serve(*, policy: str | None, host: str, port: int, insecure: bool) -> int:
         host: Address to bind (default 127.0.0.1).
         port: Port to bind.
         insecure: Allow a non-loopback bind without ``LF_PROXY_KEYS``.
+        workers: Worker processes on the one port (see :mod:`.workers`); the policy
+            and settings are checked here first, so a bad file fails before any starts.
 
     Returns:
         The process exit code: 0 after a clean shutdown, 2 when the bind is refused,
@@ -322,18 +349,24 @@ def serve(*, policy: str | None, host: str, port: int, insecure: bool) -> int:
         return 2
     router = build_router(settings)
     router.warm()
-    app = create_app(router, settings)
+    app = create_app(router, settings, host=host, port=port or None)
     if not is_loopback_host(host) and not settings.proxy_key_list():
         log.warning("listening on %s without client keys (--insecure)", host)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     # Our own records (reloads, refusals to start, internal errors) go where uvicorn's go.
     log_config["loggers"]["llm_localfirst"] = {"handlers": ["default"], "level": "INFO",
                                                "propagate": False}
-    config = uvicorn.Config(
-        app, host=host, port=port, loop=_loop_name(), http=_http_name(), lifespan="on",
-        access_log=False, server_header=False, proxy_headers=False, log_level="info",
-        log_config=log_config,
+    options: dict[str, Any] = dict(
+        loop=_loop_name(), http=_http_name(), lifespan="on", access_log=False,
+        server_header=False, proxy_headers=False, log_level="info", log_config=log_config,
         timeout_graceful_shutdown=30)
+    if workers > 1:
+        from .workers import serve_workers
+
+        router.close()  # built to vet the policy; each worker builds its own
+        return serve_workers(policy=policy, host=host, port=port, workers=workers,
+                             config_options=options)
+    config = uvicorn.Config(app, host=host, port=port, **options)
     server = uvicorn.Server(config)
     sys.stderr.write(
         f"llm-localfirst proxy on http://{host}:{port}/v1 (policy {router.policy_source}; "

@@ -28,6 +28,7 @@ from ...errors import LocalFirstError, UsageError
 from ...providers.base import ChatResult, EgressTicket, Provider
 from ...request import Decision, Request
 from ...router import Router
+from ..auth import BearerTokens, RequestGuard, bearer_token, require_json
 from .metrics import ProxyMetrics, RequestClock
 from .openai_wire import (
     NO_RETRY_HEADER,
@@ -68,10 +69,18 @@ class ClientDisconnected(Exception):
 def decision_headers(decision: Decision, audit_id: str) -> list[tuple[bytes, bytes]]:
     """The ``x-lf-*`` response headers naming where a request went."""
     # Destination names match registry.NAME_PATTERN (ASCII, no separators): header-safe.
-    return [(b"x-lf-destination", decision.destination.encode("ascii")),
-            (b"x-lf-decision-id", audit_id.encode("ascii")),
-            (b"x-lf-fell-back", b"true" if decision.fell_back else b"false"),
-            (b"x-lf-locality", decision.target.encode("ascii"))]
+    headers = [(b"x-lf-destination", decision.destination.encode("ascii")),
+               (b"x-lf-decision-id", audit_id.encode("ascii")),
+               (b"x-lf-fell-back", b"true" if decision.fell_back else b"false"),
+               (b"x-lf-locality", decision.target.encode("ascii"))]
+    if decision.classifier_ms is not None:  # the opt-in classifier ran (or failed closed)
+        headers += [
+            (b"x-lf-classifier", (decision.classifier_label or "none").encode("ascii", "replace")),
+            (b"x-lf-classifier-ms", f"{decision.classifier_ms:g}".encode("ascii")),
+            (b"x-lf-classifier-cached", b"true" if decision.classifier_cached else b"false")]
+    if decision.budget is not None:
+        headers.append((b"x-lf-budget", decision.budget.encode("ascii", "replace")))
+    return headers
 
 
 async def send_bytes(send: Send, status: int, body: bytes,
@@ -126,22 +135,27 @@ class ClientKeys:
 
     Args:
         keys: The accepted keys.
+        names: Their names (``LF_PROXY_KEYS`` ``name:key``), in the same order.
     """
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self._keys = tuple(k.encode() for k in keys)
+    def __init__(self, keys: tuple[str, ...], names: tuple[str, ...] = ()) -> None:
+        self._tokens = BearerTokens(keys)
+        self._named = tuple(zip((k.encode() for k in keys), names, strict=False))
+
+    def name_of(self, header: bytes | None) -> str | None:
+        """The name of the key an ``Authorization`` header carries (compared in constant time)."""
+        if not self._named:
+            return None
+        given = bearer_token(header) or b""
+        found: str | None = None
+        for key, name in self._named:  # compare with every key: timing does not tell which
+            if hmac.compare_digest(given, key) and given:
+                found = name
+        return found
 
     def authorized(self, header: bytes | None) -> bool:
         """Whether an ``Authorization`` header carries one of the keys (constant time)."""
-        if not self._keys:
-            return True
-        if header is None or header[:7].lower() != b"bearer ":
-            return False
-        given = header[7:].strip()
-        ok = False
-        for key in self._keys:  # compare with every key: timing does not tell which matched
-            ok |= hmac.compare_digest(given, key)
-        return ok
+        return self._tokens.allows(header)
 
     def check(self, scope: Scope) -> None:
         """Raise unless the request carries a client key.
@@ -162,14 +176,16 @@ class ModelCalls:
         metrics: Timed per request; fed by the router's listener.
         keys: Client keys.
         max_body: Largest request body in bytes.
+        guard: Host, Origin and header-size checks (none: every request passes them).
     """
 
     def __init__(self, router: Router, metrics: ProxyMetrics, *, keys: ClientKeys,
-                 max_body: int) -> None:
+                 max_body: int, guard: RequestGuard | None = None) -> None:
         self.router = router
         self.metrics = metrics
         self._keys = keys
         self._max_body = max_body
+        self._guard = guard
 
     def handler(self, parser: Parser, endpoint: str) -> Handler:
         """The ASGI handler of one model endpoint (``parser`` validates its body)."""
@@ -196,11 +212,14 @@ class ModelCalls:
         info: RoutingInput | None = None
         body: dict[str, Any] | None = None
         try:
+            if self._guard is not None:  # browsers first: a foreign page learns nothing
+                self._guard.check(scope["headers"])
             info = routing_input(scope["headers"])
             if not self._keys.authorized(info.authorization):
                 raise Unauthorized(_NO_KEY)
             if info.problem is not None:
                 raise info.problem
+            require_json(info.headers.get("content-type", "").encode("latin-1"))
             body = load_json(await self._read_body(receive, info.content_length))
             call = parser(body)
             return _Admitted(call, self._build(call, info))
@@ -216,11 +235,16 @@ class ModelCalls:
         return None
 
     def _build(self, call: ParsedCall, info: RoutingInput) -> Request:
+        # Non-chat bodies are forwarded as sent: the Request carries them, so the scan
+        # reads exactly what leaves (token ids there count as unreadable).
+        chat = call.endpoint in ("chat", "stream")
         return self.router.build_request(
             None, messages=call.messages, kind=info.kind, model=call.model,
-            sensitive=call.opaque, tags=info.tags, headers=info.headers,
+            tags=info.tags, headers=info.headers,
             ab_key=info.ab_key or call.user, face="proxy", max_tokens=call.max_tokens,
-            temperature=call.temperature, extra=call.extra, allow_empty=True)
+            temperature=call.temperature, extra=call.extra, allow_empty=True,
+            body=None if chat else call.body, session=info.session,
+            client_key=self._keys.name_of(info.authorization))
 
     async def _read_body(self, receive: Receive, declared: int | None) -> bytes:
         limit = self._max_body
@@ -279,7 +303,7 @@ class ModelCalls:
                 return await provider.chat(ticket, chat_body)
 
             return chat
-        endpoint, path, body = call.endpoint, _UPSTREAM_PATHS[call.endpoint], call.body
+        endpoint, path, body = call.endpoint, _UPSTREAM_PATHS[call.endpoint], request.outbound()
 
         async def post(provider: Provider, ticket: EgressTicket) -> ChatResult:
             dest = provider.destination

@@ -11,7 +11,6 @@ validated into anything the proxy stores or sends back, and never do I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,16 +18,20 @@ from typing import Any
 import orjson
 
 from ...errors import (
+    BudgetExceeded,
     InvalidRequest,
     LocalFirstError,
     LocalUnavailable,
     ModelNotAllowed,
     PolicyError,
     PrivacyViolation,
+    UnsupportedEndpoint,
     UpstreamError,
+    UpstreamTimeout,
     UsageError,
 )
-from ...request import Kind, Message
+from ..auth import ForbiddenOrigin, HeadersTooLarge, MisdirectedRequest, UnsupportedMediaType
+from ...request import MAX_TAGS, TAG_PATTERN, Kind, Message, check_content_parts
 
 __all__ = [
     "NO_RETRY_HEADER",
@@ -50,9 +53,6 @@ __all__ = [
 #: Headers never copied into ``Request.headers`` (rules cannot match on secrets).
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
                             "api-key"})
-#: What a tag may look like: it is stored in the audit log and exported to CSV.
-TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9._:/-]{0,63}")
-MAX_TAGS = 32
 MAX_AB_KEY = 256
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -81,12 +81,6 @@ class Unauthorized(UsageError):
     code = "invalid_api_key"
 
 
-class UnsupportedEndpoint(InvalidRequest):
-    """The chosen destination does not speak the endpoint (e.g. ``/v1/responses``)."""
-
-    code = "unsupported_endpoint"
-
-
 # Not frozen: a frozen dataclass pays an object.__setattr__ per field, on every request.
 @dataclass(slots=True)
 class RoutingInput:
@@ -101,6 +95,7 @@ class RoutingInput:
         content_length: The declared body length, if any.
         problem: The first malformed routing header, raised only after the client
             key has been checked (an unauthenticated caller learns nothing else).
+        session: ``x-lf-session``: a conversation id that stays sensitive once marked.
     """
 
     kind: str = "auto"
@@ -110,6 +105,7 @@ class RoutingInput:
     authorization: bytes | None = None
     content_length: int | None = None
     problem: InvalidRequest | None = None
+    session: str | None = None
 
 
 def routing_input(raw_headers: Iterable[tuple[bytes, bytes]]) -> RoutingInput:
@@ -122,13 +118,20 @@ def routing_input(raw_headers: Iterable[tuple[bytes, bytes]]) -> RoutingInput:
             continue
         name = raw_name.decode("latin-1")
         if name not in SECRET_HEADERS:
-            headers[name] = raw_value.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            # A repeated header is one comma-joined list (RFC 9110): `x-lf-sensitive: true`
+            # then `x-lf-sensitive: false` reads "true, false", which is sensitive.
+            previous = headers.get(name)
+            headers[name] = value if previous is None else f"{previous}, {value}"
     try:
         length, kind, tags, ab_key = _routing_fields(headers)
+        session = headers.get("x-lf-session")
+        if session is not None:
+            _check_ab_key(session, "x-lf-session")
     except InvalidRequest as exc:
         return RoutingInput(headers=headers, authorization=authorization, problem=exc)
     return RoutingInput(kind=kind, tags=tags, ab_key=ab_key, headers=headers,
-                        authorization=authorization, content_length=length)
+                        authorization=authorization, content_length=length, session=session)
 
 
 def _routing_fields(headers: Mapping[str, str]) -> tuple[int | None, str, tuple[str, ...],
@@ -180,16 +183,18 @@ class ParsedCall:
         endpoint: The audit endpoint (``chat``, ``stream``, ``completions``,
             ``embeddings``, ``responses``).
         model: ``auto`` or the requested allowlist name.
-        messages: What the detectors scan (for chat: what is sent).
+        messages: The messages (for non-chat endpoints: their texts, for the audit
+            hash and taint digests; the scan reads the whole outbound body).
         body: The client's body (for non-chat endpoints: what is forwarded, with
-            ``model`` replaced by the provider).
+            ``model`` replaced by the provider, and what the scan reads).
         extra: Chat pass-through fields (tools, tool_choice, stop, response_format...).
         stream: The client asked for server-sent events.
         include_usage: The client asked for the final usage chunk.
         max_tokens: ``max_tokens`` when given.
         temperature: ``temperature`` when given.
         user: The body's ``user`` (an A/B key when no header gives one).
-        opaque: The input holds token ids the detectors cannot read (fails closed).
+        opaque: The input holds token ids the detectors cannot read (the scan counts
+            them as ``unreadable:tokens``).
     """
 
     endpoint: str
@@ -295,6 +300,7 @@ def _messages(value: Any) -> tuple[Message, ...]:
         if content is not None and not isinstance(content, (str, list)):
             raise InvalidRequest(f"messages[{i}].content must be a string, an array of "
                                  "content parts or null", param=f"messages[{i}].content")
+        check_content_parts(content, f"messages[{i}]")
     return tuple(value)
 
 
@@ -386,6 +392,8 @@ def _response_item_messages(items: Sequence[Any]) -> list[Message]:
             if isinstance(item.get(key), str):
                 texts.append(item[key])
         role = item.get("role")
+        if role is not None and not isinstance(role, str):
+            raise InvalidRequest(f"input[{i}].role must be a string", param=f"input[{i}].role")
         out.append({"role": role if role in _ROLES else "user", "content": "\n".join(texts)})
     return out
 
@@ -422,7 +430,8 @@ def parse_responses(body: dict[str, Any]) -> ParsedCall:
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
           404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-          429: "rate_limit_error"}
+          415: "invalid_request_error", 421: "invalid_request_error",
+          429: "rate_limit_error", 431: "invalid_request_error"}
 
 
 def error_body(message: str, *, status: int, code: str | None, param: str | None = None,
@@ -448,8 +457,8 @@ def _upstream(exc: UpstreamError) -> tuple[int, dict[str, Any]]:
                 "param": inner.get("param"), "code": inner.get("code")}}
     if status == 429:
         return 429, error_body(exc.message, status=429, code="rate_limit_exceeded")
-    if "timed out" in exc.message:
-        return 504, error_body(exc.message, status=504, code="upstream_timeout")
+    if isinstance(exc, UpstreamTimeout):
+        return 504, error_body(exc.message, status=504, code=exc.code)
     return 502, error_body(exc.message, status=502, code=exc.code)
 
 
@@ -459,6 +468,9 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     Unknown exceptions become a 500 whose message names only the exception class,
     so nothing of the request leaks.
     """
+    if isinstance(exc, (MisdirectedRequest, ForbiddenOrigin, HeadersTooLarge,
+                        UnsupportedMediaType)):
+        return exc.status, error_body(exc.message, status=exc.status, code=exc.code)
     if isinstance(exc, BodyTooLarge):
         return 413, error_body(exc.message, status=413, code=exc.code)
     if isinstance(exc, Unauthorized):
@@ -476,6 +488,8 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
         return 403, error_body(exc.message, status=403, code=exc.code)
     if isinstance(exc, LocalUnavailable):
         return 503, error_body(exc.message, status=503, code=exc.code)
+    if isinstance(exc, BudgetExceeded):
+        return 429, error_body(exc.message, status=429, code=exc.code)
     if isinstance(exc, UpstreamError):
         return _upstream(exc)
     if isinstance(exc, LocalFirstError):
