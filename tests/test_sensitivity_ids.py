@@ -130,6 +130,9 @@ _IDS = [
     ("DNI 24.036.977", "ar_dni"),
     ("CUIT 20-12345678-6", "ar_cuit"),
     ("RUT 12.345.678-5", "cl_rut"),
+    ("RUT: 282.679-8", "cl_rut"),
+    ("NIF PT501964843", "pt_nif"),
+    ("주민등록번호 000028-1063608", "kr_rrn"),
     ("INSERT INTO people (name, pesel) VALUES ('Jan Kowalski', '44051401359');", "pl_pesel"),
     ("name,sin,city\nAna,046454286,Lima\nBob,130692544,Oslo\n", "ca_sin"),
 ]

@@ -366,7 +366,11 @@ _IDS: dict[
     ),
     "pt_nif": (
         _nif,
-        [(lambda v: v, False), (lambda v: f"{v[:3]} {v[3:6]} {v[6:]}", False)],
+        [
+            (lambda v: v, False),
+            (lambda v: f"{v[:3]} {v[3:6]} {v[6:]}", False),
+            (lambda v: f"PT{v}", True),
+        ],
         ["NIF", "nº de contribuinte", "número de identificação fiscal", "NIF/NIPC"],
         ["nif", "contribuinte"],
     ),
