@@ -42,17 +42,27 @@ def _assignment(op: str, other: str = "") -> str:
     """
     if op.strip().isalpha():
         return f"{op}(?<=(?i:{_NAME_ENDS}){op})"
+    o, ends = re.escape(op), f"(?i:{_NAME_ENDS})"
     quote, space = "[\"'`\\]]", "[ \t]"
-    behind = "|".join(
-        f"(?<=(?i:{_NAME_ENDS}){q}{s}{re.escape(op)})"
-        for q in ("", quote, quote + quote)
-        for s in ("", space)
+
+    def quoted(gap: str) -> str:
+        # A name in quotes ('"password"', "['password']"), ``gap``, the operator.
+        return (
+            f"(?<={ends}{quote}{gap}{o})"
+            f"|(?<={quote}{quote}{gap}{o})(?<={ends}{quote}{quote}{gap}{o})"
+        )
+
+    # What comes just before the operator decides which spellings are tried, so
+    # that the costly test of the name's ending runs once or twice, not six times:
+    # a space ("password = "), a quote ('"password":'), or a letter ("password=").
+    behind = (
+        f"(?<={space}{o})(?:(?<={ends}{space}{o})|(?<={quote}{space}{o})(?:{quoted(space)}))"
+        f"|(?<={quote}{o})(?:{quoted('')})"
+        f"|(?<=[A-Za-z\u00c0-\uffff]{o})(?<={ends}{o})"
     )
-    # A first, cheap test: a letter, quote or space before the operator ("==", "12:30").
-    cheap = f"(?<=[A-Za-z\"'`\\] \t\u00c0-\uffff]{re.escape(op)})"
     if other:
-        return f"{re.escape(op)}(?:{other}|{cheap}(?:{behind}))"
-    return f"{re.escape(op)}{cheap}(?:{behind})"
+        return f"{o}(?:{other}|{behind})"
+    return f"{o}(?:{behind})"
 
 
 _ASSIGNED_VALUE = (
