@@ -382,7 +382,7 @@ class Pool:
     def _idle_connection(self, vet: Vet | None) -> _Connection | None:
         while self._idle:
             conn = self._idle.pop()
-            if not conn.usable:
+            if not conn.usable or conn.received:  # closed, or sent bytes while idle (a 408)
                 conn.close()
             elif vet is not None and (conn.peer is None or not vet(conn.peer)):
                 conn.close()  # the trust changed since it was opened
