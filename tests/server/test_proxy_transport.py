@@ -159,3 +159,31 @@ def test_a_timeout_is_a_504_by_its_type(proxy_factory: Any) -> None:
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "upstream_timeout"
     assert row.error_class == "UpstreamTimeout"
+
+
+def test_reloads_that_change_the_destination_do_not_pile_up_upstream_connections(
+    proxy_factory: Any, memory_audit: Any, tmp_path: Any
+) -> None:
+    from llm_localfirst import Router
+    from tests.providers.scripted import CHAT, json_response
+    from tests.server.conftest import ONE_LOCAL_POLICY
+
+    async def script(seen: Seen) -> bytes:
+        return json_response(CHAT)
+
+    with ScriptedServer(script) as upstream:
+        path = tmp_path / "policy.yaml"
+        path.write_text(ONE_LOCAL_POLICY.format(name="gen0", url=upstream.url()))
+        proxy = proxy_factory(router=Router.from_policy(path, audit=memory_audit))
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+        with proxy.client() as client:
+            for generation in range(1, 15):
+                assert client.post("/v1/chat/completions", json=body).status_code == 200
+                path.write_text(
+                    ONE_LOCAL_POLICY.format(name=f"gen{generation}", url=upstream.url())
+                )
+                reload = client.post("/admin/reload", headers=proxy.admin_headers())
+                assert reload.status_code == 200, reload.text
+                assert upstream.wait_open(0), f"{upstream.open_now} upstream connections open"
+            assert client.post("/v1/chat/completions", json=body).status_code == 200
+        assert upstream.wait_open(1)
