@@ -40,7 +40,9 @@ async def _load(router: Router, concurrency: int, total: int) -> list[float]:
     return latencies
 
 
-def run(mode: str, concurrency: int, total: int, upstream: FakeUpstream, folder: Path) -> dict[str, float]:
+def run(
+    mode: str, concurrency: int, total: int, upstream: FakeUpstream, folder: Path
+) -> dict[str, float]:
     store = SQLiteAuditStore(folder / f"{mode}-{concurrency}.db")
     settings = Settings.load(env_file=None, environ={}, audit_durability=mode)
     router = Router(offline_policy(upstream), settings=settings, audit=store)
@@ -53,7 +55,8 @@ def run(mode: str, concurrency: int, total: int, upstream: FakeUpstream, folder:
         router.close()
     result = verify_store(store)
     store.close()
-    assert result.ok and result.rows == total + 20, result
+    assert result.ok, result
+    assert result.rows == total + 20, result
     assert result.intents == (total + 20 if mode == "intent" else 0)
     latencies.sort()
     return {
@@ -71,15 +74,18 @@ def main() -> None:
     with FakeUpstream() as upstream, tempfile.TemporaryDirectory() as tmp:
         for concurrency in (1, 16):
             for mode in ("batch", "intent"):
-                results[(mode, concurrency)] = run(mode, concurrency, args.requests, upstream,
-                                                   Path(tmp))
+                results[(mode, concurrency)] = run(
+                    mode, concurrency, args.requests, upstream, Path(tmp)
+                )
     print(f"{'mode':<7} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for (mode, c), r in results.items():
         print(f"{mode:<7} {c:>3} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
     for c in (1, 16):
         b, i = results[("batch", c)], results[("intent", c)]
-        print(f"c={c}: intent/batch throughput {i['rps'] / b['rps']:.2f}x, "
-              f"p50 +{i['p50_ms'] - b['p50_ms']:.2f} ms")
+        print(
+            f"c={c}: intent/batch throughput {i['rps'] / b['rps']:.2f}x, "
+            f"p50 +{i['p50_ms'] - b['p50_ms']:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -113,7 +113,13 @@ class Chain:
                 self.table, self.columns, row, chain_id=self.chain_id, seq=seq, prev_hash=head
             )
             linked.append(
-                {**row, "chain_id": self.chain_id, "seq": seq, "prev_hash": head, "row_hash": digest}
+                {
+                    **row,
+                    "chain_id": self.chain_id,
+                    "seq": seq,
+                    "prev_hash": head,
+                    "row_hash": digest,
+                }
             )
             head = digest
         return linked
@@ -201,7 +207,9 @@ class VerifyResult:
             "legacy_rows": self.legacy_rows,
             "first_problem": self.problems[0].to_dict() if self.problems else None,
             "problems": [p.to_dict() for p in self.problems],
-            "heads": {t: {c: list(h) for c, h in chains.items()} for t, chains in self.heads.items()},
+            "heads": {
+                t: {c: list(h) for c, h in chains.items()} for t, chains in self.heads.items()
+            },
         }
 
     def to_text(self, location: str, unknown: Sequence[AuditIntent] = ()) -> str:
@@ -213,20 +221,26 @@ class VerifyResult:
         """
         lines: list[str] = []
         legacy = f", {self.legacy_rows} legacy rows sealed at upgrade" if self.legacy_rows else ""
-        counts = (f"{self.rows} rows and {self.intents} intents in {self.chains} chain(s)"
-                  f"{legacy}; store {location}")
+        counts = (
+            f"{self.rows} rows and {self.intents} intents in {self.chains} chain(s)"
+            f"{legacy}; store {location}"
+        )
         if self.ok:
             lines.append(f"audit log verified: {counts}")
         else:
             first = self.problems[0]
-            lines.append(f"audit log NOT verified: first bad row {first.id or '-'} in chain "
-                         f"{first.chain_id} ({first.table}"
-                         f"{'' if first.seq is None else f', seq {first.seq}'}): {first.problem}")
+            lines.append(
+                f"audit log NOT verified: first bad row {first.id or '-'} in chain "
+                f"{first.chain_id} ({first.table}"
+                f"{'' if first.seq is None else f', seq {first.seq}'}): {first.problem}"
+            )
             lines.extend(f"  also: {p}" for p in self.problems[1:])
             lines.append(f"checked {counts}")
         for i in unknown:
-            lines.append(f"sent, outcome unknown: {i.id} attempt {i.attempt} at {i.ts} to "
-                         f"{i.locality}:{i.destination}{' (sensitive)' if i.sensitive else ''}")
+            lines.append(
+                f"sent, outcome unknown: {i.id} attempt {i.attempt} at {i.ts} to "
+                f"{i.locality}:{i.destination}{' (sensitive)' if i.sensitive else ''}"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -253,15 +267,24 @@ def check_chain(
         count += 1
         seq = _int_or_none(row.get("seq"))
         if seq is None or seq < expected_seq:
-            return bad(row, f"sequence number {seq} repeats or goes back (expected {expected_seq}): "
-                       "a row was inserted or reordered")
+            return bad(
+                row,
+                f"sequence number {seq} repeats or goes back (expected {expected_seq}): "
+                "a row was inserted or reordered",
+            )
         if seq > expected_seq:
             missing = seq - expected_seq
-            return bad(row, f"{missing} row(s) missing before it (expected seq {expected_seq}, "
-                       f"after row {prev_id or 'the start'}): rows were deleted")
+            return bad(
+                row,
+                f"{missing} row(s) missing before it (expected seq {expected_seq}, "
+                f"after row {prev_id or 'the start'}): rows were deleted",
+            )
         if row.get("prev_hash") != prev:
-            return bad(row, "prev_hash does not match the row before it: a row was deleted, "
-                       "inserted or reordered")
+            return bad(
+                row,
+                "prev_hash does not match the row before it: a row was deleted, "
+                "inserted or reordered",
+            )
         recomputed = row_hash(table, columns, row, chain_id=chain_id, seq=seq, prev_hash=prev)
         if row.get("row_hash") != recomputed:
             return bad(row, "row_hash does not match its contents: the row was edited")
@@ -269,25 +292,42 @@ def check_chain(
     last_seq = expected_seq - 1
     if head is None:
         if count:
-            return count, ChainProblem(table, chain_id, None, None,
-                                       "the chain has rows but no recorded head: it was not "
-                                       "written by a store (forged or copied in)")
+            return count, ChainProblem(
+                table,
+                chain_id,
+                None,
+                None,
+                "the chain has rows but no recorded head: it was not "
+                "written by a store (forged or copied in)",
+            )
     else:
         head_seq, head_hash = head
         if head_seq > last_seq:
             return count, ChainProblem(
-                table, chain_id, None, last_seq + 1,
+                table,
+                chain_id,
+                None,
+                last_seq + 1,
                 f"the chain head records {head_seq} rows but only {last_seq} remain: "
-                "the newest rows were deleted")
+                "the newest rows were deleted",
+            )
         if head_seq < last_seq:
             return count, ChainProblem(
-                table, chain_id, None, head_seq + 1,
+                table,
+                chain_id,
+                None,
+                head_seq + 1,
                 f"{last_seq - head_seq} row(s) follow the chain head (seq {head_seq}): "
-                "rows were appended outside the writer")
+                "rows were appended outside the writer",
+            )
         if head_hash != prev:
             return count, ChainProblem(
-                table, chain_id, prev_id, last_seq,
-                "the newest row does not match the chain head: it was replaced")
+                table,
+                chain_id,
+                prev_id,
+                last_seq,
+                "the newest row does not match the chain head: it was replaced",
+            )
     return count, None
 
 

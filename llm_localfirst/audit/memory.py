@@ -167,8 +167,13 @@ class MemoryAuditStore:
         counts: dict[tuple[str, str | None, bool, str, str], int] = {}
         for record in self._matching(filter):
             row = record.to_row()
-            key = (record.face, record.locality, record.sensitive,
-                   str(row["sensitive_reasons_json"]), record.outcome)
+            key = (
+                record.face,
+                record.locality,
+                record.sensitive,
+                str(row["sensitive_reasons_json"]),
+                record.outcome,
+            )
             counts[key] = counts.get(key, 0) + 1
         return [ReportGroup(*key, requests=n) for key, n in counts.items()]
 
@@ -176,18 +181,27 @@ class MemoryAuditStore:
         """Yield the sensitive records that match ``filter``."""
         for record in self._matching(filter):
             if record.sensitive:
-                yield SensitiveRow(record.id, record.ts, record.face, record.outcome,
-                                   record.destination, record.locality,
-                                   str(record.to_row()["attempts_json"]))
+                yield SensitiveRow(
+                    record.id,
+                    record.ts,
+                    record.face,
+                    record.outcome,
+                    record.destination,
+                    record.locality,
+                    str(record.to_row()["attempts_json"]),
+                )
 
     def open_intents(self, filter: AuditFilter) -> list[AuditIntent]:
         """Intents in the window with no decision row: sent, outcome unknown."""
         with self._lock:
             return sorted(
-                (i for i in self._intents.values()
-                 if i.id not in self._by_id
-                 and (filter.since is None or i.ts >= filter.since)
-                 and (filter.until is None or i.ts < filter.until)),
+                (
+                    i
+                    for i in self._intents.values()
+                    if i.id not in self._by_id
+                    and (filter.since is None or i.ts >= filter.since)
+                    and (filter.until is None or i.ts < filter.until)
+                ),
                 key=lambda i: (i.ts, i.id, i.attempt),
             )
 
@@ -206,9 +220,12 @@ class MemoryAuditStore:
     ) -> list[dict[str, object]]:
         """A page of one chain's rows in ``seq`` order."""
         with self._lock:
-            rows = [dict(r) for r in self._rows[table]
-                    if r["chain_id"] == chain_id and int(r["seq"]) > after_seq]  # type: ignore[call-overload]
-        rows.sort(key=lambda r: int(r["seq"]))  # type: ignore[call-overload]
+            rows = [
+                dict(r)
+                for r in self._rows[table]
+                if r["chain_id"] == chain_id and _seq(r) > after_seq
+            ]
+        rows.sort(key=_seq)
         return rows[:limit]
 
     def close(self) -> None:
@@ -227,3 +244,8 @@ class MemoryAuditStore:
 
     def __repr__(self) -> str:
         return f"MemoryAuditStore({len(self._by_id)} records)"
+
+
+def _seq(row: Mapping[str, object]) -> int:
+    seq = row["seq"]
+    return seq if isinstance(seq, int) else 0

@@ -193,18 +193,34 @@ def _chain_heads(db: MigrationDB) -> None:
         """
     )
     if db.dialect == "sqlite":
-        db.execute(_sqlite_refuse(
-            "audit_chain_heads_no_replace",
-            "EXISTS (SELECT 1 FROM audit_chain_heads h "
-            "WHERE h.tbl = NEW.tbl AND h.chain_id = NEW.chain_id)",
-            "audit_chain_heads: a chain head is only advanced", "INSERT", "audit_chain_heads"))
-        db.execute(_sqlite_refuse(
-            "audit_chain_heads_only_forward",
-            "NEW.seq <= OLD.seq OR NEW.tbl != OLD.tbl OR NEW.chain_id != OLD.chain_id",
-            "audit_chain_heads: a chain head is only advanced", "UPDATE", "audit_chain_heads"))
-        db.execute(_sqlite_refuse(
-            "audit_chain_heads_no_delete", "", "audit_chain_heads is append-only",
-            "DELETE", "audit_chain_heads"))
+        db.execute(
+            _sqlite_refuse(
+                "audit_chain_heads_no_replace",
+                "EXISTS (SELECT 1 FROM audit_chain_heads h "
+                "WHERE h.tbl = NEW.tbl AND h.chain_id = NEW.chain_id)",
+                "audit_chain_heads: a chain head is only advanced",
+                "INSERT",
+                "audit_chain_heads",
+            )
+        )
+        db.execute(
+            _sqlite_refuse(
+                "audit_chain_heads_only_forward",
+                "NEW.seq <= OLD.seq OR NEW.tbl != OLD.tbl OR NEW.chain_id != OLD.chain_id",
+                "audit_chain_heads: a chain head is only advanced",
+                "UPDATE",
+                "audit_chain_heads",
+            )
+        )
+        db.execute(
+            _sqlite_refuse(
+                "audit_chain_heads_no_delete",
+                "",
+                "audit_chain_heads is append-only",
+                "DELETE",
+                "audit_chain_heads",
+            )
+        )
         return
     db.execute(
         "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
@@ -245,8 +261,9 @@ def _seal_legacy_rows(db: MigrationDB) -> None:
     head = GENESIS
     for seq, values in enumerate(rows, start=1):
         row = dict(zip(COLUMNS, values, strict=True))
-        digest = row_hash("audit_records", COLUMNS, row, chain_id=LEGACY_CHAIN, seq=seq,
-                          prev_hash=head)
+        digest = row_hash(
+            "audit_records", COLUMNS, row, chain_id=LEGACY_CHAIN, seq=seq, prev_hash=head
+        )
         db.execute(
             f"UPDATE audit_records SET chain_id = {p}, seq = {p}, prev_hash = {p}, "  # noqa: S608
             f"row_hash = {p} WHERE id = {p}",
@@ -254,8 +271,15 @@ def _seal_legacy_rows(db: MigrationDB) -> None:
         )
         head = digest
     if db.dialect == "sqlite":
-        db.execute(_sqlite_refuse("audit_records_no_update", "", "audit_records is append-only",
-                                  "UPDATE", "audit_records"))
+        db.execute(
+            _sqlite_refuse(
+                "audit_records_no_update",
+                "",
+                "audit_records is append-only",
+                "UPDATE",
+                "audit_records",
+            )
+        )
     else:
         db.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_update_delete")
     db.execute(
@@ -271,24 +295,38 @@ def m004_audit_chain(db: MigrationDB) -> None:
     # are refused as well: SQLite's INSERT OR REPLACE deletes the old row without
     # firing DELETE triggers, so a BEFORE INSERT trigger refuses a taken id or
     # chain position before conflict resolution runs.
-    for column, kind in (("chain_id", "TEXT"), ("seq", "BIGINT"), ("prev_hash", "TEXT"),
-                         ("row_hash", "TEXT")):
+    for column, kind in (
+        ("chain_id", "TEXT"),
+        ("seq", "BIGINT"),
+        ("prev_hash", "TEXT"),
+        ("row_hash", "TEXT"),
+    ):
         db.execute(f"ALTER TABLE audit_records ADD COLUMN {column} {kind}")
     _chain_heads(db)
     _seal_legacy_rows(db)
     db.execute("CREATE UNIQUE INDEX audit_records_chain ON audit_records (chain_id, seq)")
     if db.dialect == "sqlite":
-        db.execute(_sqlite_refuse(
-            "audit_records_no_replace",
-            "EXISTS (SELECT 1 FROM audit_records r WHERE r.id = NEW.id) OR EXISTS "
-            "(SELECT 1 FROM audit_records r WHERE r.chain_id = NEW.chain_id AND r.seq = NEW.seq)",
-            "audit_records is append-only: that id or chain position is taken",
-            "INSERT", "audit_records"))
-        db.execute(_sqlite_refuse(
-            "audit_records_chained",
-            "NEW.chain_id IS NULL OR NEW.seq IS NULL OR NEW.prev_hash IS NULL "
-            "OR NEW.row_hash IS NULL",
-            "audit_records rows must carry chain fields", "INSERT", "audit_records"))
+        db.execute(
+            _sqlite_refuse(
+                "audit_records_no_replace",
+                "EXISTS (SELECT 1 FROM audit_records r WHERE r.id = NEW.id) OR EXISTS "
+                "(SELECT 1 FROM audit_records r "
+                "WHERE r.chain_id = NEW.chain_id AND r.seq = NEW.seq)",
+                "audit_records is append-only: that id or chain position is taken",
+                "INSERT",
+                "audit_records",
+            )
+        )
+        db.execute(
+            _sqlite_refuse(
+                "audit_records_chained",
+                "NEW.chain_id IS NULL OR NEW.seq IS NULL OR NEW.prev_hash IS NULL "
+                "OR NEW.row_hash IS NULL",
+                "audit_records rows must carry chain fields",
+                "INSERT",
+                "audit_records",
+            )
+        )
         return
     for column in ("chain_id", "seq", "prev_hash", "row_hash"):
         db.execute(f"ALTER TABLE audit_records ALTER COLUMN {column} SET NOT NULL")
@@ -326,15 +364,26 @@ def m005_audit_intents(db: MigrationDB) -> None:
     db.execute("CREATE INDEX audit_intents_ts ON audit_intents (ts)")
     if db.dialect == "sqlite":
         for event in ("UPDATE", "DELETE"):
-            db.execute(_sqlite_refuse(f"audit_intents_no_{event.lower()}", "",
-                                      "audit_intents is append-only", event, "audit_intents"))
-        db.execute(_sqlite_refuse(
-            "audit_intents_no_replace",
-            "EXISTS (SELECT 1 FROM audit_intents i WHERE i.id = NEW.id "
-            "AND i.attempt = NEW.attempt) OR EXISTS (SELECT 1 FROM audit_intents i "
-            "WHERE i.chain_id = NEW.chain_id AND i.seq = NEW.seq)",
-            "audit_intents is append-only: that id or chain position is taken",
-            "INSERT", "audit_intents"))
+            db.execute(
+                _sqlite_refuse(
+                    f"audit_intents_no_{event.lower()}",
+                    "",
+                    "audit_intents is append-only",
+                    event,
+                    "audit_intents",
+                )
+            )
+        db.execute(
+            _sqlite_refuse(
+                "audit_intents_no_replace",
+                "EXISTS (SELECT 1 FROM audit_intents i WHERE i.id = NEW.id "
+                "AND i.attempt = NEW.attempt) OR EXISTS (SELECT 1 FROM audit_intents i "
+                "WHERE i.chain_id = NEW.chain_id AND i.seq = NEW.seq)",
+                "audit_intents is append-only: that id or chain position is taken",
+                "INSERT",
+                "audit_intents",
+            )
+        )
         return
     db.execute(
         "CREATE TRIGGER audit_intents_no_update_delete BEFORE UPDATE OR DELETE "

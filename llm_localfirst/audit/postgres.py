@@ -140,11 +140,13 @@ class PostgresAuditStore(SQLAuditStore):
         try:
             yield
         except self._psycopg.OperationalError as exc:
-            raise AuditError(f"audit database {self._location} failed: {exc}",
-                             location=self._location) from exc
+            raise AuditError(
+                f"audit database {self._location} failed: {exc}", location=self._location
+            ) from exc
         except TimeoutError as exc:
-            raise AuditError(f"audit database {self._location}: {exc}",
-                             location=self._location) from exc
+            raise AuditError(
+                f"audit database {self._location}: {exc}", location=self._location
+            ) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:

@@ -71,25 +71,39 @@ class AuditReport:
         window = _window(self.since, self.until)
         if not self.verification.ok:
             first = self.verification.problems[0]
-            return (f"Cannot be proven: the audit chain is broken ({first}); "
-                    f"{len(self.violations)} sensitive request(s) {window} are recorded as "
-                    "having reached a non-local destination.")
-        unknown = (f" {len(self.unknown)} request(s) were sent with outcome unknown "
-                   "(intent without a decision row)." if self.unknown else "")
+            return (
+                f"Cannot be proven: the audit chain is broken ({first}); "
+                f"{len(self.violations)} sensitive request(s) {window} are recorded as "
+                "having reached a non-local destination."
+            )
+        unknown = (
+            f" {len(self.unknown)} request(s) were sent with outcome unknown "
+            "(intent without a decision row)."
+            if self.unknown
+            else ""
+        )
         if self.sensitive_reached_non_local:
             count = len(self.violations) + sum(
-                1 for i in self.unknown if i.sensitive and i.locality != "local")
-            return (f"{count} sensitive request(s) {window} reached a non-local destination "
-                    f"(verified chain, {self.total} requests).{unknown}")
-        return (f"No sensitive request {window} reached a non-local destination "
-                f"({self.sensitive} sensitive of {self.total} requests; "
-                f"chain verified over {self.verification.rows} rows in "
-                f"{self.verification.chains} chain(s)).{unknown}")
+                1 for i in self.unknown if i.sensitive and i.locality != "local"
+            )
+            return (
+                f"{count} sensitive request(s) {window} reached a non-local destination "
+                f"(verified chain, {self.total} requests).{unknown}"
+            )
+        return (
+            f"No sensitive request {window} reached a non-local destination "
+            f"({self.sensitive} sensitive of {self.total} requests; "
+            f"chain verified over {self.verification.rows} rows in "
+            f"{self.verification.chains} chain(s)).{unknown}"
+        )
 
     def to_text(self) -> str:
         """The human form printed by ``audit report``: the statement, then the counts."""
-        lines = [self.statement, "",
-                 f"{'face':<8} {'locality':<9} {'sensitivity reason':<32} {'requests':>9}"]
+        lines = [
+            self.statement,
+            "",
+            f"{'face':<8} {'locality':<9} {'sensitivity reason':<32} {'requests':>9}",
+        ]
         for (face, locality, reason), n in sorted(self.counts.items()):
             lines.append(f"{face:<8} {locality:<9} {reason:<32} {n:>9}")
         if not self.counts:
@@ -99,8 +113,11 @@ class AuditReport:
             lines += [f"  {rid}" for rid in self.violations[:_MAX_LISTED]]
         if self.unknown:
             lines += ["", "sent, outcome unknown (intent without a decision row):"]
-            lines += [f"  {i.id} attempt {i.attempt} at {i.ts} to {i.locality}:{i.destination}"
-                      f"{' (sensitive)' if i.sensitive else ''}" for i in self.unknown[:_MAX_LISTED]]
+            lines += [
+                f"  {i.id} attempt {i.attempt} at {i.ts} to {i.locality}:{i.destination}"
+                f"{' (sensitive)' if i.sensitive else ''}"
+                for i in self.unknown[:_MAX_LISTED]
+            ]
         if not self.verification.ok:
             lines += ["", "chain problems:"] + [f"  {p}" for p in self.verification.problems]
         return "\n".join(lines) + "\n"
@@ -129,8 +146,9 @@ class AuditReport:
         }
 
 
-def build_report(store: AuditStore, *, since: str | None = None,
-                 until: str | None = None) -> AuditReport:
+def build_report(
+    store: AuditStore, *, since: str | None = None, until: str | None = None
+) -> AuditReport:
     """Count the window's requests and check, on a verified chain, where sensitive ones went.
 
     The whole store is verified, not just the window: a row moved out of the
@@ -152,12 +170,22 @@ def build_report(store: AuditStore, *, since: str | None = None,
         for reason in reasons:
             key = (group.face, group.locality or "none", reason)
             counts[key] = counts.get(key, 0) + group.requests
-    violations = sorted(row.id for row in store.sensitive_rows(flt) if _reached_non_local(
-        row.outcome, row.locality, row.attempts_json))
-    return AuditReport(since=flt.since, until=flt.until, location=store.location,
-                       verification=verification, counts=counts, total=total,
-                       sensitive=sensitive, violations=tuple(violations),
-                       unknown=tuple(store.open_intents(flt)))
+    violations = sorted(
+        row.id
+        for row in store.sensitive_rows(flt)
+        if _reached_non_local(row.outcome, row.locality, row.attempts_json)
+    )
+    return AuditReport(
+        since=flt.since,
+        until=flt.until,
+        location=store.location,
+        verification=verification,
+        counts=counts,
+        total=total,
+        sensitive=sensitive,
+        violations=tuple(violations),
+        unknown=tuple(store.open_intents(flt)),
+    )
 
 
 def _reached_non_local(outcome: str, locality: str | None, attempts_json: str) -> bool:
@@ -169,8 +197,7 @@ def _reached_non_local(outcome: str, locality: str | None, attempts_json: str) -
         attempts = json.loads(attempts_json)
     except json.JSONDecodeError:
         return True  # unreadable evidence cannot prove the request stayed local
-    return any(isinstance(a, dict) and a.get("locality") not in (None, "local")
-               for a in attempts)
+    return any(isinstance(a, dict) and a.get("locality") not in (None, "local") for a in attempts)
 
 
 def _window(since: str | None, until: str | None) -> str:

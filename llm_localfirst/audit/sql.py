@@ -111,7 +111,7 @@ class SQLAuditStore(ABC):
         self._append(_TABLE, [r.to_row() for r in records], ("id",))
 
     def write_intents(self, intents: Sequence[AuditIntent]) -> None:
-        """Append and commit ``intents``, chained; (id, attempt) pairs already stored are skipped."""
+        """Append and commit ``intents``, chained; stored (id, attempt) pairs are skipped."""
         self._append(_INTENTS, [i.to_row() for i in intents], ("id", "attempt"))
 
     def _append(self, table: str, rows: list[dict[str, object]], key: tuple[str, ...]) -> None:
@@ -202,7 +202,7 @@ class SQLAuditStore(ABC):
         expires = now + ttl_s
         p = self.param
         upsert = (
-            f"INSERT INTO audit_taint (kind, key, expires_at) VALUES ({p}, {p}, {p}) "
+            f"INSERT INTO audit_taint (kind, key, expires_at) VALUES ({p}, {p}, {p}) "  # noqa: S608
             "ON CONFLICT (kind, key) DO UPDATE SET expires_at = CASE "
             "WHEN excluded.expires_at > audit_taint.expires_at THEN excluded.expires_at "
             "ELSE audit_taint.expires_at END"
@@ -291,15 +291,22 @@ class SQLAuditStore(ABC):
             "GROUP BY face, locality, sensitive, sensitive_reasons_json, outcome"
         )
         return [
-            ReportGroup(str(face), None if loc is None else str(loc), bool(sens), str(reasons),
-                        str(outcome), _as_int(n))
+            ReportGroup(
+                str(face),
+                None if loc is None else str(loc),
+                bool(sens),
+                str(reasons),
+                str(outcome),
+                _as_int(n),
+            )
             for face, loc, sens, reasons, outcome, n in self._fetch_all(sql, params)
         ]
 
     def sensitive_rows(self, filter: AuditFilter) -> Iterator[SensitiveRow]:
         """Yield the sensitive records that match (id, destination, locality, attempts)."""
-        flt = AuditFilter(since=filter.since, until=filter.until, face=filter.face,
-                          sensitive=True, limit=1)
+        flt = AuditFilter(
+            since=filter.since, until=filter.until, face=filter.face, sensitive=True, limit=1
+        )
         where, params = self._where(flt)
         p = self.param
         last = ""
@@ -310,9 +317,15 @@ class SQLAuditStore(ABC):
             )
             page = self._fetch_all(sql, [*params, last])
             for rid, ts, face, outcome, dest, loc, attempts in page:
-                yield SensitiveRow(str(rid), str(ts), str(face), str(outcome),
-                                   None if dest is None else str(dest),
-                                   None if loc is None else str(loc), str(attempts))
+                yield SensitiveRow(
+                    str(rid),
+                    str(ts),
+                    str(face),
+                    str(outcome),
+                    None if dest is None else str(dest),
+                    None if loc is None else str(loc),
+                    str(attempts),
+                )
             if len(page) < 1000:
                 return
             last = str(page[-1][0])

@@ -118,8 +118,9 @@ class SQLiteAuditStore(SQLAuditStore):
                 location=str(self._path),
             ) from exc
         except TimeoutError as exc:  # no pooled connection came free
-            raise AuditError(f"audit database {self._path}: {exc}",
-                             location=str(self._path)) from exc
+            raise AuditError(
+                f"audit database {self._path}: {exc}", location=str(self._path)
+            ) from exc
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; writes use BEGIN IMMEDIATE

@@ -37,14 +37,25 @@ def verify_store(store: AuditStore) -> VerifyResult:
         present = store.chains_in(table)
         if None in present:
             rows = store.chain_rows(table, None, limit=1)
-            problems.append(ChainProblem(table, None, str(rows[0]["id"]) if rows else None, None,
-                                         "row carries no chain fields: it was not written "
-                                         "by a store"))
+            problems.append(
+                ChainProblem(
+                    table,
+                    None,
+                    str(rows[0]["id"]) if rows else None,
+                    None,
+                    "row carries no chain fields: it was not written by a store",
+                )
+            )
         ids = sorted({c for c in present if c is not None} | {c for t, c in heads if t == table})
         for chain_id in ids:
             chains += 1
-            seen, problem = check_chain(table, columns, chain_id, _pages(store, table, chain_id),
-                                        heads.get((table, chain_id)))
+            seen, problem = check_chain(
+                table,
+                columns,
+                chain_id,
+                _pages(store, table, chain_id),
+                heads.get((table, chain_id)),
+            )
             counts[table] += seen
             if chain_id == LEGACY_CHAIN and table == "audit_records":
                 legacy = seen
@@ -53,9 +64,14 @@ def verify_store(store: AuditStore) -> VerifyResult:
     by_table: dict[str, dict[str, tuple[int, str]]] = {}
     for (table, chain_id), head in sorted(heads.items()):
         by_table.setdefault(table, {})[chain_id] = head
-    return VerifyResult(rows=counts["audit_records"], intents=counts["audit_intents"],
-                        chains=chains, legacy_rows=legacy, problems=tuple(problems),
-                        heads=by_table)
+    return VerifyResult(
+        rows=counts["audit_records"],
+        intents=counts["audit_intents"],
+        chains=chains,
+        legacy_rows=legacy,
+        problems=tuple(problems),
+        heads=by_table,
+    )
 
 
 def _pages(store: AuditStore, table: str, chain_id: str) -> Iterator[dict[str, object]]:

@@ -175,8 +175,10 @@ class AuditWriter:
 
         self._enqueue_intent(intent, finished)
         if not done.wait(timeout):
-            raise AuditError(f"audit intent {intent.id} not committed within {timeout}s",
-                             location=self._store.location)
+            raise AuditError(
+                f"audit intent {intent.id} not committed within {timeout}s",
+                location=self._store.location,
+            )
         if outcome[0] is not None:
             raise outcome[0]
 
@@ -206,8 +208,10 @@ class AuditWriter:
     def _enqueue_intent(self, intent: AuditIntent, done: _IntentDone) -> None:
         with self._lock:
             if self._closed:
-                raise AuditError(f"audit intent {intent.id} refused: the AuditWriter is closed",
-                                 location=self._store.location)
+                raise AuditError(
+                    f"audit intent {intent.id} refused: the AuditWriter is closed",
+                    location=self._store.location,
+                )
             if self._intent_thread is None:
                 self._intent_thread = threading.Thread(
                     target=self._run_intents, name="llm-localfirst-audit-intents", daemon=True
@@ -246,12 +250,19 @@ class AuditWriter:
             except Exception as exc:  # any store failure: retry once, then fail the requests
                 if attempt == 1:
                     continue
-                logger.error("audit intents %s..%s not committed (%s: %s)", intents[0].id,
-                             intents[-1].id, type(exc).__name__, exc)
+                logger.error(
+                    "audit intents %s..%s not committed (%s: %s)",
+                    intents[0].id,
+                    intents[-1].id,
+                    type(exc).__name__,
+                    exc,
+                )
                 if isinstance(exc, AuditError):
                     return exc
-                error = AuditError(f"audit intent not committed: {type(exc).__name__}: {exc}",
-                                   location=self._store.location)
+                error = AuditError(
+                    f"audit intent not committed: {type(exc).__name__}: {exc}",
+                    location=self._store.location,
+                )
                 error.__cause__ = exc
                 return error
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_rows_written_in_batches_form_one_verified_chain_per_store(
     rows = store.chain_rows("audit_records", chain_id)
     assert [r["seq"] for r in rows] == list(range(1, 10))
     assert rows[0]["prev_hash"] == GENESIS
-    assert all(b["prev_hash"] == a["row_hash"] for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b["prev_hash"] == a["row_hash"] for a, b in itertools.pairwise(rows))
 
 
 def test_a_retried_batch_neither_duplicates_rows_nor_breaks_the_chain(
@@ -96,7 +97,7 @@ def test_update_delete_and_insert_or_replace_are_refused_by_the_database(
         "UPDATE audit_chain_heads SET seq = 1",
         "INSERT OR REPLACE INTO audit_chain_heads SELECT * FROM audit_chain_heads",
     ):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only|only advanced"):
+        with pytest.raises(sqlite3.IntegrityError, match=r"append-only|only advanced"):
             raw.execute(sql)
 
     assert store.get(victim) == before
@@ -110,8 +111,9 @@ def test_a_row_inserted_without_chain_fields_is_refused(
     row = make_record().to_row()
     marks = ", ".join("?" * len(row))
     with pytest.raises(sqlite3.IntegrityError, match="chain fields"):
-        raw.execute(f"INSERT INTO audit_records ({', '.join(row)}) VALUES ({marks})",
-                    tuple(row.values()))
+        raw.execute(
+            f"INSERT INTO audit_records ({', '.join(row)}) VALUES ({marks})", tuple(row.values())
+        )
 
 
 def _without_triggers(raw: Any) -> None:
@@ -132,7 +134,10 @@ def test_an_edit_behind_the_triggers_back_is_named_by_row_and_chain(
     assert not result.ok
     problem = result.problems[0]
     assert (problem.id, problem.seq, problem.chain_id) == (
-        victim, 4, store.chain_ids["audit_records"])
+        victim,
+        4,
+        store.chain_ids["audit_records"],
+    )
     assert "edited" in problem.problem
 
 
@@ -167,8 +172,9 @@ def test_swapping_two_rows_positions_is_evident(sqlite_log: tuple[SQLiteAuditSto
     store, raw = sqlite_log
     _without_triggers(raw)
     raw.execute("DROP INDEX audit_records_chain")
-    raw.execute("UPDATE audit_records SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END "
-                "WHERE seq IN (2, 3)")
+    raw.execute(
+        "UPDATE audit_records SET seq = CASE seq WHEN 2 THEN 3 ELSE 2 END WHERE seq IN (2, 3)"
+    )
 
     result = verify_store(store)
 
@@ -187,8 +193,10 @@ def test_a_forged_row_inserted_into_a_chain_is_evident(
     row = make_record(destination="cloud", locality="cloud").to_row()
     digest = row_hash("audit_records", COLUMNS, row, chain_id=chain_id, seq=3, prev_hash=prev)
     row.update(chain_id=chain_id, seq=3, prev_hash=prev, row_hash=digest)
-    raw.execute(f"INSERT INTO audit_records ({', '.join(row)}) VALUES "
-                f"({', '.join('?' * len(row))})", tuple(row.values()))
+    raw.execute(
+        f"INSERT INTO audit_records ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+        tuple(row.values()),
+    )
 
     problem = verify_store(store).problems[0]
 
@@ -206,8 +214,10 @@ def test_rows_appended_after_the_head_outside_the_writer_are_evident(
     row = make_record().to_row()
     digest = row_hash("audit_records", COLUMNS, row, chain_id=chain_id, seq=7, prev_hash=prev)
     row.update(chain_id=chain_id, seq=7, prev_hash=prev, row_hash=digest)
-    raw.execute(f"INSERT INTO audit_records ({', '.join(row)}) VALUES "
-                f"({', '.join('?' * len(row))})", tuple(row.values()))
+    raw.execute(
+        f"INSERT INTO audit_records ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+        tuple(row.values()),
+    )
 
     assert "appended outside the writer" in verify_store(store).problems[0].problem
 
@@ -239,8 +249,10 @@ def test_rows_from_before_the_chain_are_sealed_into_a_legacy_chain_on_upgrade(
     old = [make_record(tokens_in=i) for i in range(4)]
     for record in old:
         row = record.to_row()
-        conn.execute(f"INSERT INTO audit_records ({', '.join(row)}) VALUES "
-                     f"({', '.join('?' * len(row))})", tuple(row.values()))
+        conn.execute(
+            f"INSERT INTO audit_records ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
     conn.close()
 
     store = SQLiteAuditStore(path)  # migrates to the current schema
@@ -269,17 +281,24 @@ def test_postgres_refuses_rewrites_and_verify_names_a_deleted_row(
         assert verify_store(stores[0]).ok
         assert verify_store(stores[0]).chains == 3
         with psycopg.connect(postgres_url, autocommit=True) as raw:
-            for sql in ("UPDATE audit_records SET tokens_in = 1", "DELETE FROM audit_records",
-                        "TRUNCATE audit_records", "DELETE FROM audit_chain_heads"):
+            for sql in (
+                "UPDATE audit_records SET tokens_in = 1",
+                "DELETE FROM audit_records",
+                "TRUNCATE audit_records",
+                "DELETE FROM audit_chain_heads",
+            ):
                 with pytest.raises(psycopg.errors.RaiseException):
                     raw.execute(sql)
             with pytest.raises(psycopg.errors.RaiseException):
-                raw.execute("INSERT INTO audit_records SELECT * FROM audit_records LIMIT 1 "
-                            "ON CONFLICT (id) DO UPDATE SET tokens_in = 5")
+                raw.execute(
+                    "INSERT INTO audit_records SELECT * FROM audit_records LIMIT 1 "
+                    "ON CONFLICT (id) DO UPDATE SET tokens_in = 5"
+                )
             raw.execute("ALTER TABLE audit_records DISABLE TRIGGER USER")
             chain_id = stores[1].chain_ids["audit_records"]
-            (victim,) = raw.execute("SELECT id FROM audit_records WHERE chain_id = %s AND seq = 2",
-                                    (chain_id,)).fetchone()
+            (victim,) = raw.execute(
+                "SELECT id FROM audit_records WHERE chain_id = %s AND seq = 2", (chain_id,)
+            ).fetchone()
             raw.execute("DELETE FROM audit_records WHERE id = %s", (victim,))
         result = verify_store(stores[0])
         assert not result.ok

@@ -1,4 +1,4 @@
-"""Durability you can choose: intent rows committed before dispatch, and the Router's audit plumbing.
+"""Durability you can choose: intents committed before dispatch; the Router's audit plumbing.
 
 Covers `AuditWriter.intent`/`aintent` (group commit, failures surface as `AuditError`),
 the Router writing one intent per upstream attempt under ``durability: intent``,
@@ -42,9 +42,21 @@ WAIT = 30.0
 
 def _intent(**overrides: Any) -> AuditIntent:
     fields: dict[str, Any] = dict(
-        id=new_id(), attempt=1, ts=utc_now_iso(), face="python", endpoint="complete",
-        kind="bulk", destination="local", locality="local", model="m", sensitive=False,
-        sensitive_reasons=(), rule=None, prompt_sha256=None, prompt_chars=1)
+        id=new_id(),
+        attempt=1,
+        ts=utc_now_iso(),
+        face="python",
+        endpoint="complete",
+        kind="bulk",
+        destination="local",
+        locality="local",
+        model="m",
+        sensitive=False,
+        sensitive_reasons=(),
+        rule=None,
+        prompt_sha256=None,
+        prompt_chars=1,
+    )
     fields.update(overrides)
     return AuditIntent(**fields)
 
@@ -134,8 +146,12 @@ def test_intent_mode_commits_one_intent_per_attempt_with_the_decision_rows_id(
 ) -> None:
     store = MemoryAuditStore()
     fake_local.status = 500  # the local attempt fails, the cloud answers
-    router = Router(offline_policy(fake_local, fake_cloud, cloud_provider="openai"),
-                    settings=_settings(audit_durability="intent"), audit=store, probe_ttl=60)
+    router = Router(
+        offline_policy(fake_local, fake_cloud, cloud_provider="openai"),
+        settings=_settings(audit_durability="intent"),
+        audit=store,
+        probe_ttl=60,
+    )
     completion = router.complete("hello there")
     router.close()
 
@@ -146,7 +162,9 @@ def test_intent_mode_commits_one_intent_per_attempt_with_the_decision_rows_id(
     assert first.prompt_sha256 == Request.build("hello there").prompt_sha256()
     (row,) = store.records
     assert [(a.destination, a.locality) for a in row.attempts] == [
-        ("local", "local"), ("cloud", "cloud")]
+        ("local", "local"),
+        ("cloud", "cloud"),
+    ]
     assert store.open_intents(AuditFilter()) == []
 
 
@@ -155,8 +173,12 @@ def test_a_request_whose_intent_cannot_be_committed_is_not_sent(
 ) -> None:
     store = CountingStore()
     store.fail = True
-    router = Router(offline_policy(fake_local), settings=_settings(audit_durability="intent"),
-                    audit=store, probe_ttl=60)
+    router = Router(
+        offline_policy(fake_local),
+        settings=_settings(audit_durability="intent"),
+        audit=store,
+        probe_ttl=60,
+    )
     with pytest.raises(AuditError):
         router.complete("hello")
     router.close()
@@ -167,8 +189,12 @@ def test_a_request_whose_intent_cannot_be_committed_is_not_sent(
 
 def test_batch_mode_writes_no_intents(fake_local: FakeUpstream) -> None:
     store = MemoryAuditStore()
-    router = Router(offline_policy(fake_local), settings=_settings(audit_durability="batch"),
-                    audit=store, probe_ttl=60)
+    router = Router(
+        offline_policy(fake_local),
+        settings=_settings(audit_durability="batch"),
+        audit=store,
+        probe_ttl=60,
+    )
     router.complete("hello")
     router.close()
     assert store.intents == [] and len(store.records) == 1
@@ -179,10 +205,19 @@ def test_durability_comes_from_the_env_then_the_policy_then_defaults_to_intent(
 ) -> None:
     policy = offline_policy(fake_local)
     assert Router(policy, settings=_settings()).audit_durability == "intent"
-    data = {"version": 1, "audit": {"durability": "batch"},
-            "destinations": {"local": {"provider": "openai", "base_url": fake_local.base_url,
-                                       "model": "m", "locality": "local"}},
-            "default": {"to": ["local"]}}
+    data = {
+        "version": 1,
+        "audit": {"durability": "batch"},
+        "destinations": {
+            "local": {
+                "provider": "openai",
+                "base_url": fake_local.base_url,
+                "model": "m",
+                "locality": "local",
+            }
+        },
+        "default": {"to": ["local"]},
+    }
     batch_policy = policy_from_data(data)
     assert Router(batch_policy, settings=_settings()).audit_durability == "batch"
     env = Settings.load(env_file=None, environ={"LF_AUDIT_DURABILITY": "intent"})
@@ -192,8 +227,11 @@ def test_durability_comes_from_the_env_then_the_policy_then_defaults_to_intent(
 def test_two_threads_first_use_creates_one_store_and_one_writer(
     fake_local: FakeUpstream, tmp_path: Path
 ) -> None:
-    router = Router(offline_policy(fake_local),
-                    settings=_settings(audit_url=str(tmp_path / "audit.db")), probe_ttl=60)
+    router = Router(
+        offline_policy(fake_local),
+        settings=_settings(audit_url=str(tmp_path / "audit.db")),
+        probe_ttl=60,
+    )
     barrier = threading.Barrier(8, timeout=WAIT)
     seen: list[tuple[int, int]] = []
     errors: list[BaseException] = []
@@ -219,9 +257,11 @@ def test_requests_from_many_threads_from_first_use_lose_no_row_at_close(
     fake_local: FakeUpstream, tmp_path: Path
 ) -> None:
     path = tmp_path / "audit.db"
-    router = Router(offline_policy(fake_local),
-                    settings=_settings(audit_url=str(path), audit_durability="batch"),
-                    probe_ttl=60)
+    router = Router(
+        offline_policy(fake_local),
+        settings=_settings(audit_url=str(path), audit_durability="batch"),
+        probe_ttl=60,
+    )
     barrier = threading.Barrier(8, timeout=WAIT)
     ids: list[str] = []
     errors: list[BaseException] = []
@@ -349,12 +389,10 @@ def test_after_sigkill_under_load_every_request_the_upstream_saw_has_a_row(
 
     store = SQLiteAuditStore(path)
     try:
-        rows = store.chain_rows("audit_intents", store.chains_in("audit_intents")[0],
-                                limit=100_000)
+        rows = store.chain_rows("audit_intents", store.chains_in("audit_intents")[0], limit=100_000)
         decided = {r.prompt_sha256 for r in store.query(AuditFilter(limit=1000))}
         intents = {str(r["prompt_sha256"]) for r in rows}
-        missing = [p for p in received
-                   if Request.build(p).prompt_sha256() not in intents]
+        missing = [p for p in received if Request.build(p).prompt_sha256() not in intents]
         assert missing == [], f"{len(missing)} of {len(received)} sent without a row"
         assert len(received) >= 300
         result = verify_store(store)

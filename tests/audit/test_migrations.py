@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from llm_localfirst.audit import PostgresAuditStore, SQLiteAuditStore
+from llm_localfirst.audit.chain import CHAIN_COLUMNS
 from llm_localfirst.audit.migrations import MIGRATIONS
 from llm_localfirst.audit.postgres import migrate_postgres
-from llm_localfirst.audit.chain import CHAIN_COLUMNS
 from llm_localfirst.audit.record import COLUMNS
 from llm_localfirst.audit.sqlite import migrate_sqlite
 

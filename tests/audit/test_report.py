@@ -1,4 +1,4 @@
-"""audit report and audit verify: counts, the privacy statement, exit codes, SQLite and PostgreSQL."""
+"""audit report and verify: counts, the privacy statement, exit codes, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,23 +23,44 @@ from .conftest import MakeRecord, ts_at
 
 def _intent(**overrides: object) -> AuditIntent:
     fields: dict[str, object] = dict(
-        id=new_id(), attempt=1, ts=ts_at(5), face="proxy", endpoint="chat", kind="bulk",
-        destination="ollama", locality="local", model="m", sensitive=True,
-        sensitive_reasons=("header",), rule=None, prompt_sha256="ab" * 32, prompt_chars=10)
+        id=new_id(),
+        attempt=1,
+        ts=ts_at(5),
+        face="proxy",
+        endpoint="chat",
+        kind="bulk",
+        destination="ollama",
+        locality="local",
+        model="m",
+        sensitive=True,
+        sensitive_reasons=("header",),
+        rule=None,
+        prompt_sha256="ab" * 32,
+        prompt_chars=10,
+    )
     fields.update(overrides)
     return AuditIntent(**fields)  # type: ignore[arg-type]
 
 
 def _fill(store: AuditStore, make_record: MakeRecord) -> None:
-    store.write_many([
-        make_record(face="proxy", sensitive=True, sensitive_reasons=("detector:email",)),
-        make_record(face="proxy", sensitive=True,
-                    sensitive_reasons=("detector:email", "header")),
-        make_record(face="mcp", destination="haiku", locality="cloud"),
-        make_record(face="python", outcome="refused", destination=None, locality=None,
-                    sensitive=True, sensitive_reasons=("declared",)),
-        make_record(face="proxy", ts=ts_at(-86_400)),  # the day before: outside the window
-    ])
+    store.write_many(
+        [
+            make_record(face="proxy", sensitive=True, sensitive_reasons=("detector:email",)),
+            make_record(
+                face="proxy", sensitive=True, sensitive_reasons=("detector:email", "header")
+            ),
+            make_record(face="mcp", destination="haiku", locality="cloud"),
+            make_record(
+                face="python",
+                outcome="refused",
+                destination=None,
+                locality=None,
+                sensitive=True,
+                sensitive_reasons=("declared",),
+            ),
+            make_record(face="proxy", ts=ts_at(-86_400)),  # the day before: outside the window
+        ]
+    )
 
 
 SINCE, UNTIL = "2026-11-23", "2026-11-24"
@@ -70,8 +91,9 @@ def test_a_sensitive_request_answered_by_the_cloud_is_reported(
     store: AuditStore, make_record: MakeRecord
 ) -> None:
     _fill(store, make_record)
-    leak = make_record(sensitive=True, sensitive_reasons=("header",), destination="gpt",
-                       locality="cloud")
+    leak = make_record(
+        sensitive=True, sensitive_reasons=("header",), destination="gpt", locality="cloud"
+    )
     store.write_many([leak])
 
     report = build_report(store, since=SINCE, until=UNTIL)
@@ -84,9 +106,15 @@ def test_a_sensitive_request_answered_by_the_cloud_is_reported(
 def test_a_failed_cloud_attempt_of_a_sensitive_request_counts_as_reached(
     store: AuditStore, make_record: MakeRecord
 ) -> None:
-    sent = make_record(sensitive=True, sensitive_reasons=("header",), outcome="error",
-                       attempts=(Attempt("gpt", "http_5xx", 3.0, 500, "boom", locality="cloud"),
-                                 Attempt("ollama", "connect_error", 1.0, locality="local")))
+    sent = make_record(
+        sensitive=True,
+        sensitive_reasons=("header",),
+        outcome="error",
+        attempts=(
+            Attempt("gpt", "http_5xx", 3.0, 500, "boom", locality="cloud"),
+            Attempt("ollama", "connect_error", 1.0, locality="local"),
+        ),
+    )
     store.write_many([sent])
 
     assert build_report(store).violations == (sent.id,)
@@ -110,8 +138,9 @@ def test_intents_without_a_decision_row_are_listed_as_outcome_unknown(
     assert build_report(store).sensitive_reached_non_local is True
 
 
-def test_a_broken_chain_makes_the_report_unprovable(tmp_path: Path,
-                                                    make_record: MakeRecord) -> None:
+def test_a_broken_chain_makes_the_report_unprovable(
+    tmp_path: Path, make_record: MakeRecord
+) -> None:
     store = SQLiteAuditStore(tmp_path / "audit.db")
     _fill(store, make_record)
     raw = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
@@ -179,14 +208,20 @@ def test_cli_report_states_the_answer_and_exits_4_when_sensitive_data_left(
     assert text.startswith("No sensitive request between")
     assert "proxy    local     detector:email" in text
 
-    store.write_many([make_record(sensitive=True, sensitive_reasons=("taint",),
-                                  destination="gpt", locality="cloud")])
+    store.write_many(
+        [
+            make_record(
+                sensitive=True, sensitive_reasons=("taint",), destination="gpt", locality="cloud"
+            )
+        ]
+    )
     store.close()
     assert main(["audit", "report", "--since", SINCE, "--until", UNTIL, "--json"]) == 4
     data = json.loads(capsys.readouterr().out)
     assert data["sensitive_reached_non_local"] is True and data["violation_count"] == 1
-    assert {"face": "proxy", "locality": "local", "reason": "header", "requests": 1} \
-        in data["counts"]
+    assert {"face": "proxy", "locality": "local", "reason": "header", "requests": 1} in data[
+        "counts"
+    ]
 
 
 def test_cli_report_exits_8_on_a_broken_chain_and_2_on_a_bad_date(
@@ -207,8 +242,11 @@ def test_cli_report_exits_8_on_a_broken_chain_and_2_on_a_bad_date(
 
 @pytest.mark.postgres
 def test_cli_verify_and_report_work_on_postgres_with_several_instances(
-    postgres_url: str, make_record: MakeRecord, monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    postgres_url: str,
+    make_record: MakeRecord,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from llm_localfirst.audit import PostgresAuditStore
 

@@ -33,8 +33,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def pair(request: pytest.FixtureRequest, tmp_path: Path,
-         clock: Clock) -> Iterator[tuple[AuditStore, AuditStore]]:
+def pair(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
+) -> Iterator[tuple[AuditStore, AuditStore]]:
     """Two store instances sharing one database (one store twice for memory)."""
     first: AuditStore
     second: AuditStore
@@ -111,9 +112,7 @@ def test_digests_are_case_insensitive_hex(pair: tuple[AuditStore, AuditStore]) -
 
 
 @pytest.mark.parametrize("bad", ["alice@example.com", "not hex at all", "abc", ""])
-def test_text_is_never_accepted_as_a_digest(
-    pair: tuple[AuditStore, AuditStore], bad: str
-) -> None:
+def test_text_is_never_accepted_as_a_digest(pair: tuple[AuditStore, AuditStore], bad: str) -> None:
     writer, _ = pair
     with pytest.raises(ValueError, match="hex"):
         writer.taint_add([bad], [], ttl_s=60)
@@ -159,9 +158,13 @@ def test_the_sqlite_match_uses_the_primary_key_index(tmp_path: Path) -> None:
     store = SQLiteAuditStore(tmp_path / "audit.db")
     store.close()
     raw = sqlite3.connect(tmp_path / "audit.db")
-    plan = " ".join(str(row) for row in raw.execute(
-        "EXPLAIN QUERY PLAN SELECT MIN(kind) FROM audit_taint WHERE expires_at > 0 AND "
-        "((kind = 'd' AND key IN ('ab', 'cd')) OR (kind = 's' AND key IN ('ef')))"))
+    plan = " ".join(
+        str(row)
+        for row in raw.execute(
+            "EXPLAIN QUERY PLAN SELECT MIN(kind) FROM audit_taint WHERE expires_at > 0 AND "
+            "((kind = 'd' AND key IN ('ab', 'cd')) OR (kind = 's' AND key IN ('ef')))"
+        )
+    )
     raw.close()
     assert "sqlite_autoindex_audit_taint_1" in plan
     assert "SCAN audit_taint" not in plan

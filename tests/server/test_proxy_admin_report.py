@@ -9,9 +9,11 @@ from tests.server.conftest import LiveProxy
 
 def chat(proxy: LiveProxy, text: str, **headers: str) -> None:
     with proxy.client() as client:
-        answer = client.post("/v1/chat/completions", headers=headers,
-                             json={"model": "auto", "messages": [{"role": "user",
-                                                                  "content": text}]})
+        answer = client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "auto", "messages": [{"role": "user", "content": text}]},
+        )
     assert answer.status_code == 200, answer.text
 
 
@@ -43,10 +45,10 @@ def test_the_report_counts_proxy_requests_and_proves_sensitive_ones_stayed_local
 def test_the_report_needs_the_admin_token_and_a_valid_window(proxy: LiveProxy) -> None:
     with proxy.client() as client:
         assert client.get("/admin/report").status_code == 401
-        assert client.get("/admin/report", headers={"authorization": "Bearer no"}).status_code \
-            == 401
-        bad = client.get("/admin/report", params={"since": "soon"},
-                         headers=proxy.admin_headers())
+        assert (
+            client.get("/admin/report", headers={"authorization": "Bearer no"}).status_code == 401
+        )
+        bad = client.get("/admin/report", params={"since": "soon"}, headers=proxy.admin_headers())
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "invalid_filter"
 
