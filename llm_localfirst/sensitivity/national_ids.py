@@ -353,10 +353,15 @@ def _ten(run: _Run) -> str | None:
     if (
         shaped
         and v.personnummer(f"{digits[:6]}-{digits[6:]}")
-        and (run.own(_CTX_SE) or run.plain())
+        and (run.own(_CTX_SE) or (run.plain() and not _stamp(digits[:2], digits[6:])))
     ):
         return "se_personnummer"
     return None
+
+
+def _stamp(year: str, rest: str) -> bool:
+    """Whether "YYMMDD-HHMM" reads as a recent date and a time, as in file names and logs."""
+    return "15" <= year[-2:] <= "30" and rest[:2] <= "23" and rest[2:] <= "59"
 
 
 def _eleven(run: _Run) -> str | None:
@@ -395,7 +400,7 @@ def _twelve(run: _Run) -> str | None:
         (dashed or run.own(_CTX_SE))
         and digits[:2] in ("18", "19", "20")
         and _stdnum().personnummer(f"{digits[:8]}-{digits[8:]}")
-        and (run.own(_CTX_SE) or run.plain())
+        and (run.own(_CTX_SE) or (run.plain() and not _stamp(digits[:4], digits[8:])))
     ):
         return "se_personnummer"
     return None

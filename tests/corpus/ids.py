@@ -706,6 +706,10 @@ def _benign_values(r: random.Random) -> dict[str, Callable[[], str]]:
                 f"{r.randint(1, 28):02d}/{r.randint(1, 12):02d}/{r.randint(1990, 2030)} 14:22",
                 f"ts {r.randint(1_600_000_000_000, 1_800_000_000_000)}",
                 f"epoch {r.randint(1_500_000_000, 1_900_000_000)}",
+                f"backup {r.randint(2015, 2026)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}-"
+                f"{r.randint(0, 23):02d}{r.randint(0, 59):02d}",
+                f"run {r.randint(15, 26)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}-"
+                f"{r.randint(0, 23):02d}{r.randint(0, 59):02d} done",
             ]
         ),
         "version": lambda: r.choice(
