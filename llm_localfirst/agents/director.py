@@ -24,6 +24,8 @@ from ..errors import (
     PrivacyViolation,
     UpstreamError,
 )
+from .gate import OutboundRefused
+from .sources import SourceRefused
 
 __all__ = [
     "DELEGATE_DESCRIPTION",
@@ -124,6 +126,13 @@ def describe_failure(exc: LocalFirstError) -> str:
                 f"this machine{ref}. Retrying right away will fail the same way. Tell the user "
                 "their local model is down, or do the task yourself only if the text is not "
                 f"private. Detail: {exc.message}")
+    if isinstance(exc, OutboundRefused):
+        return (f"Refused: {exc.message}{ref}. The answer stayed on the user's machine. "
+                "Do not retry the same task; ask for an answer that leaves personal data out.")
+    if isinstance(exc, SourceRefused):
+        return (f"Refused to read `paths`: {exc.message.rstrip('.')}{ref}. Nothing was read "
+                "or sent. Name files inside the folders the user allowed, or ask the user to "
+                "allow the folder.")
     if isinstance(exc, PrivacyViolation):
         return ("Refused: this work must stay on the user's machine and the chosen destination "
                 f"is not local, so nothing was sent{ref}. Do not retry with a cloud model. "

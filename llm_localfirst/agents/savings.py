@@ -19,6 +19,13 @@ What it counts, precisely:
 - **Local cost** uses the local destinations' own ``price`` when the policy gives
   one (electricity, a rented GPU); usually zero.
 
+- **Cloud tokens a director never spent** (:class:`DelegationSavings`), from the
+  row each delegation writes (tag ``delegation``): with ``paths`` or
+  ``documents``, the whole source (the director never read it nor wrote it into a
+  tool call); with inline ``source``, only what the worker produced (the director
+  already held the text and paid to write it into the call). Priced at the
+  reference destination's input rate, a lower bound.
+
 Prices are the policy's ``price`` table (USD per million tokens), so editing the
 policy edits the ledger. Rows read are those durable in the shared audit store,
 so the ledger covers every process on the machine that writes to it.
@@ -33,16 +40,42 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..audit.record import FACES
-from ..audit.store import AuditFilter, TokenTotals
+from ..audit.store import MAX_LIMIT, AuditFilter, AuditStore, TokenTotals
 from ..policy import Policy
 from ..registry import Destination
 
 if TYPE_CHECKING:
     from ..router import Router
 
-__all__ = ["SavingsReport", "reference_destination", "savings_report"]
+__all__ = ["DelegationSavings", "SavingsReport", "reference_destination", "savings_report"]
 
 _PER = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationSavings:
+    """Cloud tokens delegation kept away from the director, by how the source was given.
+
+    Attributes:
+        by_reference: Delegations that named ``paths`` or ``documents``.
+        inline: Delegations given the text in ``source``.
+        files: Files read by reference.
+        bytes_read: Their bytes.
+        source_tokens: Estimated tokens of the sources read by reference (saved whole).
+        answer_tokens: Estimated tokens the worker produced for inline sources (saved).
+    """
+
+    by_reference: int = 0
+    inline: int = 0
+    files: int = 0
+    bytes_read: int = 0
+    source_tokens: int = 0
+    answer_tokens: int = 0
+
+    @property
+    def tokens_saved(self) -> int:
+        """Cloud tokens the director never had to read or write."""
+        return self.source_tokens + self.answer_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +116,7 @@ class SavingsReport:
     until: str | None = None
     by_destination: Mapping[str, TokenTotals] = field(default_factory=dict)
     by_face: Mapping[str, TokenTotals] = field(default_factory=dict)
+    delegation: DelegationSavings = DelegationSavings()
 
     @property
     def tokens(self) -> int:
@@ -106,6 +140,21 @@ class SavingsReport:
             "saved_usd": self.saved_usd,
             "by_destination": {k: totals(v) for k, v in self.by_destination.items()},
             "by_face": {k: totals(v) for k, v in self.by_face.items()},
+            "delegation": self.delegation_dict(),
+        }
+
+    def delegation_dict(self) -> dict[str, object]:
+        """The director-side ledger: cloud tokens delegation saved, source vs paths."""
+        d = self.delegation
+        usd = None if self.price_in is None else round(d.tokens_saved * self.price_in / _PER, 6)
+        return {
+            "cloud_tokens_saved": d.tokens_saved, "cloud_tokens_saved_usd": usd,
+            "by_reference": {"delegations": d.by_reference, "files": d.files,
+                             "bytes_read": d.bytes_read, "source_tokens_saved": d.source_tokens},
+            "inline": {"delegations": d.inline, "answer_tokens_saved": d.answer_tokens},
+            "note": ("paths/documents: the whole source never reached the director; inline "
+                     "source: only the worker's answer counts, the director already held the "
+                     "text. Priced at the reference input rate (a lower bound)."),
         }
 
 
@@ -157,6 +206,8 @@ def savings_report(router: Router, *, face: str | None = None, since: str | None
                                                   until=base.until))
             if part.requests:
                 by_face[name] = TokenTotals(part.requests, part.tokens_in, part.tokens_out)
+    delegation = _delegations(store, base.since, base.until) if face in (None, "worker") \
+        else DelegationSavings()
     policy = router.policy
     ref = reference_destination(policy)
     cloud = _cost(totals.tokens_in, totals.tokens_out, ref)
@@ -172,4 +223,36 @@ def savings_report(router: Router, *, face: str | None = None, since: str | None
         cloud_cost_usd=cloud, local_cost_usd=local,
         saved_usd=None if cloud is None else round(cloud - local, 6),
         face=face, since=base.since, until=base.until,
-        by_destination=dict(totals.by_destination), by_face=by_face)
+        by_destination=dict(totals.by_destination), by_face=by_face, delegation=delegation)
+
+
+def _delegations(store: AuditStore, since: str | None, until: str | None) -> DelegationSavings:
+    """Add up the rows of successful delegations (tag ``delegation``), page by page."""
+    counts = {"by_reference": 0, "inline": 0, "files": 0, "bytes_read": 0,
+              "source_tokens": 0, "answer_tokens": 0}
+    offset = 0
+    while True:
+        rows = store.query(AuditFilter(face="worker", outcome="ok", since=since, until=until,
+                                       limit=MAX_LIMIT, offset=offset))
+        for row in rows:
+            if "delegation" not in row.tags:
+                continue
+            meta = row.metadata
+            if meta.get("delegation") == "paths":
+                counts["by_reference"] += 1
+                counts["files"] += _int(meta.get("files"))
+                counts["bytes_read"] += _int(meta.get("bytes_read"))
+                counts["source_tokens"] += _int(meta.get("saved_tokens"))
+            else:
+                counts["inline"] += 1
+                counts["answer_tokens"] += _int(meta.get("saved_tokens"))
+        if len(rows) < MAX_LIMIT:
+            return DelegationSavings(**counts)
+        offset += MAX_LIMIT
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
