@@ -283,11 +283,12 @@ def test_a_github_or_npm_token_whose_checksum_holds_is_a_secret_even_if_it_spell
     assert not secret_checks._crc32_token(token[:-1] + ("A" if token[-1] != "A" else "B"))
 
 
-def test_a_discord_token_needs_a_snowflake_id_in_its_first_segment() -> None:
+def test_a_discord_token_is_found_by_its_snowflake_id_or_its_randomness() -> None:
     first = base64.urlsafe_b64encode(b"198622483471925248").decode().rstrip("=")
     assert ("secret", "discord_bot_token") in _kinds(f"{first}.Cl2FMQ.{'ZnCjm1XVW7vRze4b7' * 2}")
-    not_an_id = base64.urlsafe_b64encode(b"not a user id at all").decode().rstrip("=")
-    assert not _kinds(f"M{not_an_id[1:]}.Cl2FMQ.{'ZnCjm1XVW7vRze4b7' * 2}")
+    made_up = "MZx9_kQ2vL8pT4wR7yN1bC5d.Gh3-Jk.aB9_cD8eF7gH6iJ5kL4mN3oP2qR1sT0u"
+    assert ("secret", "discord_bot_token") in _kinds(made_up)
+    assert not _kinds("See docs.python.org/library/re.html and config.yaml.example_settings_here")
 
 
 def test_a_secret_found_by_its_shape_gives_a_span_over_the_whole_token() -> None:

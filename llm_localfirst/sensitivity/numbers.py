@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from . import national_ids
 from .checksums import _luhn, _stdnum
 from .finding import Finding
-from .phones import _phone_region
+from .phones import _phone_labelled, _phone_region
 from .text import (
     _CTX_AADHAAR,
     _CTX_BARCODE,
@@ -173,7 +173,9 @@ def _classify_number(text: str, start: int, end: int) -> list[Finding]:
             kind = national_ids.classify(text, start, end, sizes, digits, separators)
         if kind:
             found.append(Finding("national_id", kind, start, end))
-    if not found:
+    # Next to "phone" or "tel", a run that reads as a card or an id may be a phone
+    # number too ("phone": "4915123341807" passes Luhn as a Visa number).
+    if not found or _phone_labelled(text, start, end):
         region = _phone_region(text, start, end, run)
         if region:
             found.append(Finding("phone", region.lower(), start, end))

@@ -222,7 +222,7 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
             return region
     # A word such as "phone" nearby admits any grouping and more regions, and a bare
     # run in E.164 without its "+" ("msisdn": "447911123456").
-    if _near(text, start, end, _CTX_PHONE) or _near(text, start, end, _CTX_PHONE_FIELD):
+    if _phone_labelled(text, start, end):
         region = _national_region(run, digits, sizes, context=True)
         if region is None and len(groups) == 1 and len(digits) >= 10:
             region = _international_region(digits)
@@ -244,6 +244,11 @@ def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
     return "." not in run or not (
         set(run) - set("0123456789.") or len(groups) < 3 or (len(groups) == 4 and max(sizes) <= 3)
     )
+
+
+def _phone_labelled(text: str, start: int, end: int) -> bool:
+    """Whether a word or field name such as "phone", "tel" or "msisdn" is near a span."""
+    return _near(text, start, end, _CTX_PHONE) or _near(text, start, end, _CTX_PHONE_FIELD)
 
 
 # ----------------------------------------------------------------------------- links, forms

@@ -106,7 +106,7 @@ def _on_prefixed(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterato
         return
     body = text[start + 1 : end]
     # Back over the prefix ("ghp", "github", "sk") that the look-behind checked.
-    floor = max(0, start - 8)
+    floor = max(0, start - 20)
     while start > floor and (text[start - 1].isalnum() or text[start - 1] in "_-"):
         start -= 1
     token = text[start:end]
@@ -168,7 +168,7 @@ def _on_jwt(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
 
 # Telegram: the bot's numeric id, ":", then 35 characters starting "AA".
 # Found in the sweep over ":" of `assignments`, which has already consumed the ":".
-_TELEGRAM = r"AA(?<=[0-9]{6}:AA)[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])(?P<other>)"
+_TELEGRAM = r"(?<=[0-9]{6}:)[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])(?P<other>)"
 
 
 def _on_telegram(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
@@ -178,22 +178,37 @@ def _on_telegram(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterato
     digits = m.start() - start
     before = text[max(0, start - 3) : start]
     glued = start and text[start - 1].isalnum() and before != "bot"
-    if 8 <= digits <= 10 and not glued and not _placeholder(text[m.start() + 1 : m.end()]):
+    token = text[m.start() + 1 : m.end()]
+    # Today's tokens start "AA"; other random 35-character tails count too.
+    shaped = token.startswith("AA") or (_char_classes(token) >= 3 and _entropy(token) >= 4.0)
+    if 8 <= digits <= 10 and not glued and shaped and not _placeholder(token):
         yield Finding("secret", "telegram_bot_token", start, m.end())
 
 
 # Discord: base64 of the bot's user id, a 6-character time stamp, an HMAC. The sweep
-# over "." finds "wa.me/<number>" links for `phones` too.
+# over "." also finds the tokens whose prefix ends in a dot (Google OAuth "ya29.",
+# Vault "hvs.", Doppler "dp.pt.", Dynatrace, Airtable, Mapbox "sk.eyJ"), and
+# "wa.me/<number>" links for `phones`.
 _DOTTED = (
     r"\.(?:[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])(?P<discord>)"
-    r"|(?<=\bwa\.)me/\+?[0-9]{7,15}(?![0-9])(?P<wa_me>))"
+    r"|(?<=\bwa\.)me/\+?[0-9]{7,15}(?![0-9])(?P<wa_me>)"
+    r"|(?<=\bya29\.)[\w-]{30,2048}(?P<google_oauth_token>)"
+    r"|(?<=\bhv[sbr]\.)[\w-]{24,512}(?P<vault_token>)"
+    r"|(?<=\bdp\.)(?:pt|st|ct|sa|scim|audit)\.[A-Za-z0-9]{40,44}(?P<doppler_token>)"
+    r"|(?<=\bdt0c01\.)[A-Z0-9]{24}\.[A-Z0-9]{64}(?P<dynatrace_token>)"
+    r"|(?<=\bpat[A-Za-z0-9]{14}\.)[0-9a-f]{64}(?P<airtable_token>)"
+    r"|(?<=\bsk\.)eyJ[\w-]{20,1024}\.[\w-]{20,1024}(?P<mapbox_token>))"
 )
 
 
 def _on_dotted(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
     if m.lastgroup == "wa_me":
         return _on_e164(text, m, wanted) if "phone" in wanted else iter(())
-    return _on_discord(text, m, wanted) if "secret" in wanted else iter(())
+    if "secret" not in wanted:
+        return iter(())
+    if m.lastgroup == "discord":
+        return _on_discord(text, m, wanted)
+    return _on_prefixed(text, m, wanted)
 
 
 def _on_discord(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
@@ -201,12 +216,15 @@ def _on_discord(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator
     while start > max(0, m.start() - 30) and (text[start - 1].isalnum() or text[start - 1] in "_-"):
         start -= 1
     first = text[start : m.start()]
+    token = text[start : m.end()]
     if (
         23 <= len(first) <= 28
         and first[0] in "MNO"
         and (not start or not _joins(text[start - 1]))
-        and _discord_user_id(first)
-        and not _placeholder(text[m.start() : m.end()])
+        # A real token's first part is the base64 of a snowflake id; a made-up one
+        # still looks random.
+        and (_discord_user_id(first) or (_char_classes(token) >= 4 and _entropy(token) >= 4.5))
+        and not _placeholder(token)
     ):
         yield Finding("secret", "discord_bot_token", start, m.end())
 
@@ -219,7 +237,7 @@ _ENTRA = r"Q~(?<=[A-Za-z0-9_~.-]{3}[0-9]Q~)[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~
 
 def _on_entra(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
     start = m.start() - 4
-    if start and (text[start - 1].isalnum() or text[start - 1] in "_~.-+/="):
+    if start and (text[start - 1].isalnum() or text[start - 1] in "_~.-"):
         return
     value = text[start : m.end()]
     if not _placeholder(value.replace("Q~", "", 1)) and _char_classes(value) >= 3:
@@ -296,7 +314,7 @@ def _on_authorization(text: str, m: re.Match[str], wanted: frozenset[str]) -> It
 
 
 _URL = (
-    r"://(?:[^\s:/@]{0,128}:(?P<password>[^\s@/]{1,256})@[\w.-]+(?P<url_credentials>)"
+    r"://(?:[^\s:/@]{0,128}:(?P<password>[^\s/]{1,256})@[\w.-]+(?P<url_credentials>)"
     r"|hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]{6,12}/[A-Za-z0-9]{6,40}"
     r"(?:/[A-Za-z0-9]{6,64}){1,2}(?P<slack_webhook>)"
     r"|(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{1,32}/[\w-]{40,512}"
@@ -310,8 +328,6 @@ _URL_PLACEHOLDERS = frozenset(
         "password",
         "passwd",
         "pwd",
-        "pw",
-        "p",
         "secret",
         "mypassword",
         "yourpassword",

@@ -285,6 +285,8 @@ _SECRETS: dict[str, _Make] = {
     "grafana_token": lambda r: "glsa_" + _chars(r, ALNUM, 32) + "_" + _chars(r, HEX, 8),
     "groq_key": lambda r: "gsk_" + _chars(r, ALNUM, 52),
     "age_key": lambda r: "AGE-SECRET-KEY-1" + _chars(r, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58),
+    "google_oauth_token": lambda r: "ya29.a0" + _chars(r, B64URL, r.randint(100, 200)),
+    "vault_token": lambda r: r.choice(["hvs.", "hvb."]) + _chars(r, B64URL, r.randint(90, 120)),
 }
 
 # Names that a value is usually given, per kind: (env/config names, prose labels).
