@@ -141,7 +141,9 @@ def register_resources(server: MCPServer[Any], router: Router) -> None:
     @server.resource("audit://savings", name="savings", title="Savings ledger", mime_type=JSON,
                      description=(
                          "Tokens processed on local models (all faces, and per face) and what "
-                         "they would have cost on the policy's reference cloud model."))
+                         "they would have cost on the policy's reference cloud model; and, under "
+                         "'delegation', the cloud tokens directors never spent: the whole source "
+                         "when the worker read paths itself, only the answer for inline source."))
     def savings() -> str:
         return _dump(savings_report(router).to_dict())
 
