@@ -16,7 +16,8 @@ distinctive format or next to a label such as "BSN" or "Aadhaar", and a number
 right after "order", "invoice" or "tracking" needs its own label.
 
 Modules: `scanner` (the passes and `Scanner`), `emails`, `numbers` (digit runs:
-cards and national ids), `capitals` (IBANs, lettered ids, prefixed cloud keys),
+cards and the first ten countries' ids), `national_ids` (the ids of seventeen
+more countries), `capitals` (lettered ids, prefixed cloud keys), `ibans`,
 `phones`, `secrets`, `checksums` and `text` (context words, shared helpers).
 
 What it must never do: return, log or store the matched text (a `Finding` carries

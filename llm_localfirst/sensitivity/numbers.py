@@ -5,8 +5,12 @@ This module owns the reading of a run such as "+44 (0)20 7946-0958",
 (a word, hash, version, price), where a run holds several values, and what each
 value is. A payment card needs Luhn and a network's range; a national id needs
 python-stdnum's check digits, and, where the checksum is weak, a distinctive
-format or its label nearby; a run that is neither goes to `phones`. One reading
-rules out another: a card is no phone number.
+format or its label nearby (`national_ids` reads the newer countries); a run that
+is neither goes to `phones`. One reading rules out another: a card is no phone
+number. Cards are also read as people write them: with dots, right after a word
+("order4111..."), after "order" or "ref" when full-length, and broken across a
+line with the quote marks of an e-mail reply or the speaker of a chat line; a
+number that is also a valid EAN/UPC barcode, or is followed by a unit, is not.
 """
 
 from __future__ import annotations
