@@ -72,7 +72,6 @@ _CTX_SE = _words(
     "personnummer personnr pnr samordningsnummer",
     "person number",
     "personal identity number",
-    "personnummer",
 )
 _CTX_BE = _words(
     "rijksregisternummer rijksregister insz niss nn",
@@ -117,26 +116,6 @@ _CTX_DNI = _words(
 _CTX_CUIT = _words("cuit cuil", "c.u.i.t", "c.u.i.l", "clave única", "clave unica")
 _CTX_RUT = _words("rut run", "r.u.t", "r.u.n", "rol único tributario", "rol unico tributario")
 
-LABELS = (
-    _CTX_CN,
-    _CTX_KR,
-    _CTX_SIN,
-    _CTX_TFN,
-    _CTX_MEDICARE,
-    _CTX_PESEL,
-    _CTX_SE,
-    _CTX_BE,
-    _CTX_AHV,
-    _CTX_CPR,
-    _CTX_NO,
-    _CTX_NIF,
-    _CTX_TR,
-    _CTX_ZA,
-    _CTX_DNI,
-    _CTX_CUIT,
-    _CTX_RUT,
-)
-"""Every label of this module, for `text._CTX_ID` (a number next to one is no phone)."""
 
 # ----------------------------------------------------------------------------- checks
 
