@@ -6,13 +6,20 @@ records every byte) with a local fallback: only sensitivity keeps a request loca
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import openai
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from llm_localfirst import Router
+from llm_localfirst.audit import open_store
 from llm_localfirst.policy import policy_from_data
 from llm_localfirst.testing import FakeUpstream
 from tests.server.conftest import LiveProxy
@@ -256,3 +263,126 @@ def test_the_openai_sdk_still_works_through_every_check(egress: LiveProxy) -> No
         user="someone")
     assert answer.headers["x-lf-locality"] == "local"
     assert egress.cloud.model_calls() == []
+
+
+# --------------------------------------------------------------------------- taint
+
+TURN_1 = [{"role": "system", "content": "You are helpful."},
+          {"role": "user", "content": "My diagnosis is confidential: stage 2."}]
+TURN_2 = [*TURN_1, {"role": "assistant", "content": "Understood."},
+          {"role": "user", "content": "Summarise what I said."}]
+
+
+def test_the_proxy_session_header_and_history_stick(proxy_factory: Callable[..., LiveProxy], tmp_path: Path,
+                                                    fake_local: FakeUpstream,
+                                                    fake_cloud: FakeUpstream) -> None:
+    url = f"sqlite:///{tmp_path / 'proxy.db'}"
+    policy = cloud_first(fake_local, fake_cloud)
+    one = proxy_factory(router=Router(policy, audit=open_store(url, data_dir=tmp_path)))
+    two = proxy_factory(router=Router(policy, audit=open_store(url, data_dir=tmp_path)))
+    with one.client() as client:
+        first = client.post("/v1/chat/completions", json={"messages": TURN_1},
+                            headers={"x-lf-sensitive": "true", "x-lf-session": "s-1"})
+    assert first.headers["x-lf-locality"] == "local"
+    fake_local.status = 503
+    with two.client() as client:
+        resent = client.post("/v1/chat/completions", json={"messages": TURN_2})
+        session = client.post("/v1/chat/completions",
+                              json={"messages": [{"role": "user", "content": "new"}]},
+                              headers={"x-lf-session": "s-1"})
+    assert resent.status_code == session.status_code == 503
+    assert resent.json()["error"]["code"] == "local_unavailable"
+    assert fake_cloud.model_calls() == []
+
+
+# --------------------------------------------------------------------------- property
+
+SECRETS = [EMAIL, "card 4111 1111 1111 1111", "IBAN GB82 WEST 1234 5698 7654 32"]
+_text = st.text(alphabet="abcdefghij klmnop", min_size=1, max_size=12)
+_schema = st.fixed_dictionaries({"type": st.just("object"), "properties": st.dictionaries(
+    _text, st.fixed_dictionaries({"type": st.just("string"), "description": _text}),
+    max_size=2)})
+_tools = st.lists(st.fixed_dictionaries({"type": st.just("function"), "function": (
+    st.fixed_dictionaries({"name": st.just("f"), "description": _text,
+                           "parameters": _schema}))}), max_size=2)
+_chat_message = st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant"]),
+                           "content": _text}),
+    st.fixed_dictionaries({"role": st.just("user"), "content": st.lists(
+        st.fixed_dictionaries({"type": st.just("text"), "text": _text}), min_size=1,
+        max_size=2)}),
+    st.fixed_dictionaries({"role": st.just("assistant"), "name": _text, "tool_calls": st.just(
+        [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}])}),
+)
+_options = {"user": _text, "metadata": st.dictionaries(_text, _text, max_size=2),
+            "stop": st.lists(_text, max_size=2)}
+BODIES = st.one_of(
+    st.tuples(st.just(CHAT), st.fixed_dictionaries(
+        {"messages": st.lists(_chat_message, min_size=1, max_size=3)},
+        optional={**_options, "tools": _tools, "response_format": st.fixed_dictionaries({
+            "type": st.just("json_schema"),
+            "json_schema": st.fixed_dictionaries({"name": st.just("s"), "schema": _schema})})})),
+    st.tuples(st.just(COMPLETIONS), st.fixed_dictionaries(
+        {"prompt": st.one_of(_text, st.lists(_text, min_size=1, max_size=2))},
+        optional={**_options, "suffix": _text})),
+    st.tuples(st.just(EMBEDDINGS), st.fixed_dictionaries(
+        {"input": st.one_of(_text, st.lists(_text, min_size=1, max_size=2))},
+        optional={"user": _text})),
+    st.tuples(st.just(RESPONSES), st.fixed_dictionaries(
+        {"input": st.one_of(_text, st.lists(st.fixed_dictionaries(
+            {"role": st.just("user"), "content": _text}), min_size=1, max_size=2))},
+        optional={"instructions": _text, "metadata": st.dictionaries(_text, _text, max_size=2),
+                  "tools": st.lists(st.fixed_dictionaries({
+                      "type": st.just("function"), "name": st.just("f"),
+                      "description": _text, "parameters": _schema}), max_size=1)})),
+)
+
+
+def _string_slots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every string (("key", k) marks a key) except the wire's fixed words."""
+    slots: list[tuple[Any, ...]] = []
+    if isinstance(value, str):
+        slots.append(path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in ("role", "type", "name", "id") or isinstance(item, dict):
+                slots.append((*path, ("key", key)))
+            if key not in ("role", "type"):
+                slots += _string_slots(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            slots += _string_slots(item, (*path, i))
+    return slots
+
+
+def _plant(body: Any, slot: tuple[Any, ...], secret: str) -> None:
+    *parents, last = slot
+    holder = body
+    for step in parents:
+        holder = holder[step]
+    if isinstance(last, tuple):  # a key: rename it
+        holder[f"{last[1]} {secret}"] = holder.pop(last[1])
+    else:
+        holder[last] = f"{holder[last]} {secret}"
+
+
+TRIALS = 300
+
+
+@settings(max_examples=TRIALS, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=BODIES, data=st.data())
+def test_a_detectable_value_anywhere_in_a_random_body_never_reaches_the_cloud(
+        egress: LiveProxy, case: tuple[str, dict[str, Any]], data: st.DataObject) -> None:
+    path, body = case
+    body = {"model": "auto", **copy.deepcopy(body)}
+    # Everything but `model`, which is never forwarded (the destination's own model is).
+    slot = data.draw(st.sampled_from([s for s in _string_slots(body) if s != ("model",)]))
+    secret = data.draw(st.sampled_from(SECRETS))
+    _plant(body, slot, secret)
+    egress.cloud.reset()
+    response = post(egress, path, body)
+    assert response.status_code in (200, 400, 503), response.text
+    for seen in egress.cloud.model_calls():
+        sent = orjson.dumps(seen.body).decode()
+        assert secret not in sent and "4111" not in sent

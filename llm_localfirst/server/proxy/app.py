@@ -27,7 +27,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -372,11 +372,34 @@ def serve(*, policy: str | None, host: str, port: int, insecure: bool,
         f"llm-localfirst proxy on http://{host}:{port}/v1 (policy {router.policy_source}; "
         f"client keys {'required' if settings.proxy_key_list() else 'not required'}; "
         f"admin API {'on' if settings.admin_token else 'off'})\n")
+    # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down, so that the
+    # previous handler runs; with the default one the process would die with 143 after
+    # a clean shutdown. This handler makes the documented exit code 0 the real one.
+    restore = _quiet_termination()
     try:
         server.run()
     finally:
+        restore()
         router.close()
     return 0 if server.started else 1
+
+
+def _quiet_termination() -> Callable[[], None]:
+    """Handle SIGTERM and SIGINT as "already shutting down"; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.signal(sig, _shut_down_already) for sig in
+                (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def _shut_down_already(signum: int, frame: object) -> None:
+    log.debug("signal %d after shutdown: exiting normally", signum)
 
 
 def _loop_name() -> str:
