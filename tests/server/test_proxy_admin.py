@@ -237,7 +237,7 @@ def test_the_openapi_document_matches_the_served_routes(proxy: LiveProxy) -> Non
     served = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
               "/v1/models", "/v1/models/{model}", "/metrics", "/openapi.json",
               "/admin/decisions", "/admin/decisions/{id}", "/admin/export.csv", "/admin/health",
-              "/admin/savings", "/admin/reload", "/admin/ui"}
+              "/admin/savings", "/admin/reload", "/admin/ui", "/admin/report"}
     assert set(document["paths"]) == served
     app_routes = set(proxy.app._routes) | {"/v1/models/{model}"} | {
         route.path for route in proxy.app._fallback.routes}

@@ -125,6 +125,10 @@ def openapi_document(*, admin: bool) -> dict[str, Any]:
                                         content="text/csv"),
             "/admin/health": _admin("Destination health."),
             "/admin/savings": _admin("Savings ledger."),
+            "/admin/report": _admin(
+                "Counts by face x locality x sensitivity reason, and whether any sensitive "
+                "request reached a non-local destination, from a verified hash chain.",
+                params=[f for f in _FILTERS if f["name"] in ("since", "until")]),
             "/admin/reload": _admin("Reload the policy the server started with.",
                                     method="post"),
             "/admin/ui": {"get": {"summary": "Admin UI page (asks for the token).",
