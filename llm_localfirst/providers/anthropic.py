@@ -19,6 +19,7 @@ import httpx2
 from .._loop import PerLoop
 from ..errors import InvalidRequest
 from ..registry import Destination
+from ._vetting import locality_error, vetting, vetting_http_client
 from .anthropic_translate import (
     StreamTranslator,
     from_message,
@@ -27,6 +28,7 @@ from .anthropic_translate import (
     to_messages_params,
 )
 from .base import AttemptFailed, ChatResult, EgressTicket, api_key_for
+from .client import ConnectError
 
 if TYPE_CHECKING:
     import anthropic
@@ -50,6 +52,9 @@ def _failure(exc: anthropic.AnthropicError | httpx2.TransportError, name: str) -
     """Classify an SDK exception, or a transport error raised while reading a stream."""
     import anthropic
 
+    refused = locality_error(exc)
+    if refused is not None:  # nothing was sent: the host is no longer local
+        return AttemptFailed("not_local", f"{name}: {refused}")
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return AttemptFailed("timeout", f"{name}: timed out")
     if isinstance(exc, anthropic.APIConnectionError):
@@ -125,12 +130,16 @@ class AnthropicProvider:
         import anthropic
 
         d = self.destination
+        timeout = httpx2.Timeout(d.timeout, connect=d.connect_timeout)
+        http_client = self._http_client
+        if http_client is None and d.is_local:  # connect only where the ticket allows
+            http_client = vetting_http_client(timeout)
         return anthropic.AsyncAnthropic(
             api_key=self._api_key,
             base_url=d.base_url,
             max_retries=0,
-            timeout=httpx2.Timeout(d.timeout, connect=d.connect_timeout),
-            http_client=self._http_client,
+            timeout=timeout,
+            http_client=http_client,
         )
 
     async def _close_client(self, client: AsyncAnthropic) -> None:
@@ -156,6 +165,8 @@ class AnthropicProvider:
             client = self._client()
         except anthropic.AnthropicError as exc:  # e.g. a broken credentials profile
             raise _failure(exc, name) from None
+        except ConnectError as exc:  # a local destination whose connections cannot be vetted
+            raise AttemptFailed("error", f"{name}: {exc}") from None
         if self._no_auth:
             params["extra_headers"] = {"Authorization": anthropic.omit}
         elif not _has_credentials(client):
@@ -174,7 +185,8 @@ class AnthropicProvider:
 
         client, params = self._prepare(ticket, body)
         try:
-            message = await client.messages.create(**params)
+            with vetting(ticket.vet if ticket.local else None):
+                message = await client.messages.create(**params)
         except (anthropic.AnthropicError, httpx2.TransportError) as exc:
             raise _failure(exc, self.destination.name) from None
         data = from_message(message.to_dict(mode="json"), created=int(time.time()))
@@ -200,7 +212,9 @@ class AnthropicProvider:
         name = self.destination.name
         translator = StreamTranslator(created=int(time.time()))
         try:
-            stream = await client.messages.create(**params, stream=True)
+            # Reset before the first yield: the check must not leak into the caller.
+            with vetting(ticket.vet if ticket.local else None):
+                stream = await client.messages.create(**params, stream=True)
         except (anthropic.AnthropicError, httpx2.TransportError) as exc:
             raise _failure(exc, name) from None
         try:

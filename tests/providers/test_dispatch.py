@@ -259,3 +259,44 @@ def test_a_stream_in_flight_survives_a_reload_and_its_provider_closes_after_it(
         assert router.run_sync(main()).startswith("echo: hello")
     finally:
         router.close()
+
+
+def test_a_local_anthropic_destination_is_vetted_at_send_time_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llm_localfirst.providers.anthropic import AnthropicProvider
+    from llm_localfirst.providers.base import AttemptFailed, egress_guard
+    from llm_localfirst.registry import Destination, TrustedHosts
+
+    answer = {"model.internal": "127.0.0.1"}
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return real_getaddrinfo(answer.get(host, host), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    with FakeUpstream() as fake:
+        dest = Destination(
+            name="claude-box",
+            provider="anthropic",
+            model="m",
+            locality="local",
+            base_url=f"http://model.internal:{fake.port}",
+        )
+        ticket = egress_guard(dest, sensitive=True, trusted=TrustedHosts.parse(["model.internal"]))
+
+        async def chat() -> str:
+            provider = AnthropicProvider(dest)
+            try:
+                with anyio.fail_after(10):
+                    return (await provider.chat(ticket, body)).text
+            finally:
+                await provider.aclose()
+
+        assert asyncio.run(chat()).startswith("echo: hi")
+        answer["model.internal"] = "1.1.1.1"
+        with pytest.raises(AttemptFailed) as refused:
+            asyncio.run(chat())
+        assert refused.value.outcome == "not_local"
+        assert len(fake.model_calls()) == 1
