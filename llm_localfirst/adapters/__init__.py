@@ -54,10 +54,15 @@ TOOL_NAME = "delegate_to_worker"
 TASK_KIND_SCHEMA: Mapping[str, Any] = {"enum": [kind.value for kind in TaskKind]}
 
 
-def local_worker(router: Router, worker_model: str | Sequence[str], *,
-                 on_delegate: OnDelegate | None, via: str,
-                 documents: Mapping[str, Path | str] | None = None,
-                 roots: Sequence[str | Path] = ()) -> Worker:
+def local_worker(
+    router: Router,
+    worker_model: str | Sequence[str],
+    *,
+    on_delegate: OnDelegate | None,
+    via: str,
+    documents: Mapping[str, Path | str] | None = None,
+    roots: Sequence[str | Path] = (),
+) -> Worker:
     """Build the Worker behind an adapter's tool.
 
     Args:
@@ -78,8 +83,14 @@ def local_worker(router: Router, worker_model: str | Sequence[str], *,
     """
     from ..agents.worker import Worker
 
-    return Worker(router, destination=worker_model, on_delegate=on_delegate,
-                  metadata={"via": via}, documents=documents, roots=roots)
+    return Worker(
+        router,
+        destination=worker_model,
+        on_delegate=on_delegate,
+        metadata={"via": via},
+        documents=documents,
+        roots=roots,
+    )
 
 
 def tool_description(worker: Worker) -> str:
@@ -92,5 +103,6 @@ def tool_description(worker: Worker) -> str:
 
 def install_hint(extra: str, package: str) -> str:
     """The message of the ``ImportError`` an adapter raises when its framework is missing."""
-    return (f"the {package} adapter needs the {package} package: "
-            f"pip install 'llm-localfirst[{extra}]'")
+    return (
+        f"the {package} adapter needs the {package} package: pip install 'llm-localfirst[{extra}]'"
+    )

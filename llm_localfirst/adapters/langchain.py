@@ -59,12 +59,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DelegateArgs", "WorkerTool", "worker_tool"]
 
+
 def _describe_validation_error(error: Exception) -> str:
     """The director's message for arguments that do not fit :class:`DelegateArgs`."""
     if isinstance(error, ValidationError) and error.error_count():
         details = error.errors(include_url=False)
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
-                             for e in details)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in details
+        )
         param = str(details[0]["loc"][0]) if details[0]["loc"] else None
     else:
         problems, param = str(error), None
@@ -102,43 +104,73 @@ class WorkerTool(BaseTool):
         """
         return {**_wire_schema(), "description": self.description}
 
-    def _run(self, task: str, source: str = "",
-             paths: list[str] | None = None, documents: list[str] | None = None,
-             task_kind: str = "freeform",
-             schema_: dict[str, Any] | None = None, labels: list[str] | None = None,
-             target_language: str | None = None, max_tokens: int | None = None,
-             run_manager: CallbackManagerForToolRun | None = None,
-             ) -> tuple[str, dict[str, Any]]:
+    def _run(
+        self,
+        task: str,
+        source: str = "",
+        paths: list[str] | None = None,
+        documents: list[str] | None = None,
+        task_kind: str = "freeform",
+        schema_: dict[str, Any] | None = None,
+        labels: list[str] | None = None,
+        target_language: str | None = None,
+        max_tokens: int | None = None,
+        run_manager: CallbackManagerForToolRun | None = None,
+    ) -> tuple[str, dict[str, Any]]:
         try:
-            result = self.worker.run(task, source, paths=paths, documents=documents,
-                                     task_kind=task_kind, schema=schema_,
-                                     labels=labels, target_language=target_language,
-                                     max_tokens=max_tokens)
+            result = self.worker.run(
+                task,
+                source,
+                paths=paths,
+                documents=documents,
+                task_kind=task_kind,
+                schema=schema_,
+                labels=labels,
+                target_language=target_language,
+                max_tokens=max_tokens,
+            )
         except LocalFirstError as exc:
             raise ToolException(describe_failure(exc)) from exc
         return _answer(result)
 
-    async def _arun(self, task: str, source: str = "",
-             paths: list[str] | None = None, documents: list[str] | None = None,
-             task_kind: str = "freeform",
-                    schema_: dict[str, Any] | None = None, labels: list[str] | None = None,
-                    target_language: str | None = None, max_tokens: int | None = None,
-                    run_manager: AsyncCallbackManagerForToolRun | None = None,
-                    ) -> tuple[str, dict[str, Any]]:
+    async def _arun(
+        self,
+        task: str,
+        source: str = "",
+        paths: list[str] | None = None,
+        documents: list[str] | None = None,
+        task_kind: str = "freeform",
+        schema_: dict[str, Any] | None = None,
+        labels: list[str] | None = None,
+        target_language: str | None = None,
+        max_tokens: int | None = None,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+    ) -> tuple[str, dict[str, Any]]:
         try:
-            result = await self.worker.arun(task, source, paths=paths, documents=documents,
-                                            task_kind=task_kind, schema=schema_,
-                                            labels=labels, target_language=target_language,
-                                            max_tokens=max_tokens)
+            result = await self.worker.arun(
+                task,
+                source,
+                paths=paths,
+                documents=documents,
+                task_kind=task_kind,
+                schema=schema_,
+                labels=labels,
+                target_language=target_language,
+                max_tokens=max_tokens,
+            )
         except LocalFirstError as exc:
             raise ToolException(describe_failure(exc)) from exc
         return _answer(result)
 
 
-def worker_tool(router: Router, worker_model: str | Sequence[str] = "local",
-                on_delegate: OnDelegate | None = None, *,
-                documents: Mapping[str, Path | str] | None = None,
-                roots: Sequence[str | Path] = ()) -> WorkerTool:
+def worker_tool(
+    router: Router,
+    worker_model: str | Sequence[str] = "local",
+    on_delegate: OnDelegate | None = None,
+    *,
+    documents: Mapping[str, Path | str] | None = None,
+    roots: Sequence[str | Path] = (),
+) -> WorkerTool:
     """A LangChain tool named ``delegate_to_worker`` that runs on the local worker.
 
     Args:
@@ -163,8 +195,14 @@ def worker_tool(router: Router, worker_model: str | Sequence[str] = "local",
         ModelNotAllowed: ``worker_model`` is not an allowlisted destination, or the
             policy has no local destination.
     """
-    worker = local_worker(router, worker_model, on_delegate=on_delegate, via="langchain",
-                          documents=documents, roots=roots)
+    worker = local_worker(
+        router,
+        worker_model,
+        on_delegate=on_delegate,
+        via="langchain",
+        documents=documents,
+        roots=roots,
+    )
     return WorkerTool(worker=worker, description=tool_description(worker))
 
 

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkerToolset", "attach_worker", "worker_toolset"]
 
+
 class WorkerToolset(FunctionToolset[Any]):
     """A toolset with one tool, ``delegate_to_worker``, that runs on the local worker.
 
@@ -71,17 +72,26 @@ class WorkerToolset(FunctionToolset[Any]):
     def __init__(self, worker: Worker, *, guidance: bool = True, id: str | None = None) -> None:
         super().__init__(instructions=DIRECTOR_GUIDANCE if guidance else None, id=id)
         self.worker = worker
-        self.add_function(_tool_function(worker), takes_ctx=False, name=TOOL_NAME,
-                          description=tool_description(worker))
+        self.add_function(
+            _tool_function(worker),
+            takes_ctx=False,
+            name=TOOL_NAME,
+            description=tool_description(worker),
+        )
 
     def __repr__(self) -> str:
         return f"WorkerToolset({self.worker!r})"
 
 
-def worker_toolset(router: Router, worker_model: str | Sequence[str] = "local",
-                   on_delegate: OnDelegate | None = None, *,
-                   guidance: bool = True, documents: Mapping[str, Path | str] | None = None,
-                   roots: Sequence[str | Path] = ()) -> WorkerToolset:
+def worker_toolset(
+    router: Router,
+    worker_model: str | Sequence[str] = "local",
+    on_delegate: OnDelegate | None = None,
+    *,
+    guidance: bool = True,
+    documents: Mapping[str, Path | str] | None = None,
+    roots: Sequence[str | Path] = (),
+) -> WorkerToolset:
     """A toolset that gives a director agent the ``delegate_to_worker`` tool.
 
     Args:
@@ -109,16 +119,27 @@ def worker_toolset(router: Router, worker_model: str | Sequence[str] = "local",
         >>> director = Agent("anthropic:claude-haiku-4-5",              # doctest: +SKIP
         ...                  toolsets=[worker_toolset(router)])
     """
-    worker = local_worker(router, worker_model, on_delegate=on_delegate, via="pydantic_ai",
-                          documents=documents, roots=roots)
+    worker = local_worker(
+        router,
+        worker_model,
+        on_delegate=on_delegate,
+        via="pydantic_ai",
+        documents=documents,
+        roots=roots,
+    )
     return WorkerToolset(worker, guidance=guidance)
 
 
-def attach_worker(agent: Agent[Any, Any], router: Router,
-                  worker_model: str | Sequence[str] = "local",
-                  on_delegate: OnDelegate | None = None, *,
-                  guidance: bool = True, documents: Mapping[str, Path | str] | None = None,
-                  roots: Sequence[str | Path] = ()) -> WorkerToolset:
+def attach_worker(
+    agent: Agent[Any, Any],
+    router: Router,
+    worker_model: str | Sequence[str] = "local",
+    on_delegate: OnDelegate | None = None,
+    *,
+    guidance: bool = True,
+    documents: Mapping[str, Path | str] | None = None,
+    roots: Sequence[str | Path] = (),
+) -> WorkerToolset:
     """Add the ``delegate_to_worker`` tool to an agent that already exists.
 
     The same as passing :func:`worker_toolset` in ``toolsets=[...]``, for code that
@@ -144,8 +165,9 @@ def attach_worker(agent: Agent[Any, Any], router: Router,
             nothing is added to the agent.
         ModelNotAllowed: ``worker_model`` is not an allowlisted destination.
     """
-    toolset = worker_toolset(router, worker_model, on_delegate, guidance=guidance,
-                             documents=documents, roots=roots)
+    toolset = worker_toolset(
+        router, worker_model, on_delegate, guidance=guidance, documents=documents, roots=roots
+    )
 
     def provide(ctx: RunContext[Any]) -> WorkerToolset:
         return toolset

@@ -32,20 +32,28 @@ class DelegateArgs(BaseModel):
     source: str = Field(default="", description=_D["source"])
     paths: list[str] | None = Field(default=None, description=_D["paths"])
     documents: list[str] | None = Field(default=None, description=_D["documents"])
-    task_kind: str = Field(default="freeform", description=_D["task_kind"],
-                           json_schema_extra={"enum": [k.value for k in TaskKind]})
+    task_kind: str = Field(
+        default="freeform",
+        description=_D["task_kind"],
+        json_schema_extra={"enum": [k.value for k in TaskKind]},
+    )
     # ``schema`` would shadow ``BaseModel.schema``; the wire name is still ``schema``.
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema",
-                                           description=_D["schema"])
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema", description=_D["schema"])
     labels: list[str] | None = Field(default=None, description=_D["labels"])
     target_language: str | None = Field(default=None, description=_D["target_language"])
     max_tokens: int | None = Field(default=None, ge=1, description=_D["max_tokens"])
 
     def worker_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``Worker.arun`` (besides ``task`` and ``source``)."""
-        return {"paths": self.paths, "documents": self.documents, "task_kind": self.task_kind,
-                "schema": self.schema_, "labels": self.labels,
-                "target_language": self.target_language, "max_tokens": self.max_tokens}
+        return {
+            "paths": self.paths,
+            "documents": self.documents,
+            "task_kind": self.task_kind,
+            "schema": self.schema_,
+            "labels": self.labels,
+            "target_language": self.target_language,
+            "max_tokens": self.max_tokens,
+        }
 
 
 def parameters() -> list[inspect.Parameter]:
@@ -54,14 +62,21 @@ def parameters() -> list[inspect.Parameter]:
     out: list[inspect.Parameter] = []
     for name, info in DelegateArgs.model_fields.items():
         wire = info.alias or name
-        field = FieldInfo.merge_field_infos(info, alias=None, validation_alias=None,
-                                            serialization_alias=None)
+        field = FieldInfo.merge_field_infos(
+            info, alias=None, validation_alias=None, serialization_alias=None
+        )
         field.alias = None
         default = inspect.Parameter.empty if info.is_required() else info.default
         annotation: Any = info.annotation
         if name == "task_kind":  # the same enum, checked by the schema before the tool runs
             annotation = Literal.__getitem__(tuple(k.value for k in TaskKind))
             field.json_schema_extra = None
-        out.append(inspect.Parameter(wire, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                     annotation=Annotated[annotation, field]))
+        out.append(
+            inspect.Parameter(
+                wire,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[annotation, field],
+            )
+        )
     return out

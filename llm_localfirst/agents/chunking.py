@@ -23,8 +23,15 @@ from dataclasses import dataclass
 
 from ..errors import InvalidRequest
 
-__all__ = ["Budget", "estimate_tokens", "file_header", "join_files", "pack", "split_files",
-           "split_text"]
+__all__ = [
+    "Budget",
+    "estimate_tokens",
+    "file_header",
+    "join_files",
+    "pack",
+    "split_files",
+    "split_text",
+]
 
 #: The default estimate of characters per token (English prose on common tokenizers).
 CHARS_PER_TOKEN = 4.0
@@ -66,8 +73,9 @@ class Budget:
     chars_per_token: float = CHARS_PER_TOKEN
 
     @classmethod
-    def for_window(cls, window: int, max_tokens: int | None, *,
-                   chars_per_token: float = CHARS_PER_TOKEN) -> Budget:
+    def for_window(
+        cls, window: int, max_tokens: int | None, *, chars_per_token: float = CHARS_PER_TOKEN
+    ) -> Budget:
         """Plan the budget for a window and the caller's ``max_tokens``.
 
         Raises:
@@ -78,10 +86,13 @@ class Budget:
         if room * SAFETY < MIN_SOURCE_TOKENS * 2:
             raise InvalidRequest(
                 f"max_tokens={output} leaves too little of the {window}-token context window "
-                "for the source; lower max_tokens", param="max_tokens")
+                "for the source; lower max_tokens",
+                param="max_tokens",
+            )
         partial = max(32, min(output, int(room * SAFETY) // 4))
-        return cls(window=window, output=output, partial_output=partial,
-                   chars_per_token=chars_per_token)
+        return cls(
+            window=window, output=output, partial_output=partial, chars_per_token=chars_per_token
+        )
 
     def tokens(self, text: str) -> int:
         """Estimated tokens of ``text`` under this budget's estimate."""
@@ -100,7 +111,9 @@ class Budget:
             raise InvalidRequest(
                 f"the task, schema and labels take about {prompt} tokens of the "
                 f"{self.window}-token context window, leaving no room for the source; "
-                "shorten them", param="task")
+                "shorten them",
+                param="task",
+            )
         return room
 
     def source_chars(self, prompt_text: str, *, output: int | None = None) -> int:
@@ -132,11 +145,13 @@ def split_text(text: str, max_chars: int, *, overlap_chars: int = 0) -> list[str
     start = 0
     while start < len(pieces):
         end, size = start, len(pieces[start][1])
-        while end + 1 < len(pieces) and size + len(pieces[end + 1][0]) + len(
-                pieces[end + 1][1]) <= max_chars:
+        while (
+            end + 1 < len(pieces)
+            and size + len(pieces[end + 1][0]) + len(pieces[end + 1][1]) <= max_chars
+        ):
             end += 1
             size += len(pieces[end][0]) + len(pieces[end][1])
-        chunks.append(_join(pieces[start:end + 1]))
+        chunks.append(_join(pieces[start : end + 1]))
         if end + 1 >= len(pieces):
             break
         start = _overlap_start(pieces, start, end, overlap_chars, max_chars)
@@ -189,7 +204,7 @@ def _pieces(text: str, max_chars: int) -> list[tuple[str, str]]:
                 continue
             for word in _SPACE.split(sentence):
                 for i in range(0, len(word), max_chars):
-                    out.append((joiner if i == 0 else "", word[i:i + max_chars]))
+                    out.append((joiner if i == 0 else "", word[i : i + max_chars]))
                     joiner = " "
     return out
 
@@ -198,8 +213,9 @@ def _join(pieces: Sequence[tuple[str, str]]) -> str:
     return pieces[0][1] + "".join(joiner + piece for joiner, piece in pieces[1:])
 
 
-def _overlap_start(pieces: Sequence[tuple[str, str]], start: int, end: int, overlap: int,
-                   max_chars: int) -> int:
+def _overlap_start(
+    pieces: Sequence[tuple[str, str]], start: int, end: int, overlap: int, max_chars: int
+) -> int:
     """Where the chunk after ``pieces[start:end+1]`` begins, reaching back for overlap."""
     nxt = end + 1
     room = max_chars - len(pieces[nxt][1])
@@ -224,8 +240,9 @@ def join_files(files: Sequence[tuple[str, str]]) -> str:
     return "\n\n".join(f"{file_header(label)}\n{text.strip()}" for label, text in files)
 
 
-def split_files(files: Sequence[tuple[str, str]], max_chars: int, *,
-                overlap_chars: int = 0) -> list[str]:
+def split_files(
+    files: Sequence[tuple[str, str]], max_chars: int, *, overlap_chars: int = 0
+) -> list[str]:
     """Chunks over several files: each chunk holds whole files or a labelled part of one.
 
     A file too long for one chunk is split on its own, every part opened by its
@@ -240,6 +257,5 @@ def split_files(files: Sequence[tuple[str, str]], max_chars: int, *,
             continue
         room = max(1, max_chars - len(file_header(label, 99, 99)) - 1)
         parts = split_text(text.strip(), room, overlap_chars=overlap_chars)
-        pieces.extend(f"{file_header(label, i, len(parts))}\n{p}"
-                      for i, p in enumerate(parts, 1))
+        pieces.extend(f"{file_header(label, i, len(parts))}\n{p}" for i, p in enumerate(parts, 1))
     return ["\n\n".join(group) for group in pack(pieces, max_chars)]

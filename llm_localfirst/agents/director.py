@@ -92,25 +92,39 @@ If a delegation fails, read the message: it says whether retrying can help. A fa
 delegation never falls back to a cloud model."""
 
 PARAMETER_DESCRIPTIONS: dict[str, str] = {
-    "task": ("One clear instruction for the local model, with the audience, length and format "
-             "you want. Do not paste the text to process here; use `source`."),
-    "source": ("The text to work on (a document, log, transcript, record). May be very long; it "
-               "is split and processed in pieces when it exceeds the local model's context."),
-    "task_kind": ("What sort of job this is: summarize, draft, translate, reformat, extract "
-                  "(JSON out), classify (one label out) or freeform."),
-    "schema": ("extract only: a JSON Schema the JSON answer must validate against. The answer "
-               "is validated and repaired once if it does not validate."),
+    "task": (
+        "One clear instruction for the local model, with the audience, length and format "
+        "you want. Do not paste the text to process here; use `source`."
+    ),
+    "source": (
+        "The text to work on (a document, log, transcript, record). May be very long; it "
+        "is split and processed in pieces when it exceeds the local model's context."
+    ),
+    "task_kind": (
+        "What sort of job this is: summarize, draft, translate, reformat, extract "
+        "(JSON out), classify (one label out) or freeform."
+    ),
+    "schema": (
+        "extract only: a JSON Schema the JSON answer must validate against. The answer "
+        "is validated and repaired once if it does not validate."
+    ),
     "labels": "classify only: the labels to choose from (at least two). Exactly one comes back.",
-    "target_language": ("The language to write in. Required for translate; for other kinds, the "
-                        "language of the answer."),
+    "target_language": (
+        "The language to write in. Required for translate; for other kinds, the "
+        "language of the answer."
+    ),
     "max_tokens": "Optional cap on the length of the answer, in tokens.",
-    "paths": ("Files, folders or glob patterns on the user's machine (e.g. \"~/contracts\", "
-              "\"reports/*.pdf\") for the worker to read ITSELF: the text never passes through "
-              "you, so you spend no tokens on it and it never leaves the machine. Only folders the "
-              "user allowed are readable. Text, Markdown, code, CSV, JSON, HTML, PDF and DOCX. "
-              "Use instead of pasting files into `source`."),
-    "documents": ("Names of documents the application registered (listed in this tool's "
-                  "description, if any); the worker reads them itself."),
+    "paths": (
+        'Files, folders or glob patterns on the user\'s machine (e.g. "~/contracts", '
+        '"reports/*.pdf") for the worker to read ITSELF: the text never passes through '
+        "you, so you spend no tokens on it and it never leaves the machine. Only folders the "
+        "user allowed are readable. Text, Markdown, code, CSV, JSON, HTML, PDF and DOCX. "
+        "Use instead of pasting files into `source`."
+    ),
+    "documents": (
+        "Names of documents the application registered (listed in this tool's "
+        "description, if any); the worker reads them itself."
+    ),
 }
 
 
@@ -122,31 +136,41 @@ def describe_failure(exc: LocalFirstError) -> str:
     """
     ref = f" (audit id {exc.decision_id})" if exc.decision_id else ""
     if isinstance(exc, LocalUnavailable):
-        return ("The local model is not available, so the task was not done and nothing left "
-                f"this machine{ref}. Retrying right away will fail the same way. Tell the user "
-                "their local model is down, or do the task yourself only if the text is not "
-                f"private. Detail: {exc.message}")
+        return (
+            "The local model is not available, so the task was not done and nothing left "
+            f"this machine{ref}. Retrying right away will fail the same way. Tell the user "
+            "their local model is down, or do the task yourself only if the text is not "
+            f"private. Detail: {exc.message}"
+        )
     if isinstance(exc, OutboundRefused):
-        return (f"Refused: {exc.message}{ref}. The answer stayed on the user's machine. "
-                "Do not retry the same task; ask for an answer that leaves personal data out.")
+        return (
+            f"Refused: {exc.message}{ref}. The answer stayed on the user's machine. "
+            "Do not retry the same task; ask for an answer that leaves personal data out."
+        )
     if isinstance(exc, SourceRefused):
-        return (f"Refused to read `paths`: {exc.message.rstrip('.')}{ref}. Nothing was read "
-                "or sent. Name files inside the folders the user allowed, or ask the user to "
-                "allow the folder.")
+        return (
+            f"Refused to read `paths`: {exc.message.rstrip('.')}{ref}. Nothing was read "
+            "or sent. Name files inside the folders the user allowed, or ask the user to "
+            "allow the folder."
+        )
     if isinstance(exc, PrivacyViolation):
-        return ("Refused: this work must stay on the user's machine and the chosen destination "
-                f"is not local, so nothing was sent{ref}. Do not retry with a cloud model. "
-                f"Detail: {exc.message}")
+        return (
+            "Refused: this work must stay on the user's machine and the chosen destination "
+            f"is not local, so nothing was sent{ref}. Do not retry with a cloud model. "
+            f"Detail: {exc.message}"
+        )
     if isinstance(exc, ModelNotAllowed):
-        return (f"Refused: {exc.message.rstrip('.')}{ref}. Nothing was sent. The worker's "
-                "destination is fixed by the application; tell the user it is misconfigured.")
+        return (
+            f"Refused: {exc.message.rstrip('.')}{ref}. Nothing was sent. The worker's "
+            "destination is fixed by the application; tell the user it is misconfigured."
+        )
     if isinstance(exc, InvalidRequest):
         param = f" (argument `{exc.param}`)" if exc.param else ""
-        return (f"Invalid arguments{param}: {exc.message.rstrip('.')}{ref}. "
-                "Fix them and call again.")
+        return f"Invalid arguments{param}: {exc.message.rstrip('.')}{ref}. Fix them and call again."
     if isinstance(exc, UpstreamError):
         detail = exc.message.rstrip(".")
-        return (f"The model call failed{ref}: {detail}. You may retry once with a simpler "
-                "or shorter task, or do it yourself if the text is not private.")
+        return (
+            f"The model call failed{ref}: {detail}. You may retry once with a simpler "
+            "or shorter task, or do it yourself if the text is not private."
+        )
     return f"{type(exc).__name__}: {exc.message}{ref}"
-

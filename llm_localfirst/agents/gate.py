@@ -55,7 +55,8 @@ class OutboundRefused(PrivacyViolation):
         super().__init__(
             f"the local model's answer contains {kinds}; the policy (worker.outbound: refuse) "
             "does not let it leave the worker, so nothing was returned. Ask for an answer "
-            "without personal data, or have the user set worker.outbound to redact")
+            "without personal data, or have the user set worker.outbound to redact"
+        )
         self.kinds = tuple(sorted(counts))
         self.counts = dict(sorted(counts.items()))
 

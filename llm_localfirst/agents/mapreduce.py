@@ -64,10 +64,16 @@ MIN_CHARS_PER_TOKEN = 0.5
 
 # What OpenAI-compatible servers (llama.cpp, vLLM, LM Studio) say when a prompt is too long.
 _OVERFLOW = re.compile(r"context|too long|too many tokens|maximum|exceed", re.IGNORECASE)
-_MAX_CONTEXT = re.compile(r"(?:maximum context length|context (?:length|window|size))\D{0,24}"
-                          r"(\d{3,7})", re.IGNORECASE)
-_PROMPT_TOKENS = re.compile(r"(\d+) (?:tokens )?in the messages|prompt (?:is |has |of )?"
-                            r"(\d+) tokens", re.IGNORECASE)
+_MAX_CONTEXT = re.compile(
+    r"(?:maximum context length|context (?:length|window|size))\D{0,24}"
+    r"(\d{3,7})",
+    re.IGNORECASE,
+)
+_PROMPT_TOKENS = re.compile(
+    r"(\d+) (?:tokens )?in the messages|prompt (?:is |has |of )?"
+    r"(\d+) tokens",
+    re.IGNORECASE,
+)
 
 
 class _WindowExceededError(Exception):
@@ -117,8 +123,9 @@ class Run:
         names = self.names = self.worker.local_destinations()
         policy = self.worker.router.policy
         self.concurrency = policy.destinations[names[0]].max_concurrency
-        self.window = min(self.worker.learned_window(n, policy.destinations[n].context_window)
-                          for n in names)
+        self.window = min(
+            self.worker.learned_window(n, policy.destinations[n].context_window) for n in names
+        )
         self.chars_per_token = min(self.worker.learned_chars_per_token(n) for n in names)
         replans = 0
         while True:
@@ -128,8 +135,10 @@ class Run:
                 replans += 1
                 if replans > MAX_REPLANS:
                     raise overflow.error from None
-                await self.report("the local model's context is smaller than estimated; "
-                                  "splitting the source more finely")
+                await self.report(
+                    "the local model's context is smaller than estimated; "
+                    "splitting the source more finely"
+                )
 
     async def plan_and_run(self, source: str) -> WorkerResult:
         spec = self.spec
@@ -162,8 +171,12 @@ class Run:
     async def map_all(self, chunks: Sequence[str], output: int) -> list[str]:
         """Map every chunk in parallel (see :meth:`parallel`)."""
         parts = len(chunks)
-        return await self.parallel([(self.spec.map(i, parts), chunk, output, f"chunk {i}/{parts}")
-                                    for i, chunk in enumerate(chunks, 1)])
+        return await self.parallel(
+            [
+                (self.spec.map(i, parts), chunk, output, f"chunk {i}/{parts}")
+                for i, chunk in enumerate(chunks, 1)
+            ]
+        )
 
     async def parallel(self, jobs: Sequence[tuple[Prompt, str, int, str]]) -> list[str]:
         """Run calls up to ``concurrency`` at once (the first destination's
@@ -206,8 +219,9 @@ class Run:
         """One router call, local-only: the router decides among the worker's destinations,
         fails over between them, and audits the call."""
         router = self.worker.router
-        request = self.worker.request_for(self.spec, prompt, source, max_tokens=max_tokens,
-                                          destinations=self.names)
+        request = self.worker.request_for(
+            self.spec, prompt, source, max_tokens=max_tokens, destinations=self.names
+        )
         body = request.chat_body()
 
         async def op(provider: Provider, ticket: EgressTicket) -> ChatResult:
@@ -264,7 +278,9 @@ class Run:
         if level >= MAX_REDUCE_LEVELS:
             raise WorkerOutputError(
                 f"the partial results did not shrink enough after {level} merge levels",
-                task_kind=spec.kind.value, problem="reduce did not converge")
+                task_kind=spec.kind.value,
+                problem="reduce did not converge",
+            )
         step = spec.combine(final=False)
         room = budget.source_chars(step.system + step.instruction, output=budget.partial_output)
         pieces: list[str] = []
@@ -272,14 +288,24 @@ class Run:
             text = "\n\n".join(group)
             pieces.extend(split_text(text, room) if len(text) > room else [text])
         self.total += len(pieces)
-        merged = await self.parallel([(step, piece, budget.partial_output,
-                                       f"merged part {i}/{len(pieces)} (level {level})")
-                                      for i, piece in enumerate(pieces, 1)])
+        merged = await self.parallel(
+            [
+                (
+                    step,
+                    piece,
+                    budget.partial_output,
+                    f"merged part {i}/{len(pieces)} (level {level})",
+                )
+                for i, piece in enumerate(pieces, 1)
+            ]
+        )
         if sum(map(len, merged)) >= sum(map(len, partials)):
             # A model that ignores max_tokens could otherwise make the reduce grow forever.
             raise WorkerOutputError(
                 f"the partial results did not shrink at merge level {level}",
-                task_kind=spec.kind.value, problem="reduce did not converge")
+                task_kind=spec.kind.value,
+                problem="reduce did not converge",
+            )
         return await self.reduce(merged, level=level + 1)
 
     async def finish(self, text: str) -> Any:
@@ -289,8 +315,9 @@ class Run:
         if self.spec.kind is TaskKind.CLASSIFY:
             label = await self.label(text)
             if label is None:
-                raise self.unusable(f"the answer matches none of the labels "
-                                    f"({', '.join(self.spec.labels)})")
+                raise self.unusable(
+                    f"the answer matches none of the labels ({', '.join(self.spec.labels)})"
+                )
             return label
         return text.strip()
 
@@ -300,9 +327,12 @@ class Run:
             return data
         self.total += 1
         budget = self.budget()
-        repaired = await self.call(self.spec.repair(problem),
-                                   text[:int(budget.output * budget.chars_per_token)],
-                                   budget.output, "repaired the JSON")
+        repaired = await self.call(
+            self.spec.repair(problem),
+            text[: int(budget.output * budget.chars_per_token)],
+            budget.output,
+            "repaired the JSON",
+        )
         problem, data = self.check_json(repaired)
         if problem is not None:
             raise self.unusable(problem)
@@ -323,8 +353,12 @@ class Run:
         if label is not None:
             return label
         self.total += 1
-        answer = await self.call(self.spec.repair("no label"), text[:2000], self.budget().output,
-                                 "asked again for one label")
+        answer = await self.call(
+            self.spec.repair("no label"),
+            text[:2000],
+            self.budget().output,
+            "asked again for one label",
+        )
         return pick_label(answer, self.spec.labels)
 
     async def vote(self, answers: list[str]) -> str:
@@ -342,7 +376,11 @@ class Run:
         dest = self.last[0] if self.last else None
         error = WorkerOutputError(
             f"the local model's {self.spec.kind.value} output was unusable after one repair: "
-            f"{problem}", task_kind=self.spec.kind.value, problem=problem, destination=dest)
+            f"{problem}",
+            task_kind=self.spec.kind.value,
+            problem=problem,
+            destination=dest,
+        )
         if self.last:
             error.decision_id = self.last[2]
         return error
@@ -364,10 +402,17 @@ class Run:
         else:  # pragma: no cover - every kind returns text, a label or JSON
             text = str(data)
         return WorkerResult(
-            text=text, task_kind=self.spec.kind.value, destination=destination, model=model,
-            tokens_in=self.tokens_in, tokens_out=self.tokens_out, chunks=chunks,
-            audit_id=audit_id, audit_ids=tuple(self.audit_ids),
-            data=data if self.spec.kind in (TaskKind.EXTRACT, TaskKind.CLASSIFY) else None)
+            text=text,
+            task_kind=self.spec.kind.value,
+            destination=destination,
+            model=model,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            chunks=chunks,
+            audit_id=audit_id,
+            audit_ids=tuple(self.audit_ids),
+            data=data if self.spec.kind in (TaskKind.EXTRACT, TaskKind.CLASSIFY) else None,
+        )
 
 
 def _first(grouped: BaseExceptionGroup[BaseException]) -> BaseException:

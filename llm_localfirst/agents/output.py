@@ -36,8 +36,9 @@ class WorkerOutputError(UpstreamError):
 
     code = "worker_output_invalid"
 
-    def __init__(self, message: str, *, task_kind: str, problem: str,
-                 destination: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, task_kind: str, problem: str, destination: str | None = None
+    ) -> None:
         super().__init__(message, destination=destination)
         self.task_kind = task_kind
         self.problem = problem
@@ -86,11 +87,20 @@ class WorkerResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (MCP structured output, adapters)."""
         return {
-            "text": self.text, "task_kind": self.task_kind, "destination": self.destination,
-            "model": self.model, "tokens_in": self.tokens_in, "tokens_out": self.tokens_out,
-            "chunks": self.chunks, "audit_id": self.audit_id, "audit_ids": list(self.audit_ids),
-            "data": self.data, "redacted": dict(self.redacted), "files": list(self.files),
-            "bytes_read": self.bytes_read, "run_id": self.run_id,
+            "text": self.text,
+            "task_kind": self.task_kind,
+            "destination": self.destination,
+            "model": self.model,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "chunks": self.chunks,
+            "audit_id": self.audit_id,
+            "audit_ids": list(self.audit_ids),
+            "data": self.data,
+            "redacted": dict(self.redacted),
+            "files": list(self.files),
+            "bytes_read": self.bytes_read,
+            "run_id": self.run_id,
         }
 
 

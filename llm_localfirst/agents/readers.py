@@ -25,14 +25,15 @@ __all__ = ["DOCUMENTS_HINT", "TEXT_SUFFIXES", "read_document", "supported"]
 DOCUMENTS_HINT = "pip install 'llm-localfirst[documents]'"
 
 #: Suffixes read as UTF-8 text.
-TEXT_SUFFIXES = frozenset("""
+_TEXT_SUFFIX_WORDS = """
 .txt .text .md .markdown .mdx .rst .adoc .org .tex .csv .tsv .json .jsonl .ndjson .yaml .yml
-.toml .ini .cfg .conf .env.example .log .xml .svg .srt .vtt .eml .ics .sql .graphql .proto
+.toml .ini .cfg .conf .log .xml .svg .srt .vtt .eml .ics .sql .graphql .proto
 .py .pyi .ipynb .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .kts .scala .c .h .cc .cpp .cxx
 .hpp .hh .cs .fs .rb .php .pl .pm .r .jl .lua .swift .m .mm .dart .ex .exs .erl .hs .ml .clj
 .sh .bash .zsh .fish .ps1 .bat .css .scss .sass .less .vue .svelte .gradle .cmake .mk .nix
 .tf .hcl .dockerfile .gitignore
-""".split())
+"""
+TEXT_SUFFIXES = frozenset(_TEXT_SUFFIX_WORDS.split())
 #: File names read as text whatever their suffix.
 TEXT_NAMES = frozenset({"readme", "license", "makefile", "dockerfile", "changelog", "notice"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
@@ -45,8 +46,12 @@ def _suffix(name: str) -> str:
 def supported(name: str) -> bool:
     """Whether a file of this name is in a format the worker reads."""
     suffix = _suffix(name)
-    return (suffix in TEXT_SUFFIXES or suffix in HTML_SUFFIXES or suffix in (".pdf", ".docx")
-            or PurePosixPath(name).name.lower() in TEXT_NAMES)
+    return (
+        suffix in TEXT_SUFFIXES
+        or suffix in HTML_SUFFIXES
+        or suffix in (".pdf", ".docx")
+        or PurePosixPath(name).name.lower() in TEXT_NAMES
+    )
 
 
 class UnreadableDocument(InvalidRequest):
@@ -85,8 +90,10 @@ def read_document(label: str, data: bytes) -> str:
         return html_text(_decode(label, data))
     if supported(label):
         return _decode(label, data)
-    raise UnreadableDocument(label, "a format the worker cannot read (text, Markdown, source "
-                                    "code, CSV, JSON, HTML, PDF, DOCX)")
+    raise UnreadableDocument(
+        label,
+        "a format the worker cannot read (text, Markdown, source code, CSV, JSON, HTML, PDF, DOCX)",
+    )
 
 
 def _decode(label: str, data: bytes) -> str:
@@ -100,8 +107,9 @@ def _pdf(label: str, data: bytes) -> str:
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
     except ImportError:
-        raise UnreadableDocument(label, "reading PDF needs the pypdf package: "
-                                        + DOCUMENTS_HINT) from None
+        raise UnreadableDocument(
+            label, "reading PDF needs the pypdf package: " + DOCUMENTS_HINT
+        ) from None
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
@@ -119,8 +127,9 @@ def _docx(label: str, data: bytes) -> str:
     try:
         import docx
     except ImportError:
-        raise UnreadableDocument(label, "reading DOCX needs the python-docx package: "
-                                        + DOCUMENTS_HINT) from None
+        raise UnreadableDocument(
+            label, "reading DOCX needs the python-docx package: " + DOCUMENTS_HINT
+        ) from None
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises zipfile/lxml/KeyError for broken files
@@ -138,9 +147,33 @@ class _VisibleText(HTMLParser):
     """Collects the text a browser would show: no scripts, styles, templates or comments."""
 
     HIDDEN = frozenset({"script", "style", "template", "noscript", "head", "svg", "iframe"})
-    BLOCKS = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "section", "article", "header", "footer", "table", "ul", "ol", "pre",
-                        "blockquote", "title", "dt", "dd"})
+    BLOCKS = frozenset(
+        {
+            "p",
+            "div",
+            "br",
+            "li",
+            "tr",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "section",
+            "article",
+            "header",
+            "footer",
+            "table",
+            "ul",
+            "ol",
+            "pre",
+            "blockquote",
+            "title",
+            "dt",
+            "dd",
+        }
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -125,18 +125,31 @@ class SavingsReport:
 
     def to_dict(self) -> dict[str, object]:
         """The JSON-friendly form (MCP ``audit://savings``, the admin API)."""
+
         def totals(t: TokenTotals) -> dict[str, int]:
             return {"requests": t.requests, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out}
 
         return {
-            "scope": {"face": self.face or "all", "locality": "local", "since": self.since,
-                      "until": self.until},
-            "requests": self.requests, "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out, "tokens": self.tokens,
-            "reference": None if self.reference is None else {
-                "destination": self.reference, "model": self.reference_model,
-                "usd_per_million_input": self.price_in, "usd_per_million_output": self.price_out},
-            "cloud_cost_usd": self.cloud_cost_usd, "local_cost_usd": self.local_cost_usd,
+            "scope": {
+                "face": self.face or "all",
+                "locality": "local",
+                "since": self.since,
+                "until": self.until,
+            },
+            "requests": self.requests,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "tokens": self.tokens,
+            "reference": None
+            if self.reference is None
+            else {
+                "destination": self.reference,
+                "model": self.reference_model,
+                "usd_per_million_input": self.price_in,
+                "usd_per_million_output": self.price_out,
+            },
+            "cloud_cost_usd": self.cloud_cost_usd,
+            "local_cost_usd": self.local_cost_usd,
             "saved_usd": self.saved_usd,
             "by_destination": {k: totals(v) for k, v in self.by_destination.items()},
             "by_face": {k: totals(v) for k, v in self.by_face.items()},
@@ -148,13 +161,20 @@ class SavingsReport:
         d = self.delegation
         usd = None if self.price_in is None else round(d.tokens_saved * self.price_in / _PER, 6)
         return {
-            "cloud_tokens_saved": d.tokens_saved, "cloud_tokens_saved_usd": usd,
-            "by_reference": {"delegations": d.by_reference, "files": d.files,
-                             "bytes_read": d.bytes_read, "source_tokens_saved": d.source_tokens},
+            "cloud_tokens_saved": d.tokens_saved,
+            "cloud_tokens_saved_usd": usd,
+            "by_reference": {
+                "delegations": d.by_reference,
+                "files": d.files,
+                "bytes_read": d.bytes_read,
+                "source_tokens_saved": d.source_tokens,
+            },
             "inline": {"delegations": d.inline, "answer_tokens_saved": d.answer_tokens},
-            "note": ("paths/documents: the whole source never reached the director; inline "
-                     "source: only the worker's answer counts, the director already held the "
-                     "text. Priced at the reference input rate (a lower bound)."),
+            "note": (
+                "paths/documents: the whole source never reached the director; inline "
+                "source: only the worker's answer counts, the director already held the "
+                "text. Priced at the reference input rate (a lower bound)."
+            ),
         }
 
 
@@ -177,8 +197,14 @@ def _cost(tokens_in: int, tokens_out: int, dest: Destination | None) -> float | 
     return round((tokens_in * dest.price.input + tokens_out * dest.price.output) / _PER, 6)
 
 
-def savings_report(router: Router, *, face: str | None = None, since: str | None = None,
-                   until: str | None = None, flush: bool = True) -> SavingsReport:
+def savings_report(
+    router: Router,
+    *,
+    face: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    flush: bool = True,
+) -> SavingsReport:
     """Build the ledger from the router's audit store and its current policy.
 
     Blocking (it reads the store and may wait for pending audit rows): call it from
@@ -202,12 +228,16 @@ def savings_report(router: Router, *, face: str | None = None, since: str | None
     by_face: dict[str, TokenTotals] = {}
     if face is None:
         for name in sorted(FACES):
-            part = store.token_totals(AuditFilter(face=name, locality="local", since=base.since,
-                                                  until=base.until))
+            part = store.token_totals(
+                AuditFilter(face=name, locality="local", since=base.since, until=base.until)
+            )
             if part.requests:
                 by_face[name] = TokenTotals(part.requests, part.tokens_in, part.tokens_out)
-    delegation = _delegations(store, base.since, base.until) if face in (None, "worker") \
+    delegation = (
+        _delegations(store, base.since, base.until)
+        if face in (None, "worker")
         else DelegationSavings()
+    )
     policy = router.policy
     ref = reference_destination(policy)
     cloud = _cost(totals.tokens_in, totals.tokens_out, ref)
@@ -216,24 +246,47 @@ def savings_report(router: Router, *, face: str | None = None, since: str | None
         local += _cost(part.tokens_in, part.tokens_out, policy.destinations.get(name)) or 0.0
     local = round(local, 6)
     return SavingsReport(
-        requests=totals.requests, tokens_in=totals.tokens_in, tokens_out=totals.tokens_out,
-        reference=ref.name if ref else None, reference_model=ref.model if ref else None,
+        requests=totals.requests,
+        tokens_in=totals.tokens_in,
+        tokens_out=totals.tokens_out,
+        reference=ref.name if ref else None,
+        reference_model=ref.model if ref else None,
         price_in=ref.price.input if ref and ref.price else None,
         price_out=ref.price.output if ref and ref.price else None,
-        cloud_cost_usd=cloud, local_cost_usd=local,
+        cloud_cost_usd=cloud,
+        local_cost_usd=local,
         saved_usd=None if cloud is None else round(cloud - local, 6),
-        face=face, since=base.since, until=base.until,
-        by_destination=dict(totals.by_destination), by_face=by_face, delegation=delegation)
+        face=face,
+        since=base.since,
+        until=base.until,
+        by_destination=dict(totals.by_destination),
+        by_face=by_face,
+        delegation=delegation,
+    )
 
 
 def _delegations(store: AuditStore, since: str | None, until: str | None) -> DelegationSavings:
     """Add up the rows of successful delegations (tag ``delegation``), page by page."""
-    counts = {"by_reference": 0, "inline": 0, "files": 0, "bytes_read": 0,
-              "source_tokens": 0, "answer_tokens": 0}
+    counts = {
+        "by_reference": 0,
+        "inline": 0,
+        "files": 0,
+        "bytes_read": 0,
+        "source_tokens": 0,
+        "answer_tokens": 0,
+    }
     offset = 0
     while True:
-        rows = store.query(AuditFilter(face="worker", outcome="ok", since=since, until=until,
-                                       limit=MAX_LIMIT, offset=offset))
+        rows = store.query(
+            AuditFilter(
+                face="worker",
+                outcome="ok",
+                since=since,
+                until=until,
+                limit=MAX_LIMIT,
+                offset=offset,
+            )
+        )
         for row in rows:
             if "delegation" not in row.tags:
                 continue

@@ -45,10 +45,12 @@ __all__ = ["Roots", "SourceFile", "SourceRefused", "collect", "read_all", "roots
 _GLOB_CHARS = frozenset("*?[")
 #: Most path entries one call may name.
 MAX_PATH_ENTRIES = 1000
-NO_ROOTS = ("no folder is allowed for the worker to read, so `paths` cannot be used. "
-            "Configure one: set LF_WORKER_ROOTS to the folders (separated by "
-            f"{os.pathsep!r}), add `worker: {{roots: [~/contracts]}}` to the policy, or "
-            "share a folder as a root from the MCP client. Or pass the text in `source`.")
+NO_ROOTS = (
+    "no folder is allowed for the worker to read, so `paths` cannot be used. "
+    "Configure one: set LF_WORKER_ROOTS to the folders (separated by "
+    f"{os.pathsep!r}), add `worker: {{roots: [~/contracts]}}` to the policy, or "
+    "share a folder as a root from the MCP client. Or pass the text in `source`."
+)
 
 
 class SourceRefused(InvalidRequest):
@@ -154,8 +156,9 @@ class SourceFile:
         return f"r{self.root_index}:{h}"
 
 
-def collect(entries: Sequence[str], roots: Roots, *, max_files: int,
-            max_bytes: int) -> list[SourceFile]:
+def collect(
+    entries: Sequence[str], roots: Roots, *, max_files: int, max_bytes: int
+) -> list[SourceFile]:
     """Check every path and expand directories and globs; read nothing.
 
     Relative paths and patterns are taken relative to each root in turn (the first
@@ -183,12 +186,17 @@ def collect(entries: Sequence[str], roots: Roots, *, max_files: int,
             found[file.real] = file
             total += file.size
             if len(found) > max_files:
-                raise SourceRefused(entry, f"more than {max_files} files (the limit, "
-                                           "worker.max_files in the policy)")
+                raise SourceRefused(
+                    entry,
+                    f"more than {max_files} files (the limit, worker.max_files in the policy)",
+                )
             if total > max_bytes:
-                raise SourceRefused(entry, f"the files add up to more than {max_bytes} bytes "
-                                           "(the limit, worker.max_bytes in the policy) at "
-                                           f"{file.relative!r}")
+                raise SourceRefused(
+                    entry,
+                    f"the files add up to more than {max_bytes} bytes "
+                    "(the limit, worker.max_bytes in the policy) at "
+                    f"{file.relative!r}",
+                )
     if not found:
         raise SourceRefused(", ".join(entries)[:200], "no readable file matched")
     return list(found.values())
@@ -202,8 +210,7 @@ def _expand(entry: str, roots: Roots) -> Iterator[SourceFile]:
         candidates = [(None, expanded)]
     else:
         candidates = [(i, os.path.join(root, expanded)) for i, root in enumerate(roots.paths)]
-    hint: int | None = None
-    for hint, candidate in candidates:
+    for _, candidate in candidates:
         lexical = os.path.normpath(candidate)
         if is_glob:
             base = _glob_base(lexical)
@@ -220,7 +227,7 @@ def _expand(entry: str, roots: Roots) -> Iterator[SourceFile]:
             continue
         yield from _files_at(entry, lexical, roots, named=True)
         return
-    if hint is None and not is_glob:
+    if os.path.isabs(expanded) and not is_glob:  # say "outside" rather than "missing"
         _inside(entry, os.path.normpath(expanded), roots, lexical=True)
     raise SourceRefused(entry, "no such file or directory under the allowed roots")
 
@@ -262,8 +269,11 @@ def _files_at(entry: str, path: str, roots: Roots, *, named: bool) -> list[Sourc
     relative = real.relative_to(roots.paths[index]).as_posix()
     if not supported(real.name):
         if named:
-            raise SourceRefused(entry, f"{relative!r} is in a format the worker cannot read "
-                                       "(text, Markdown, source code, CSV, JSON, HTML, PDF, DOCX)")
+            raise SourceRefused(
+                entry,
+                f"{relative!r} is in a format the worker cannot read "
+                "(text, Markdown, source code, CSV, JSON, HTML, PDF, DOCX)",
+            )
         return []
     return [SourceFile(index, real, relative or real.name, st.st_size)]
 
@@ -289,8 +299,7 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
-def read_all(files: Sequence[SourceFile], roots: Roots, *,
-             max_bytes: int) -> list[tuple[str, str]]:
+def read_all(files: Sequence[SourceFile], roots: Roots, *, max_bytes: int) -> list[tuple[str, str]]:
     """Read checked files: ``(label, text)`` pairs in order.
 
     Raises:
@@ -333,8 +342,9 @@ def _read_bytes(file: SourceFile, roots: Roots, budget: int) -> bytes:
         os.close(fd)
 
 
-def document_sources(documents: Mapping[str, Path | str], names: Sequence[str], *,
-                     max_bytes: int) -> list[tuple[str, str]]:
+def document_sources(
+    documents: Mapping[str, Path | str], names: Sequence[str], *, max_bytes: int
+) -> list[tuple[str, str]]:
     """Read registered documents by name: ``(name, text)`` pairs.
 
     A ``Path`` is read with the same readers as ``paths`` (the application chose
@@ -371,6 +381,8 @@ def document_sources(documents: Mapping[str, Path | str], names: Sequence[str], 
             break
         out.append((name, text))
     if total > max_bytes:
-        raise SourceRefused(name, f"the documents add up to more than {max_bytes} bytes "
-                                  "(worker.max_bytes in the policy)")
+        raise SourceRefused(
+            name,
+            f"the documents add up to more than {max_bytes} bytes (worker.max_bytes in the policy)",
+        )
     return out

@@ -58,8 +58,9 @@ class TaskKind(enum.StrEnum):
             except ValueError:
                 pass
         choices = ", ".join(k.value for k in cls)
-        raise InvalidRequest(f"unknown task_kind {str(value)[:60]!r}; expected one of: {choices}",
-                             param="task_kind")
+        raise InvalidRequest(
+            f"unknown task_kind {str(value)[:60]!r}; expected one of: {choices}", param="task_kind"
+        )
 
 
 class Strategy(enum.Enum):
@@ -91,25 +92,31 @@ _PREAMBLE = (
 _ROLE = {
     TaskKind.SUMMARIZE: (
         "Summarize the source. Keep every key fact, number, name, date and decision. "
-        "Add nothing that is not in the source."),
+        "Add nothing that is not in the source."
+    ),
     TaskKind.DRAFT: (
         "Write the requested text, using the source as your material. Match the requested "
         "tone, length and format. Do not invent facts; where a needed detail is missing, "
-        "write [TODO: what is missing]."),
+        "write [TODO: what is missing]."
+    ),
     TaskKind.TRANSLATE: (
         "Translate the source into {language}. Preserve meaning, tone, line breaks, lists, "
         "markdown, code, numbers and names. Do not summarize, explain or add notes. Output "
-        "only the translation."),
+        "only the translation."
+    ),
     TaskKind.REFORMAT: (
         "Rewrite the source into the requested format. Keep all of the content; change only "
-        "its form. Output only the reformatted text."),
+        "its form. Output only the reformatted text."
+    ),
     TaskKind.EXTRACT: (
         "Extract the requested information from the source as JSON. Output exactly one JSON "
         "value, with no markdown fences and no commentary. Use null for anything the source "
-        "does not contain. Never invent values."),
+        "does not contain. Never invent values."
+    ),
     TaskKind.CLASSIFY: (
         "Classify the source into exactly one of these labels: {labels}. Answer with the "
-        "label only, exactly as written, and nothing else."),
+        "label only, exactly as written, and nothing else."
+    ),
     TaskKind.FREEFORM: "Do the task you are given, using the source when there is one.",
 }
 
@@ -143,9 +150,15 @@ class TaskSpec:
     target_language: str | None = None
 
     @classmethod
-    def build(cls, task: str, *, task_kind: TaskKind | str = TaskKind.FREEFORM,
-              schema: Mapping[str, Any] | None = None, labels: Sequence[str] | None = None,
-              target_language: str | None = None) -> TaskSpec:
+    def build(
+        cls,
+        task: str,
+        *,
+        task_kind: TaskKind | str = TaskKind.FREEFORM,
+        schema: Mapping[str, Any] | None = None,
+        labels: Sequence[str] | None = None,
+        target_language: str | None = None,
+    ) -> TaskSpec:
         """Validate the loose arguments of a delegation.
 
         Raises:
@@ -157,8 +170,11 @@ class TaskSpec:
         if not isinstance(task, str) or not task.strip():
             raise InvalidRequest("task must be a non-empty instruction", param="task")
         if len(task) > MAX_TASK_CHARS:
-            raise InvalidRequest(f"task is {len(task)} characters; the limit is {MAX_TASK_CHARS} "
-                                 "(put long text in source)", param="task")
+            raise InvalidRequest(
+                f"task is {len(task)} characters; the limit is {MAX_TASK_CHARS} "
+                "(put long text in source)",
+                param="task",
+            )
         if schema is not None:
             if kind is not TaskKind.EXTRACT:
                 raise InvalidRequest("schema is only used with task_kind 'extract'", param="schema")
@@ -166,14 +182,16 @@ class TaskSpec:
         clean_labels: tuple[str, ...] = ()
         if labels is not None:
             if kind is not TaskKind.CLASSIFY:
-                raise InvalidRequest("labels are only used with task_kind 'classify'",
-                                     param="labels")
+                raise InvalidRequest(
+                    "labels are only used with task_kind 'classify'", param="labels"
+                )
             if isinstance(labels, str) or not all(isinstance(x, str) for x in labels):
                 raise InvalidRequest("labels must be a list of strings", param="labels")
             clean_labels = tuple(dict.fromkeys(x.strip() for x in labels if x.strip()))
         if kind is TaskKind.CLASSIFY and not 2 <= len(clean_labels) <= MAX_LABELS:
-            raise InvalidRequest(f"classify needs between 2 and {MAX_LABELS} distinct labels",
-                                 param="labels")
+            raise InvalidRequest(
+                f"classify needs between 2 and {MAX_LABELS} distinct labels", param="labels"
+            )
         language = target_language.strip() if isinstance(target_language, str) else None
         if target_language is not None and not isinstance(target_language, str):
             raise InvalidRequest("target_language must be a string", param="target_language")
@@ -181,8 +199,13 @@ class TaskSpec:
             raise InvalidRequest("translate needs a target_language", param="target_language")
         if language and len(language) > 100:
             raise InvalidRequest("target_language is too long", param="target_language")
-        return cls(kind=kind, task=task.strip(), schema=schema, labels=clean_labels,
-                   target_language=language or None)
+        return cls(
+            kind=kind,
+            task=task.strip(),
+            schema=schema,
+            labels=clean_labels,
+            target_language=language or None,
+        )
 
     @property
     def strategy(self) -> Strategy:
@@ -192,12 +215,15 @@ class TaskSpec:
     # ------------------------------------------------------------------ prompts
 
     def _system(self, extra: str = "") -> str:
-        role = _ROLE[self.kind].format(language=self.target_language or "the target language",
-                                       labels=", ".join(self.labels))
+        role = _ROLE[self.kind].format(
+            language=self.target_language or "the target language", labels=", ".join(self.labels)
+        )
         parts = [_PREAMBLE, role]
         if self.kind is TaskKind.EXTRACT and self.schema is not None:
-            parts.append("The JSON must validate against this JSON Schema:\n"
-                         + json.dumps(self.schema, ensure_ascii=False, separators=(",", ":")))
+            parts.append(
+                "The JSON must validate against this JSON Schema:\n"
+                + json.dumps(self.schema, ensure_ascii=False, separators=(",", ":"))
+            )
         if self.target_language and self.kind is not TaskKind.TRANSLATE:
             parts.append(f"Write your answer in {self.target_language}.")
         if extra:
@@ -216,12 +242,15 @@ class TaskSpec:
                 _PREAMBLE + "\n\n" + where + " Do not do the task yet. Write short notes with "
                 "every fact, figure and quotation from this part that the task below will need. "
                 "If nothing in this part is relevant, answer: (nothing relevant)",
-                f"Task the notes are for: {self.task}")
+                f"Task the notes are for: {self.task}",
+            )
         if self.kind is TaskKind.SUMMARIZE:
             extra = where + " Summarize this part only; another step merges the parts."
         elif self.kind in (TaskKind.TRANSLATE, TaskKind.REFORMAT):
-            extra = (where + " Process this part only. Do not add headings, notes or remarks "
-                     "about parts; your output is joined with the other parts as it is.")
+            extra = (
+                where + " Process this part only. Do not add headings, notes or remarks "
+                "about parts; your output is joined with the other parts as it is."
+            )
         elif self.kind is TaskKind.EXTRACT:
             extra = where + " Extract from this part only; another step merges the parts."
         else:  # classify
@@ -236,13 +265,19 @@ class TaskSpec:
                 intermediate level of a recursive reduce.
         """
         if self.kind is TaskKind.EXTRACT:
-            return Prompt(self._system(
-                "The source holds JSON results extracted from consecutive parts of one "
-                "document, in order. Merge them into one JSON value for the task: combine "
-                "lists without duplicates and prefer non-null single values."), self.task)
+            return Prompt(
+                self._system(
+                    "The source holds JSON results extracted from consecutive parts of one "
+                    "document, in order. Merge them into one JSON value for the task: combine "
+                    "lists without duplicates and prefer non-null single values."
+                ),
+                self.task,
+            )
         if self.kind is TaskKind.SUMMARIZE:
-            extra = ("The source holds summaries of consecutive parts of one long text, in "
-                     "order. Merge them into one summary without repetition.")
+            extra = (
+                "The source holds summaries of consecutive parts of one long text, in "
+                "order. Merge them into one summary without repetition."
+            )
             if not final:
                 extra += " Keep every key fact; a later step shortens it further."
             return Prompt(self._system(extra), self.task)
@@ -252,9 +287,14 @@ class TaskSpec:
                 _PREAMBLE + "\n\nThe source holds notes taken from consecutive parts of one "
                 "long text, in order. Merge them into one set of short notes: remove "
                 "repetition, keep every fact the task below will need.",
-                f"Task the notes are for: {self.task}")
-        return Prompt(self._system("The source is a set of notes taken from a longer text; "
-                                   "treat it as your material."), self.task)
+                f"Task the notes are for: {self.task}",
+            )
+        return Prompt(
+            self._system(
+                "The source is a set of notes taken from a longer text; treat it as your material."
+            ),
+            self.task,
+        )
 
     def repair(self, problem: str) -> Prompt:
         """The prompt for the one retry after unusable output (extract, classify).
@@ -265,10 +305,16 @@ class TaskSpec:
             return Prompt(
                 _PREAMBLE + f"\n\nThe source is an answer that should have been one of these "
                 f"labels: {', '.join(self.labels)}. Answer with the one label it means, exactly "
-                "as written, and nothing else.", "Which label?")
-        return Prompt(self._system(
-            f"The source is a previous answer that was rejected: {problem} Correct it. "
-            "Output only the corrected JSON value."), self.task)
+                "as written, and nothing else.",
+                "Which label?",
+            )
+        return Prompt(
+            self._system(
+                f"The source is a previous answer that was rejected: {problem} Correct it. "
+                "Output only the corrected JSON value."
+            ),
+            self.task,
+        )
 
 
 def check_schema(schema: Mapping[str, Any]) -> None:
@@ -284,8 +330,9 @@ def check_schema(schema: Mapping[str, Any]) -> None:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        raise InvalidRequest(f"schema is not valid JSON Schema at {where}: {exc.message}",
-                             param="schema") from None
+        raise InvalidRequest(
+            f"schema is not valid JSON Schema at {where}: {exc.message}", param="schema"
+        ) from None
 
 
 def schema_problem(schema: Mapping[str, Any], data: Any) -> str | None:
@@ -305,6 +352,7 @@ def _jsonschema() -> Any:
     except ImportError:  # pragma: no cover - jsonschema ships with the mcp extra
         raise InvalidRequest(
             "validating against a JSON Schema needs the jsonschema package: "
-            "pip install 'llm-localfirst[mcp]' (or pip install jsonschema)", param="schema",
+            "pip install 'llm-localfirst[mcp]' (or pip install jsonschema)",
+            param="schema",
         ) from None
     return jsonschema

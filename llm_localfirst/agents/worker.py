@@ -110,11 +110,14 @@ class _RunFacts:
         more = len(self.digests) - len(listed)
         return {
             "delegation": "paths" if self.by_reference else "source",
-            "files": str(len(self.files)), "bytes_read": str(self.bytes_read),
+            "files": str(len(self.files)),
+            "bytes_read": str(self.bytes_read),
             "sources": ",".join(listed) + (f",+{more}" if more else ""),
             "source_tokens": str(self.source_tokens),
-            "answer_tokens": str(self.answer_tokens), "saved_tokens": str(saved),
-            "calls": str(self.calls), "outbound": outbound,
+            "answer_tokens": str(self.answer_tokens),
+            "saved_tokens": str(saved),
+            "calls": str(self.calls),
+            "outbound": outbound,
             "outbound_findings": ",".join(f"{k}={n}" for k, n in sorted(self.found.items())),
         }
 
@@ -133,8 +136,9 @@ def describe_documents(documents: Mapping[str, Path | str]) -> str:
             except OSError:
                 size = "missing"
         lines.append(f"- {name} ({size})")
-    return ("Documents you can name in `documents` (the worker reads them itself):\n"
-            + "\n".join(lines))
+    return "Documents you can name in `documents` (the worker reads them itself):\n" + "\n".join(
+        lines
+    )
 
 
 class Worker:
@@ -162,15 +166,21 @@ class Worker:
         >>> worker.run("Summarize in 3 bullets", source=report).text  # doctest: +SKIP
     """
 
-    def __init__(self, router: Router, *, destination: str | Sequence[str] = "local",
-                 on_delegate: OnDelegate | None = None,
-                 metadata: Mapping[str, str] | None = None,
-                 documents: Mapping[str, Path | str] | None = None,
-                 roots: Sequence[str | Path] = ()) -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        destination: str | Sequence[str] = "local",
+        on_delegate: OnDelegate | None = None,
+        metadata: Mapping[str, str] | None = None,
+        documents: Mapping[str, Path | str] | None = None,
+        roots: Sequence[str | Path] = (),
+    ) -> None:
         names = (destination,) if isinstance(destination, str) else tuple(destination)
         if not names or not all(isinstance(n, str) and n.strip() for n in names):
-            raise InvalidRequest("destination must name at least one local destination",
-                                 param="destination")
+            raise InvalidRequest(
+                "destination must name at least one local destination", param="destination"
+            )
         self.router = router
         self.requested: tuple[str, ...] = tuple(n.strip() for n in names)
         self.on_delegate = on_delegate
@@ -204,19 +214,29 @@ class Worker:
             if not dest.is_local:
                 raise PrivacyViolation(
                     f"the worker runs only on local destinations; {name!r} is a {dest.locality} "
-                    "destination, so nothing was sent", destination=name)
+                    "destination, so nothing was sent",
+                    destination=name,
+                )
             out.append(name)
         return tuple(dict.fromkeys(out))
 
     # ------------------------------------------------------------------ run
 
-    async def arun(self, task: str, source: str = "", *, paths: Sequence[str] | None = None,
-                   documents: Sequence[str] | None = None,
-                   task_kind: TaskKind | str = "freeform",
-                   schema: Mapping[str, Any] | None = None, labels: Sequence[str] | None = None,
-                   target_language: str | None = None, max_tokens: int | None = None,
-                   progress: Progress | None = None,
-                   roots: Sequence[str | Path] = ()) -> WorkerResult:
+    async def arun(
+        self,
+        task: str,
+        source: str = "",
+        *,
+        paths: Sequence[str] | None = None,
+        documents: Sequence[str] | None = None,
+        task_kind: TaskKind | str = "freeform",
+        schema: Mapping[str, Any] | None = None,
+        labels: Sequence[str] | None = None,
+        target_language: str | None = None,
+        max_tokens: int | None = None,
+        progress: Progress | None = None,
+        roots: Sequence[str | Path] = (),
+    ) -> WorkerResult:
         """Run one task on the local model.
 
         Args:
@@ -252,20 +272,28 @@ class Worker:
         """
         started = time.perf_counter()
         try:
-            spec = TaskSpec.build(task, task_kind=task_kind, schema=schema, labels=labels,
-                                  target_language=target_language)
+            spec = TaskSpec.build(
+                task,
+                task_kind=task_kind,
+                schema=schema,
+                labels=labels,
+                target_language=target_language,
+            )
             if not isinstance(source, str):
                 raise InvalidRequest("source must be a string", param="source")
             limit = self.router.settings.max_input_chars
             if len(source) > limit:
-                raise InvalidRequest(f"source is {len(source)} characters; the limit is {limit}",
-                                     param="source")
-            if max_tokens is not None and (isinstance(max_tokens, bool)
-                                           or not isinstance(max_tokens, int) or max_tokens < 1):
+                raise InvalidRequest(
+                    f"source is {len(source)} characters; the limit is {limit}", param="source"
+                )
+            if max_tokens is not None and (
+                isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+            ):
                 raise InvalidRequest("max_tokens must be a positive integer", param="max_tokens")
             for name, value in (("paths", paths), ("documents", documents)):
-                if value is not None and (isinstance(value, str) or not all(
-                        isinstance(v, str) for v in value)):
+                if value is not None and (
+                    isinstance(value, str) or not all(isinstance(v, str) for v in value)
+                ):
                     raise InvalidRequest(f"{name} must be a list of strings", param=name)
         except InvalidRequest as exc:
             self.router.record_rejected(face="worker", endpoint="worker", error=exc, kind="bulk")
@@ -273,8 +301,9 @@ class Worker:
         try:
             names = self.local_destinations()
         except (ModelNotAllowed, PrivacyViolation) as exc:
-            request = self.request_for(spec, spec.single(), "", max_tokens=None,
-                                       destinations=self.requested)
+            request = self.request_for(
+                spec, spec.single(), "", max_tokens=None, destinations=self.requested
+            )
             self.router.record_decision(request, None, exc, endpoint="worker")
             raise
         facts = _RunFacts(spec, by_reference=bool(paths or documents))
@@ -285,23 +314,30 @@ class Worker:
                     files.insert(0, ("(text given inline)", source))
                 source = join_files(files)
                 if len(source) > limit:
-                    raise SourceRefused(", ".join(paths or documents or ())[:200],
-                                        f"the files hold {len(source)} characters; the limit "
-                                        f"is {limit} (LF_MAX_INPUT_CHARS)")
+                    raise SourceRefused(
+                        ", ".join(paths or documents or ())[:200],
+                        f"the files hold {len(source)} characters; the limit "
+                        f"is {limit} (LF_MAX_INPUT_CHARS)",
+                    )
             facts.source_tokens = estimate_tokens(source)
             result = await Run(self, spec, max_tokens, progress, files=files).execute(source)
             result = self._gate(result, facts)
         except LocalFirstError as exc:
-            outcome = "refused" if isinstance(exc, (SourceRefused, PrivacyViolation,
-                                                    LocalUnavailable)) else "error"
+            outcome = (
+                "refused"
+                if isinstance(exc, (SourceRefused, PrivacyViolation, LocalUnavailable))
+                else "error"
+            )
             if isinstance(exc, InvalidRequest) and not isinstance(exc, SourceRefused):
-                self.router.record_rejected(face="worker", endpoint="worker", error=exc,
-                                            kind="bulk")
+                self.router.record_rejected(
+                    face="worker", endpoint="worker", error=exc, kind="bulk"
+                )
             else:
                 self._record(facts, outcome, started, error=exc, destination=names[0])
             raise
-        run_id = self._record(facts, "ok", started, destination=result.destination,
-                              model=result.model)
+        run_id = self._record(
+            facts, "ok", started, destination=result.destination, model=result.model
+        )
         result = dataclasses.replace(result, run_id=run_id)
         if self.on_delegate is not None:
             try:
@@ -310,20 +346,41 @@ class Worker:
                 log.exception("on_delegate hook failed")
         return result
 
-    def run(self, task: str, source: str = "", *, paths: Sequence[str] | None = None,
-            documents: Sequence[str] | None = None, task_kind: TaskKind | str = "freeform",
-            schema: Mapping[str, Any] | None = None, labels: Sequence[str] | None = None,
-            target_language: str | None = None, max_tokens: int | None = None,
-            progress: Progress | None = None, roots: Sequence[str | Path] = ()) -> WorkerResult:
+    def run(
+        self,
+        task: str,
+        source: str = "",
+        *,
+        paths: Sequence[str] | None = None,
+        documents: Sequence[str] | None = None,
+        task_kind: TaskKind | str = "freeform",
+        schema: Mapping[str, Any] | None = None,
+        labels: Sequence[str] | None = None,
+        target_language: str | None = None,
+        max_tokens: int | None = None,
+        progress: Progress | None = None,
+        roots: Sequence[str | Path] = (),
+    ) -> WorkerResult:
         """Synchronous :meth:`arun` (on the router's private loop thread).
 
         Raises:
             The same errors as :meth:`arun`.
         """
-        return self.router.run_sync(self.arun(
-            task, source, paths=paths, documents=documents, task_kind=task_kind, schema=schema,
-            labels=labels, target_language=target_language, max_tokens=max_tokens,
-            progress=progress, roots=roots))
+        return self.router.run_sync(
+            self.arun(
+                task,
+                source,
+                paths=paths,
+                documents=documents,
+                task_kind=task_kind,
+                schema=schema,
+                labels=labels,
+                target_language=target_language,
+                max_tokens=max_tokens,
+                progress=progress,
+                roots=roots,
+            )
+        )
 
     def roots(self, extra: Sequence[str | Path] = ()) -> Roots:
         """The folders this worker may read now: ``extra`` (the MCP client's), the
@@ -335,24 +392,31 @@ class Worker:
         """The registered documents as the tool description lists them: names and sizes."""
         return describe_documents(self.documents)
 
-    async def _read(self, paths: Sequence[str], documents: Sequence[str],
-                    extra_roots: Sequence[str | Path], facts: _RunFacts) -> list[tuple[str, str]]:
+    async def _read(
+        self,
+        paths: Sequence[str],
+        documents: Sequence[str],
+        extra_roots: Sequence[str | Path],
+        facts: _RunFacts,
+    ) -> list[tuple[str, str]]:
         """Check, then read, what the caller named (off the event loop)."""
         if not paths and not documents:
             return []
         limits = self.router.policy.worker
         out: list[tuple[str, str]] = []
         if documents:
-            docs = await asyncio.to_thread(document_sources, self.documents, documents,
-                                           max_bytes=limits.max_bytes)
+            docs = await asyncio.to_thread(
+                document_sources, self.documents, documents, max_bytes=limits.max_bytes
+            )
             facts.files.extend(name for name, _ in docs)
             facts.digests.extend(f"doc:{_digest(name)}" for name, _ in docs)
             facts.bytes_read += sum(len(text.encode("utf-8", "surrogatepass")) for _, text in docs)
             out.extend(docs)
         if paths:
             roots = self.roots(extra_roots)
-            checked = await asyncio.to_thread(collect, paths, roots, max_files=limits.max_files,
-                                              max_bytes=limits.max_bytes)
+            checked = await asyncio.to_thread(
+                collect, paths, roots, max_files=limits.max_files, max_bytes=limits.max_bytes
+            )
             texts = await asyncio.to_thread(read_all, checked, roots, max_bytes=limits.max_bytes)
             facts.files.extend(f.relative for f in checked)
             facts.digests.extend(f.digest() for f in checked)
@@ -366,8 +430,9 @@ class Worker:
         facts.answer_tokens = estimate_tokens(result.text)
         facts.calls = len(result.audit_ids)
         try:
-            checked = gate(result.text, mode=policy.worker.outbound,
-                           detectors=policy.sensitivity.detectors)
+            checked = gate(
+                result.text, mode=policy.worker.outbound, detectors=policy.sensitivity.detectors
+            )
         except OutboundRefused as exc:
             facts.found = dict(exc.counts)
             raise
@@ -377,20 +442,38 @@ class Worker:
             data = parse_json(checked.text)[1]
         elif checked.redacted and result.task_kind == TaskKind.CLASSIFY.value:
             data = checked.text
-        return dataclasses.replace(result, text=checked.text, data=data,
-                                   redacted=checked.redacted, files=tuple(facts.files),
-                                   bytes_read=facts.bytes_read)
+        return dataclasses.replace(
+            result,
+            text=checked.text,
+            data=data,
+            redacted=checked.redacted,
+            files=tuple(facts.files),
+            bytes_read=facts.bytes_read,
+        )
 
-    def _record(self, facts: _RunFacts, outcome: str, started: float, *,
-                error: BaseException | None = None, destination: str | None = None,
-                model: str | None = None) -> str:
+    def _record(
+        self,
+        facts: _RunFacts,
+        outcome: str,
+        started: float,
+        *,
+        error: BaseException | None = None,
+        destination: str | None = None,
+        model: str | None = None,
+    ) -> str:
         """The audit row of the whole delegation (see the module docstring)."""
         return self.router.record_run(
-            face="worker", endpoint="worker", outcome=outcome, kind="bulk",
-            destination=facts.destination or destination, model=model, error=error,
+            face="worker",
+            endpoint="worker",
+            outcome=outcome,
+            kind="bulk",
+            destination=facts.destination or destination,
+            model=model,
+            error=error,
             tags=("delegation", "worker", f"task:{facts.spec.kind.value}"),
             metadata={**self.metadata, **facts.metadata(self.router.policy.worker.outbound)},
-            latency_ms=(time.perf_counter() - started) * 1000)
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
 
     def savings(self) -> SavingsReport:
         """The savings ledger over every face (see :mod:`llm_localfirst.agents.savings`).
@@ -409,8 +492,9 @@ class Worker:
         """The context window to plan with: the declared one, or a smaller real one."""
         return min(declared, self._windows.get(name, declared))
 
-    def learn(self, name: str, *, chars_per_token: float | None = None,
-              window: int | None = None) -> None:
+    def learn(
+        self, name: str, *, chars_per_token: float | None = None, window: int | None = None
+    ) -> None:
         """Remember what a destination showed about its tokenizer and real window.
 
         Only ever lowers the figures, so later runs plan more conservatively.
@@ -422,17 +506,31 @@ class Worker:
 
     # ------------------------------------------------------------------ internals
 
-    def request_for(self, spec: TaskSpec, prompt: Prompt, source: str, *,
-                    max_tokens: int | None, destinations: Sequence[str]) -> Request:
+    def request_for(
+        self,
+        spec: TaskSpec,
+        prompt: Prompt,
+        source: str,
+        *,
+        max_tokens: int | None,
+        destinations: Sequence[str],
+    ) -> Request:
         """One call's request: local-only over ``destinations``, tagged, not "sensitive".
 
         Local-only says where the call may run; it adds no sensitivity reason, so
         a worker row is sensitive only when its text really is (a detector fired).
         """
         return self.router.build_request(
-            prompt.instruction, source=source or None, system=prompt.system, face="worker",
-            kind="bulk", local_only=tuple(destinations), tags=("worker", f"task:{spec.kind.value}"),
-            metadata=self.metadata, max_tokens=max_tokens)
+            prompt.instruction,
+            source=source or None,
+            system=prompt.system,
+            face="worker",
+            kind="bulk",
+            local_only=tuple(destinations),
+            tags=("worker", f"task:{spec.kind.value}"),
+            metadata=self.metadata,
+            max_tokens=max_tokens,
+        )
 
     def __repr__(self) -> str:
         return f"Worker(destination={self.requested!r})"

@@ -48,8 +48,7 @@ def made_cloud(policy: Policy, name: str = "local") -> Policy:
 def audit_rows(router: Router, store: MemoryAuditStore) -> list[AuditRecord]:
     """Every audit row so far, oldest first."""
     router.flush()
-    return [r for r in reversed(store.query(AuditFilter(limit=1000)))
-            if "delegation" not in r.tags]
+    return [r for r in reversed(store.query(AuditFilter(limit=1000))) if "delegation" not in r.tags]
 
 
 def delegation_rows(router: Router, store: MemoryAuditStore) -> list[AuditRecord]:
@@ -85,13 +84,22 @@ class ScriptedChatModel(BaseChatModel):
         self.bound_tools = [convert_to_openai_tool(t) for t in tools]
         return self.bind(tools=self.bound_tools, **kwargs)
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         self.conversations.append(list(messages))
         return ChatResult(generations=[ChatGeneration(message=self.script(messages))])
 
 
 def tool_call(args: dict[str, Any], call_id: str = "call_1") -> AIMessage:
     """An AI message asking for one ``delegate_to_worker`` call."""
-    return AIMessage(content="", tool_calls=[{"name": "delegate_to_worker", "args": args,
-                                              "id": call_id, "type": "tool_call"}])
+    return AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "delegate_to_worker", "args": args, "id": call_id, "type": "tool_call"}
+        ],
+    )

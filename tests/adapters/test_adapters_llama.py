@@ -34,8 +34,12 @@ from tests.support.llama_server import LlamaServer
 
 pytestmark = [pytest.mark.llama, pytest.mark.anyio]
 
-ARGS = {"task": "Summarize in one sentence", "source": SOURCE, "task_kind": "summarize",
-        "max_tokens": 16}
+ARGS = {
+    "task": "Summarize in one sentence",
+    "source": SOURCE,
+    "task_kind": "summarize",
+    "max_tokens": 16,
+}
 
 
 @pytest.fixture
@@ -44,24 +48,46 @@ def store() -> MemoryAuditStore:
 
 
 @pytest.fixture
-async def llama_router(llama_server: LlamaServer, fake_cloud: FakeUpstream,
-                       store: MemoryAuditStore) -> AsyncIterator[Router]:
+async def llama_router(
+    llama_server: LlamaServer, fake_cloud: FakeUpstream, store: MemoryAuditStore
+) -> AsyncIterator[Router]:
     """``local`` is the real llama.cpp server; ``cloud`` is a fake that must stay silent."""
-    policy = policy_from_data({"version": 1, "destinations": {
-        "local": {"provider": "openai", "base_url": llama_server.base_url,
-                  "model": llama_server.model_id, "locality": "local", "context_window": 2048,
-                  "timeout": 120},
-        "cloud": {"provider": "anthropic", "base_url": fake_cloud.root_url, "model": "fake-cloud",
-                  "locality": "cloud", "api_key_env": "LF_FAKE_CLOUD_KEY"}},
-        "default": {"to": ["local"], "fallback": ["cloud"]}})
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": llama_server.base_url,
+                    "model": llama_server.model_id,
+                    "locality": "local",
+                    "context_window": 2048,
+                    "timeout": 120,
+                },
+                "cloud": {
+                    "provider": "anthropic",
+                    "base_url": fake_cloud.root_url,
+                    "model": "fake-cloud",
+                    "locality": "cloud",
+                    "api_key_env": "LF_FAKE_CLOUD_KEY",
+                },
+            },
+            "default": {"to": ["local"], "fallback": ["cloud"]},
+        }
+    )
     router = Router(policy, audit=store, probe_ttl=0.001)
     yield router
     await router.aclose()
     router.close()
 
 
-def check_local_run(result: WorkerResult, router: Router, store: MemoryAuditStore,
-                    fake_cloud: FakeUpstream, via: str) -> None:
+def check_local_run(
+    result: WorkerResult,
+    router: Router,
+    store: MemoryAuditStore,
+    fake_cloud: FakeUpstream,
+    via: str,
+) -> None:
     assert (result.destination, result.model) == ("local", "tiny")
     assert result.tokens_in > 0 and result.tokens_out > 0
     (row,) = audit_rows(router, store)
@@ -70,7 +96,8 @@ def check_local_run(result: WorkerResult, router: Router, store: MemoryAuditStor
 
 
 async def test_a_pydantic_ai_director_delegates_to_the_real_local_model(
-        llama_router: Router, store: MemoryAuditStore, fake_cloud: FakeUpstream) -> None:
+    llama_router: Router, store: MemoryAuditStore, fake_cloud: FakeUpstream
+) -> None:
     returned: list[ToolReturnPart] = []
 
     def direct(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -82,8 +109,12 @@ async def test_a_pydantic_ai_director_delegates_to_the_real_local_model(
         return ModelResponse(parts=[ToolCallPart("delegate_to_worker", ARGS)])
 
     seen: list[WorkerResult] = []
-    agent = Agent(FunctionModel(direct), toolsets=[
-        worker_toolset(llama_router, on_delegate=lambda task, result: seen.append(result))])
+    agent = Agent(
+        FunctionModel(direct),
+        toolsets=[
+            worker_toolset(llama_router, on_delegate=lambda task, result: seen.append(result))
+        ],
+    )
     result = await agent.run("Summarize the incident")
 
     assert result.output == "done"
@@ -93,7 +124,8 @@ async def test_a_pydantic_ai_director_delegates_to_the_real_local_model(
 
 
 async def test_a_langchain_director_delegates_to_the_real_local_model(
-        llama_router: Router, store: MemoryAuditStore, fake_cloud: FakeUpstream) -> None:
+    llama_router: Router, store: MemoryAuditStore, fake_cloud: FakeUpstream
+) -> None:
     def script(messages: list[BaseMessage]) -> AIMessage:
         if isinstance(messages[-1], ToolMessage):
             return AIMessage(content="done")

@@ -57,8 +57,7 @@ def run_loop(model: ScriptedChatModel, tool: BaseTool, question: str) -> list[Ba
     raise AssertionError("the loop did not end")
 
 
-async def arun_loop(model: ScriptedChatModel, tool: BaseTool,
-                    question: str) -> list[BaseMessage]:
+async def arun_loop(model: ScriptedChatModel, tool: BaseTool, question: str) -> list[BaseMessage]:
     bound = model.bind_tools([tool])
     messages: list[BaseMessage] = [HumanMessage(question)]
     for _ in range(MAX_TURNS):
@@ -80,13 +79,18 @@ def tool_messages(model: ScriptedChatModel) -> list[ToolMessage]:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_a_director_loop_delegates_source_text_to_the_local_model_only(
-        mode: str, arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore) -> None:
+    mode: str,
+    arouter: Router,
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+) -> None:
     fake_local.reply = "Payments timed out for 12 minutes; Ana is fixing it."
     seen: list[tuple[str, WorkerResult]] = []
     tool = worker_tool(arouter, on_delegate=lambda task, result: seen.append((task, result)))
-    model = director({"task": TASK, "source": SOURCE, "task_kind": "summarize"},
-                     answer="Ana is fixing payments.")
+    model = director(
+        {"task": TASK, "source": SOURCE, "task_kind": "summarize"}, answer="Ana is fixing payments."
+    )
 
     if mode == "sync":
         messages = run_loop(model, tool, "What happened?")
@@ -113,8 +117,10 @@ def test_the_tool_carries_the_shared_description_and_an_args_schema(router: Rout
     (bound,) = model.bound_tools
     function = bound["function"]
     assert isinstance(tool, WorkerTool) and tool.args_schema is DelegateArgs
-    assert (function["name"], function["description"]) == ("delegate_to_worker",
-                                                           DELEGATE_DESCRIPTION)
+    assert (function["name"], function["description"]) == (
+        "delegate_to_worker",
+        DELEGATE_DESCRIPTION,
+    )
     properties = function["parameters"]["properties"]
     assert {name: p["description"] for name, p in properties.items()} == PARAMETER_DESCRIPTIONS
     assert function["parameters"]["required"] == ["task"]
@@ -122,7 +128,8 @@ def test_the_tool_carries_the_shared_description_and_an_args_schema(router: Rout
 
 
 def test_invoked_with_plain_arguments_it_returns_the_answer_text(
-        router: Router, fake_local: FakeUpstream) -> None:
+    router: Router, fake_local: FakeUpstream
+) -> None:
     tool = worker_tool(router)
     answer = tool.invoke({"task": "Tidy", "source": "a b"})
     assert answer == "echo: Tidy\n\n<source>\na b\n</source>"
@@ -132,9 +139,19 @@ def test_invoked_with_plain_arguments_it_returns_the_answer_text(
 def test_schema_travels_under_its_wire_name(router: Router, fake_local: FakeUpstream) -> None:
     fake_local.reply = '{"owner": "Ana"}'
     tool = worker_tool(router)
-    message = tool.invoke(ToolCall(name="delegate_to_worker", id="c1", type="tool_call", args={
-        "task": "Extract the owner", "source": SOURCE, "task_kind": "extract",
-        "schema": {"type": "object", "required": ["owner"]}}))
+    message = tool.invoke(
+        ToolCall(
+            name="delegate_to_worker",
+            id="c1",
+            type="tool_call",
+            args={
+                "task": "Extract the owner",
+                "source": SOURCE,
+                "task_kind": "extract",
+                "schema": {"type": "object", "required": ["owner"]},
+            },
+        )
+    )
     assert message.status == "success" and message.artifact["data"] == {"owner": "Ana"}
     assert '"required":["owner"]' in sent_texts(fake_local.model_calls())
 
@@ -153,7 +170,8 @@ def test_a_non_local_worker_is_refused_when_the_tool_is_built(router: Router) ->
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_a_destination_made_non_local_by_a_reload_is_refused_at_call_time(
-        mode: str, arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    mode: str, arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     tool = worker_tool(arouter)
     arouter.reload(made_cloud(arouter.policy))
     model = director({"task": TASK, "source": SOURCE}, answer="I could not delegate.")
@@ -168,7 +186,8 @@ async def test_a_destination_made_non_local_by_a_reload_is_refused_at_call_time(
     assert returned.status == "error"
     assert str(returned.content).startswith(
         "Refused: this work must stay on the user's machine and the chosen destination is "
-        "not local, so nothing was sent (audit id ")
+        "not local, so nothing was sent (audit id "
+    )
     assert fake_local.model_calls() == [] and fake_cloud.model_calls() == []
 
 
@@ -177,11 +196,15 @@ async def test_a_destination_made_non_local_by_a_reload_is_refused_at_call_time(
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_a_local_model_that_is_down_is_a_tool_error_the_loop_survives(
-        mode: str, arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    mode: str, arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     fake_local.stop()
     tool = worker_tool(arouter)
-    model = director({"task": TASK, "source": SOURCE}, {"task": TASK, "source": SOURCE},
-                     answer="Your local model is down.")
+    model = director(
+        {"task": TASK, "source": SOURCE},
+        {"task": TASK, "source": SOURCE},
+        answer="Your local model is down.",
+    )
 
     if mode == "sync":
         messages = run_loop(model, tool, "Summarize")
@@ -194,16 +217,21 @@ async def test_a_local_model_that_is_down_is_a_tool_error_the_loop_survives(
     for returned in returns:
         assert str(returned.content).startswith(
             "The local model is not available, so the task was not done and nothing left "
-            "this machine (audit id ")
+            "this machine (audit id "
+        )
         assert returned.artifact is None
     assert fake_cloud.model_calls() == []
 
 
 def test_invalid_arguments_come_back_as_a_message_the_director_can_fix(
-        router: Router, fake_local: FakeUpstream, memory_audit: MemoryAuditStore) -> None:
+    router: Router, fake_local: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     tool = worker_tool(router)
-    model = director({"task": TASK, "task_kind": "poem"}, {"source": SOURCE, "max_tokens": 0},
-                     {"task": TASK, "task_kind": "Summarize"})
+    model = director(
+        {"task": TASK, "task_kind": "poem"},
+        {"source": SOURCE, "max_tokens": 0},
+        {"task": TASK, "task_kind": "Summarize"},
+    )
 
     run_loop(model, tool, "Summarize")
 
@@ -211,11 +239,13 @@ def test_invalid_arguments_come_back_as_a_message_the_director_can_fix(
     assert bad_kind.status == "error"
     assert str(bad_kind.content).startswith(
         "Invalid arguments (argument `task_kind`): unknown task_kind 'poem'; expected one of: "
-        "summarize, draft, translate, reformat, extract, classify, freeform (audit id ")
+        "summarize, draft, translate, reformat, extract, classify, freeform (audit id "
+    )
     assert bad_shape.status == "error"
     assert bad_shape.content == (
         "Invalid arguments (argument `task`): task: Field required; max_tokens: Input should "
-        "be greater than or equal to 1. Fix them and call again.")
+        "be greater than or equal to 1. Fix them and call again."
+    )
     assert good.status == "success" and good.artifact["task_kind"] == "summarize"
     # The worker audits what it rejects; the schema's rejections never reached it.
     assert [r.outcome for r in audit_rows(router, memory_audit)] == ["error", "ok"]

@@ -35,8 +35,9 @@ class _WorkerToolCase:
     _router: Router
 
     @pytest.fixture(autouse=True)
-    def _local_router(self, request: pytest.FixtureRequest, router: Router,
-                      fake_cloud: FakeUpstream) -> Iterator[None]:
+    def _local_router(
+        self, request: pytest.FixtureRequest, router: Router, fake_cloud: FakeUpstream
+    ) -> Iterator[None]:
         self._router = router
         if inspect.iscoroutinefunction(request.function):
             request.getfixturevalue("arouter")  # closes what the test opens on its loop
@@ -49,8 +50,12 @@ class _WorkerToolCase:
 
     @property
     def tool_invoke_params_example(self) -> dict[str, Any]:
-        return {"task": "Summarize in one sentence", "source": SOURCE,
-                "task_kind": "summarize", "max_tokens": 64}
+        return {
+            "task": "Summarize in one sentence",
+            "source": SOURCE,
+            "task_kind": "summarize",
+            "max_tokens": 64,
+        }
 
 
 @pytest.mark.anyio

@@ -61,8 +61,12 @@ class Director:
 
     def tool_returns(self) -> list[ToolReturnPart]:
         """The tool results the director read, in order (each at the head of the next turn)."""
-        return [part for messages in self.requests[1:] for part in _last_request(messages).parts
-                if isinstance(part, ToolReturnPart)]
+        return [
+            part
+            for messages in self.requests[1:]
+            for part in _last_request(messages).parts
+            if isinstance(part, ToolReturnPart)
+        ]
 
 
 def _last_request(messages: list[ModelMessage]) -> ModelRequest:
@@ -75,14 +79,23 @@ def _last_request(messages: list[ModelMessage]) -> ModelRequest:
 
 
 async def test_a_function_model_director_delegates_source_text_to_the_local_model_only(
-        arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore) -> None:
+    arouter: Router,
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+) -> None:
     fake_local.reply = "Payments timed out for 12 minutes; Ana is fixing it."
     seen: list[tuple[str, WorkerResult]] = []
-    director = Director({"task": TASK, "source": SOURCE, "task_kind": "summarize"},
-                        answer="Payments are being fixed by Ana.")
-    agent = Agent(director.model, toolsets=[
-        worker_toolset(arouter, on_delegate=lambda task, result: seen.append((task, result)))])
+    director = Director(
+        {"task": TASK, "source": SOURCE, "task_kind": "summarize"},
+        answer="Payments are being fixed by Ana.",
+    )
+    agent = Agent(
+        director.model,
+        toolsets=[
+            worker_toolset(arouter, on_delegate=lambda task, result: seen.append((task, result)))
+        ],
+    )
 
     result = await agent.run("What happened last night?")
 
@@ -99,12 +112,17 @@ async def test_a_function_model_director_delegates_source_text_to_the_local_mode
     assert returned.metadata == worker_result.to_dict()  # for the application, not the model
     (row,) = audit_rows(arouter, memory_audit)
     assert (row.id, row.face, row.endpoint, row.locality) == (
-        worker_result.audit_id, "worker", "worker", "local")
+        worker_result.audit_id,
+        "worker",
+        "worker",
+        "local",
+    )
     assert row.metadata["via"] == "pydantic_ai" and not row.sensitive  # local-only, not "sensitive"
 
 
 async def test_the_test_model_calls_the_tool_and_gets_the_local_answer(
-        arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     model = TestModel()
     agent = Agent(model, toolsets=[worker_toolset(arouter)])
 
@@ -118,7 +136,8 @@ async def test_the_test_model_calls_the_tool_and_gets_the_local_answer(
 
 
 async def test_the_director_sees_the_shared_description_argument_docs_and_guidance(
-        arouter: Router) -> None:
+    arouter: Router,
+) -> None:
     director = Director()
     await Agent(director.model, toolsets=[worker_toolset(arouter)]).run("hi")
     assert director.info is not None
@@ -128,23 +147,36 @@ async def test_the_director_sees_the_shared_description_argument_docs_and_guidan
     assert {name: p["description"] for name, p in properties.items()} == PARAMETER_DESCRIPTIONS
     assert tool.parameters_json_schema["required"] == ["task"]
     assert properties["task_kind"]["enum"] == [
-        "summarize", "draft", "translate", "reformat", "extract", "classify", "freeform"]
+        "summarize",
+        "draft",
+        "translate",
+        "reformat",
+        "extract",
+        "classify",
+        "freeform",
+    ]
     assert director.info.instructions == DIRECTOR_GUIDANCE
 
     quiet = Director()
-    await Agent(quiet.model, instructions="Be brief.",
-                toolsets=[worker_toolset(arouter, guidance=False)]).run("hi")
+    await Agent(
+        quiet.model, instructions="Be brief.", toolsets=[worker_toolset(arouter, guidance=False)]
+    ).run("hi")
     assert quiet.info is not None and quiet.info.instructions == "Be brief."
 
 
 async def test_attach_worker_adds_the_tool_to_an_existing_agent(
-        arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     director = Director({"task": TASK, "source": SOURCE})
     agent = Agent(director.model, instructions="You run incidents.")
     seen: list[str] = []
 
-    toolset = attach_worker(agent, arouter, worker_model="local",
-                            on_delegate=lambda task, result: seen.append(result.text))
+    toolset = attach_worker(
+        agent,
+        arouter,
+        worker_model="local",
+        on_delegate=lambda task, result: seen.append(result.text),
+    )
     result = await agent.run("What happened?")
 
     assert isinstance(toolset, WorkerToolset) and toolset.worker.requested == ("local",)
@@ -179,8 +211,11 @@ def test_a_non_local_worker_is_refused_when_the_toolset_is_built(router: Router)
 
 
 async def test_a_destination_made_non_local_by_a_reload_is_refused_at_call_time(
-        arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore) -> None:
+    arouter: Router,
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+) -> None:
     toolset = worker_toolset(arouter)
     arouter.reload(made_cloud(arouter.policy))
     director = Director({"task": TASK, "source": SOURCE}, answer="I could not delegate.")
@@ -192,7 +227,8 @@ async def test_a_destination_made_non_local_by_a_reload_is_refused_at_call_time(
     assert returned.outcome == "failed"
     assert str(returned.content).startswith(
         "Refused: this work must stay on the user's machine and the chosen destination is "
-        "not local, so nothing was sent (audit id ")
+        "not local, so nothing was sent (audit id "
+    )
     assert "Do not retry with a cloud model." in str(returned.content)
     assert fake_local.model_calls() == [] and fake_cloud.model_calls() == []
     (row,) = audit_rows(arouter, memory_audit)
@@ -203,12 +239,16 @@ async def test_a_destination_made_non_local_by_a_reload_is_refused_at_call_time(
 
 
 async def test_a_local_model_that_is_down_is_a_tool_failure_the_run_survives(
-        arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     fake_local.stop()
     # Two failed calls in a row: with the default retry budget of 1, a ModelRetry
     # would end the run; a failed tool result does not consume the budget.
-    director = Director({"task": TASK, "source": SOURCE}, {"task": TASK, "source": SOURCE},
-                        answer="Your local model is down; I did not read the record.")
+    director = Director(
+        {"task": TASK, "source": SOURCE},
+        {"task": TASK, "source": SOURCE},
+        answer="Your local model is down; I did not read the record.",
+    )
 
     result = await Agent(director.model, toolsets=[worker_toolset(arouter)]).run("Summarize")
 
@@ -218,13 +258,15 @@ async def test_a_local_model_that_is_down_is_a_tool_failure_the_run_survives(
     for returned in returns:
         assert str(returned.content).startswith(
             "The local model is not available, so the task was not done and nothing left "
-            "this machine (audit id ")
+            "this machine (audit id "
+        )
         assert "Retrying right away will fail the same way." in str(returned.content)
     assert fake_cloud.model_calls() == []
 
 
 async def test_a_local_model_that_fails_mid_call_is_reported_the_same_way(
-        arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    arouter: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     fake_local.status = 503  # up for the probe, failing every model call
     director = Director({"task": TASK, "source": SOURCE})
 
@@ -237,9 +279,12 @@ async def test_a_local_model_that_fails_mid_call_is_reported_the_same_way(
 
 
 async def test_invalid_arguments_ask_the_director_to_fix_them_and_are_audited(
-        arouter: Router, fake_local: FakeUpstream, memory_audit: MemoryAuditStore) -> None:
-    director = Director({"task": TASK, "source": SOURCE, "task_kind": "poem"},
-                        {"task": TASK, "source": SOURCE, "task_kind": "summarize"})
+    arouter: Router, fake_local: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
+    director = Director(
+        {"task": TASK, "source": SOURCE, "task_kind": "poem"},
+        {"task": TASK, "source": SOURCE, "task_kind": "summarize"},
+    )
 
     result = await Agent(director.model, toolsets=[worker_toolset(arouter)]).run("Summarize")
 
@@ -247,17 +292,18 @@ async def test_invalid_arguments_ask_the_director_to_fix_them_and_are_audited(
     assert bad.outcome == "retried"
     assert str(bad.content).startswith(
         "Invalid arguments (argument `task_kind`): unknown task_kind 'poem'; expected one of: "
-        "summarize, draft, translate, reformat, extract, classify, freeform (audit id ")
+        "summarize, draft, translate, reformat, extract, classify, freeform (audit id "
+    )
     assert str(bad.content).endswith("Fix them and call again.")
     assert good.outcome == "success" and result.output == "All done."
     rejected, ok = audit_rows(arouter, memory_audit)
-    assert (rejected.outcome, rejected.error_class, ok.outcome) == ("error", "InvalidRequest",
-                                                                    "ok")
+    assert (rejected.outcome, rejected.error_class, ok.outcome) == ("error", "InvalidRequest", "ok")
     assert len(fake_local.model_calls()) == 1
 
 
 async def test_bad_arguments_use_the_tools_retry_budget_like_any_pydantic_ai_tool(
-        arouter: Router, fake_local: FakeUpstream) -> None:
+    arouter: Router, fake_local: FakeUpstream
+) -> None:
     bad = {"task": TASK, "source": SOURCE, "task_kind": "poem"}
     director = Director(bad, bad)
 
@@ -267,10 +313,17 @@ async def test_bad_arguments_use_the_tools_retry_budget_like_any_pydantic_ai_too
 
 
 async def test_unusable_extract_output_is_a_failure_the_director_can_read(
-        arouter: Router, fake_local: FakeUpstream) -> None:
+    arouter: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = "Sorry, I cannot produce JSON."
-    director = Director({"task": "Extract the owner", "source": SOURCE, "task_kind": "extract",
-                         "schema": {"type": "object"}})
+    director = Director(
+        {
+            "task": "Extract the owner",
+            "source": SOURCE,
+            "task_kind": "extract",
+            "schema": {"type": "object"},
+        }
+    )
 
     await Agent(director.model, toolsets=[worker_toolset(arouter)]).run("Who owns it?")
 
@@ -281,7 +334,8 @@ async def test_unusable_extract_output_is_a_failure_the_director_can_read(
 
 
 async def test_local_unavailable_is_what_the_tool_reports_not_what_it_raises(
-        arouter: Router, fake_local: FakeUpstream) -> None:
+    arouter: Router, fake_local: FakeUpstream
+) -> None:
     """The worker's own error stays inside the tool; the run gets a failed tool result."""
     toolset = worker_toolset(arouter)
     fake_local.stop()

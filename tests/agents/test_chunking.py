@@ -24,15 +24,13 @@ def test_blank_text_is_no_chunks() -> None:
 
 def test_chunks_break_at_paragraphs_before_sentences() -> None:
     text = "Alpha one. Alpha two.\n\nBeta one. Beta two.\n\nGamma one."
-    assert split_text(text, 25) == ["Alpha one. Alpha two.", "Beta one. Beta two.",
-                                    "Gamma one."]
+    assert split_text(text, 25) == ["Alpha one. Alpha two.", "Beta one. Beta two.", "Gamma one."]
 
 
 def test_a_long_paragraph_breaks_at_sentence_ends() -> None:
     text = "First sentence here. Second sentence here! Third one here? Fourth."
     chunks = split_text(text, 45)
-    assert chunks == ["First sentence here. Second sentence here!",
-                      "Third one here? Fourth."]
+    assert chunks == ["First sentence here. Second sentence here!", "Third one here? Fourth."]
 
 
 def test_a_word_longer_than_a_chunk_is_cut() -> None:
@@ -54,10 +52,14 @@ def test_overlap_never_stalls_progress() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(alphabet=st.sampled_from(list("ab .!?\n")), max_size=400),
-       max_chars=st.integers(1, 60), overlap=st.integers(0, 40))
-def test_chunks_respect_the_limit_and_keep_every_word_in_order(text: str, max_chars: int,
-                                                               overlap: int) -> None:
+@given(
+    text=st.text(alphabet=st.sampled_from(list("ab .!?\n")), max_size=400),
+    max_chars=st.integers(1, 60),
+    overlap=st.integers(0, 40),
+)
+def test_chunks_respect_the_limit_and_keep_every_word_in_order(
+    text: str, max_chars: int, overlap: int
+) -> None:
     chunks = split_text(text, max_chars, overlap_chars=overlap)
     assert all(0 < len(c) <= max_chars for c in chunks)
     if overlap == 0:
@@ -77,7 +79,11 @@ def test_a_realistic_document_is_covered_completely() -> None:
 
 def test_pack_groups_consecutive_parts_within_the_limit() -> None:
     assert pack(["aaaa", "bb", "cc", "dddddddd", "e"], 8) == [
-        ["aaaa", "bb"], ["cc"], ["dddddddd"], ["e"]]
+        ["aaaa", "bb"],
+        ["cc"],
+        ["dddddddd"],
+        ["e"],
+    ]
 
 
 def test_token_estimate_is_chars_over_four_rounded_up() -> None:

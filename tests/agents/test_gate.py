@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,25 +18,31 @@ from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_polic
 
 Rows = Callable[[Router], list[AuditRecord]]
 
-LEAKY = ("Acme: jane.doe@acme.com, +44 20 7946 0958, card 4111 1111 1111 1111, "
-         "IBAN GB82 WEST 1234 5698 7654 32, SSN 536-22-1234, "
-         "key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD. Renews 2027-03-01.")
+LEAKY = (
+    "Acme: jane.doe@acme.com, +44 20 7946 0958, card 4111 1111 1111 1111, "
+    "IBAN GB82 WEST 1234 5698 7654 32, SSN 536-22-1234, "
+    "key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD. Renews 2027-03-01."
+)
 
 
 def test_redact_replaces_each_finding_with_its_typed_placeholder() -> None:
     result = gate(LEAKY, mode="redact", detectors=DETECTORS)
-    assert result.text == ("Acme: [EMAIL], [PHONE], card [CARD], IBAN [IBAN], "
-                           "SSN [NATIONAL_ID], key [SECRET]. Renews 2027-03-01.")
-    assert result.redacted == result.found == {
-        "email": 1, "phone": 1, "payment_card": 1, "iban": 1, "national_id": 1, "secret": 1}
+    assert result.text == (
+        "Acme: [EMAIL], [PHONE], card [CARD], IBAN [IBAN], "
+        "SSN [NATIONAL_ID], key [SECRET]. Renews 2027-03-01."
+    )
+    assert (
+        result.redacted
+        == result.found
+        == {"email": 1, "phone": 1, "payment_card": 1, "iban": 1, "national_id": 1, "secret": 1}
+    )
     assert set(PLACEHOLDERS) == set(DETECTORS)
 
 
 def test_refuse_names_the_kinds_and_never_the_text() -> None:
     with pytest.raises(OutboundRefused) as info:
         gate(LEAKY, mode="refuse", detectors=DETECTORS)
-    assert info.value.kinds == ("email", "iban", "national_id", "payment_card", "phone",
-                                "secret")
+    assert info.value.kinds == ("email", "iban", "national_id", "payment_card", "phone", "secret")
     assert "jane.doe" not in str(info.value) and "4111" not in str(info.value)
 
 
@@ -56,21 +62,23 @@ def test_a_broken_detector_refuses_the_answer(monkeypatch: pytest.MonkeyPatch) -
         gate("anything", mode="redact", detectors=DETECTORS)
 
 
-def router_with(local: FakeUpstream, cloud: FakeUpstream, store: MemoryAuditStore,
-                **worker: object) -> Router:
+def router_with(
+    local: FakeUpstream, cloud: FakeUpstream, store: MemoryAuditStore, **worker: object
+) -> Router:
     data = offline_policy(local, cloud).model_dump()
     data["worker"] = worker
     return Router(policy_from_data(data), audit=store, probe_ttl=0.001)
 
 
 @pytest.fixture
-def leaky_local(fake_local: FakeUpstream) -> Iterator[FakeUpstream]:
+def leaky_local(fake_local: FakeUpstream) -> FakeUpstream:
     fake_local.reply = LEAKY
-    yield fake_local
+    return fake_local
 
 
 def test_the_worker_returns_a_redacted_answer_and_audits_kinds_and_counts_only(
-        small_router: Router, leaky_local: FakeUpstream, delegation_rows: Rows) -> None:
+    small_router: Router, leaky_local: FakeUpstream, delegation_rows: Rows
+) -> None:
     result = Worker(small_router).run("Summarize the customer file", source="customer file")
     assert "[EMAIL]" in result.text and "jane.doe" not in result.text
     assert "4111" not in result.text and result.redacted["payment_card"] == 1
@@ -79,13 +87,17 @@ def test_the_worker_returns_a_redacted_answer_and_audits_kinds_and_counts_only(
     assert row.outcome == "ok" and row.id == result.run_id
     assert row.metadata["outbound"] == "redact"
     assert row.metadata["outbound_findings"] == (
-        "email=1,iban=1,national_id=1,payment_card=1,phone=1,secret=1")
+        "email=1,iban=1,national_id=1,payment_card=1,phone=1,secret=1"
+    )
     assert "jane" not in json.dumps(row.to_dict())
 
 
 def test_refuse_mode_is_a_refusal_naming_kinds_and_audited(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore,
-        delegation_rows: Rows) -> None:
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+    delegation_rows: Rows,
+) -> None:
     fake_local.reply = "Write to jane.doe@acme.com"
     router = router_with(fake_local, fake_cloud, memory_audit, outbound="refuse")
     try:
@@ -96,12 +108,15 @@ def test_refuse_mode_is_a_refusal_naming_kinds_and_audited(
         router.close()
     assert info.value.code == "outbound_refused"
     assert (row.outcome, row.error_class, row.metadata["outbound_findings"]) == (
-        "refused", "OutboundRefused", "email=1")
+        "refused",
+        "OutboundRefused",
+        "email=1",
+    )
 
 
 def test_allow_mode_returns_the_answer_unchanged(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore) -> None:
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     fake_local.reply = "Write to jane.doe@acme.com"
     router = router_with(fake_local, fake_cloud, memory_audit, outbound="allow")
     try:
@@ -111,16 +126,21 @@ def test_allow_mode_returns_the_answer_unchanged(
     assert result.text == "Write to jane.doe@acme.com" and result.redacted == {}
 
 
-def test_extracted_json_stays_json_after_redaction(small_router: Router,
-                                                   fake_local: FakeUpstream) -> None:
+def test_extracted_json_stays_json_after_redaction(
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = '{"name": "Jane", "email": "jane.doe@acme.com"}'
     result = Worker(small_router).run("Extract the contact", source="x", task_kind="extract")
     assert result.data == {"name": "Jane", "email": "[EMAIL]"}
 
 
 def test_the_audit_row_of_a_delegation_over_paths_names_no_path(
-        tmp_path: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore, delegation_rows: Rows) -> None:
+    tmp_path: Path,
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+    delegation_rows: Rows,
+) -> None:
     (tmp_path / "acme-layoffs.txt").write_text("Confidential plan.", encoding="utf-8")
     router = router_with(fake_local, fake_cloud, memory_audit, roots=[str(tmp_path)])
     try:

@@ -29,7 +29,8 @@ Rows = Callable[[Router], list[AuditRecord]]
 
 
 def test_local_only_keeps_local_candidates_and_claims_no_sensitivity(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     policy = offline_policy(fake_local, fake_cloud)
     decision = decide(policy, Request.build("think hard", kind="reason", local_only=True))
     assert decision.destination == "local" and decision.chain == ("local",)
@@ -38,7 +39,8 @@ def test_local_only_keeps_local_candidates_and_claims_no_sensitivity(
 
 
 def test_local_only_with_an_explicit_cloud_model_is_a_privacy_violation(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     policy = offline_policy(fake_local, fake_cloud)
     with pytest.raises(PrivacyViolation, match="local-only"):
         decide(policy, Request.build("x", model="cloud", local_only=True))
@@ -47,20 +49,30 @@ def test_local_only_with_an_explicit_cloud_model_is_a_privacy_violation(
 
 
 def test_local_only_without_a_local_destination_is_local_unavailable(
-        fake_cloud: FakeUpstream) -> None:
-    policy = policy_from_data({"version": 1, "destinations": {"cloud": {
-        "provider": "openai", "base_url": fake_cloud.base_url, "model": "m"}},
-        "default": {"to": ["cloud"]}})
+    fake_cloud: FakeUpstream,
+) -> None:
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "cloud": {"provider": "openai", "base_url": fake_cloud.base_url, "model": "m"}
+            },
+            "default": {"to": ["cloud"]},
+        }
+    )
     with pytest.raises(LocalUnavailable, match="local-only"):
         decide(policy, Request.build("x", local_only=True))
     with pytest.raises(LocalUnavailable, match="no local destination is up"):
-        decide(offline_policy(fake_cloud, fake_cloud), Request.build("x", local_only=True),
-               is_up={"local": False})
+        decide(
+            offline_policy(fake_cloud, fake_cloud),
+            Request.build("x", local_only=True),
+            is_up={"local": False},
+        )
 
 
 def test_a_local_only_call_that_fails_locally_never_reaches_the_cloud(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore) -> None:
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     router = Router(offline_policy(fake_local, fake_cloud), audit=memory_audit)
     fake_local.status = 500
     try:
@@ -78,20 +90,34 @@ def two_locals() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
         yield first, second
 
 
-def two_local_router(first: FakeUpstream, second: FakeUpstream, cloud: FakeUpstream,
-                     store: MemoryAuditStore, **gpu: Any) -> Router:
+def two_local_router(
+    first: FakeUpstream,
+    second: FakeUpstream,
+    cloud: FakeUpstream,
+    store: MemoryAuditStore,
+    **gpu: Any,
+) -> Router:
     local = {"provider": "openai", "locality": "local", "context_window": 1024}
-    policy = policy_from_data({"version": 1, "destinations": {
-        "gpu": {**local, "base_url": first.base_url, "model": "big", **gpu},
-        "laptop": {**local, "base_url": second.base_url, "model": "small"},
-        "cloud": {"provider": "openai", "base_url": cloud.base_url, "model": "c"}},
-        "default": {"to": ["cloud"]}})
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "gpu": {**local, "base_url": first.base_url, "model": "big", **gpu},
+                "laptop": {**local, "base_url": second.base_url, "model": "small"},
+                "cloud": {"provider": "openai", "base_url": cloud.base_url, "model": "c"},
+            },
+            "default": {"to": ["cloud"]},
+        }
+    )
     return Router(policy, audit=store, probe_ttl=3600)
 
 
 def test_the_worker_makes_one_call_per_chunk_and_the_router_fails_over_between_locals(
-        two_locals: tuple[FakeUpstream, FakeUpstream], fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore, audit_rows: Rows) -> None:
+    two_locals: tuple[FakeUpstream, FakeUpstream],
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+    audit_rows: Rows,
+) -> None:
     first, second = two_locals
     first.status = 503
     router = two_local_router(first, second, fake_cloud, memory_audit)
@@ -110,8 +136,8 @@ def test_the_worker_makes_one_call_per_chunk_and_the_router_fails_over_between_l
 
 
 def test_map_calls_run_up_to_max_concurrency_and_keep_their_order(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore) -> None:
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     delay = 0.1
     finished: list[float] = []
     lock = threading.Lock()
@@ -128,13 +154,15 @@ def test_map_calls_run_up_to_max_concurrency_and_keep_their_order(
     data["destinations"]["local"].update(context_window=1024, max_concurrency=3)
     router = Router(policy_from_data(data), audit=memory_audit, probe_ttl=3600)
     try:
-        result = Worker(router).run("Translate", source=long_text(24), task_kind="translate",
-                                    target_language="French")
+        result = Worker(router).run(
+            "Translate", source=long_text(24), task_kind="translate", target_language="French"
+        )
     finally:
         router.close()
     assert result.chunks >= 6
     assert result.text == "\n\n".join(f"<{i}>" for i in range(1, result.chunks + 1))
     spans = [(end - delay, end) for end in finished]
-    overlap = max(sum(1 for s, e in spans if s < t < e) for t, _ in
-                  [(s + delay / 2, 0.0) for s, _ in spans])
+    overlap = max(
+        sum(1 for s, e in spans if s < t < e) for t, _ in [(s + delay / 2, 0.0) for s, _ in spans]
+    )
     assert overlap == 3

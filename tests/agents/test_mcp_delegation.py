@@ -40,8 +40,9 @@ def anyio_backend() -> str:
 def contracts(tmp_path: Path) -> Path:
     root = tmp_path / "contracts"
     root.mkdir()
-    (root / "acme.md").write_text("# Acme\nRenews 2027-03-01. Contact jane.doe@acme.com.\n",
-                                  encoding="utf-8")
+    (root / "acme.md").write_text(
+        "# Acme\nRenews 2027-03-01. Contact jane.doe@acme.com.\n", encoding="utf-8"
+    )
     (root / "globex.txt").write_text("Globex renews 2026-12-31.", encoding="utf-8")
     (root / "bulk").mkdir()
     for name in ("one.txt", "two.txt"):
@@ -59,14 +60,18 @@ def launch(tmp_path: Path, local: FakeUpstream, cloud: FakeUpstream) -> StdioSer
     data["worker"] = {"max_bytes": 4000}
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump(data), encoding="utf-8")
-    env = {"LF_POLICY": str(policy), "LF_DATA_DIR": str(tmp_path / "data"),
-           "LF_FAKE_CLOUD_KEY": "test-key-not-secret", "PATH": os.environ.get("PATH", "")}
+    env = {
+        "LF_POLICY": str(policy),
+        "LF_DATA_DIR": str(tmp_path / "data"),
+        "LF_FAKE_CLOUD_KEY": "test-key-not-secret",
+        "PATH": os.environ.get("PATH", ""),
+    }
     return StdioServerParameters(command=str(CONSOLE_SCRIPT), args=["mcp"], env=env)
 
 
 async def test_a_client_root_lets_the_worker_read_files_and_only_a_redacted_answer_returns(
-        tmp_path: Path, contracts: Path, fake_local: FakeUpstream,
-        fake_cloud: FakeUpstream) -> None:
+    tmp_path: Path, contracts: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     fake_local.reply = "acme.md renews 2027-03-01 (contact jane.doe@acme.com)."
     asked: list[bool] = []
 
@@ -77,21 +82,31 @@ async def test_a_client_root_lets_the_worker_read_files_and_only_a_redacted_answ
     refusals: dict[str, Any] = {}
     with anyio.fail_after(START_TIMEOUT), warnings.catch_warnings():
         warnings.simplefilter("ignore", MCPDeprecationWarning)  # roots: deprecated, still used
-        async with Client(launch(tmp_path, fake_local, fake_cloud), mode="legacy",
-                          list_roots_callback=roots) as client:
-            tool = next(t for t in (await client.list_tools()).tools
-                        if t.name == "delegate_to_worker")
-            ok = await client.call_tool("delegate_to_worker", {
-                "task": "List every contract's renewal date", "task_kind": "summarize",
-                "paths": [str(contracts / "acme.md"), "globex.txt"]})
+        async with Client(
+            launch(tmp_path, fake_local, fake_cloud), mode="legacy", list_roots_callback=roots
+        ) as client:
+            tool = next(
+                t for t in (await client.list_tools()).tools if t.name == "delegate_to_worker"
+            )
+            ok = await client.call_tool(
+                "delegate_to_worker",
+                {
+                    "task": "List every contract's renewal date",
+                    "task_kind": "summarize",
+                    "paths": [str(contracts / "acme.md"), "globex.txt"],
+                },
+            )
             for name, path in {
-                    "outside": str(tmp_path / "outside" / "secret.txt"),
-                    "dotdot": "../outside/secret.txt", "symlink": "escape.txt",
-                    "fifo": "pipe.txt", "bytes": "bulk"}.items():
+                "outside": str(tmp_path / "outside" / "secret.txt"),
+                "dotdot": "../outside/secret.txt",
+                "symlink": "escape.txt",
+                "fifo": "pipe.txt",
+                "bytes": "bulk",
+            }.items():
                 refusals[name] = await client.call_tool(
-                    "delegate_to_worker", {"task": "Summarize", "paths": [path]})
-            savings = json.loads((await client.read_resource("audit://savings"))
-                                 .contents[0].text)  # type: ignore[union-attr]
+                    "delegate_to_worker", {"task": "Summarize", "paths": [path]}
+                )
+            savings = json.loads((await client.read_resource("audit://savings")).contents[0].text)  # type: ignore[union-attr]
     assert {"paths", "documents", "task", "source"} <= set(tool.input_schema["properties"])
     assert asked
     assert not ok.is_error and ok.structured_content is not None
@@ -121,12 +136,13 @@ async def test_a_client_root_lets_the_worker_read_files_and_only_a_redacted_answ
 
 
 async def test_a_client_without_roots_gets_a_refusal_that_says_how_to_configure_one(
-        tmp_path: Path, contracts: Path, fake_local: FakeUpstream,
-        fake_cloud: FakeUpstream) -> None:
+    tmp_path: Path, contracts: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     with anyio.fail_after(START_TIMEOUT):
         async with Client(launch(tmp_path, fake_local, fake_cloud), mode="legacy") as client:
-            result = await client.call_tool("delegate_to_worker", {
-                "task": "Summarize", "paths": [str(contracts / "acme.md")]})
+            result = await client.call_tool(
+                "delegate_to_worker", {"task": "Summarize", "paths": [str(contracts / "acme.md")]}
+            )
     assert result.is_error
     message = result.content[0].text  # type: ignore[union-attr]
     assert "LF_WORKER_ROOTS" in message and "Nothing was read or sent" in message

@@ -13,16 +13,28 @@ from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_polic
 
 
 def policy_data(fake: FakeUpstream, **clouds: dict[str, Any]) -> dict[str, Any]:
-    destinations: dict[str, Any] = {"local": {
-        "provider": "openai", "base_url": fake.base_url, "model": "m", "locality": "local"}}
+    destinations: dict[str, Any] = {
+        "local": {
+            "provider": "openai",
+            "base_url": fake.base_url,
+            "model": "m",
+            "locality": "local",
+        }
+    }
     for name, extra in clouds.items():
-        destinations[name] = {"provider": "openai", "base_url": fake.base_url, "model": name,
-                              "locality": "cloud", **extra}
+        destinations[name] = {
+            "provider": "openai",
+            "base_url": fake.base_url,
+            "model": name,
+            "locality": "cloud",
+            **extra,
+        }
     return {"version": 1, "destinations": destinations, "default": {"to": ["local"]}}
 
 
 def test_only_local_tokens_count_and_every_face_is_included(
-        router: Router, fake_local: FakeUpstream) -> None:
+    router: Router, fake_local: FakeUpstream
+) -> None:
     worker_run = Worker(router).run("Summarize", source="x" * 400)
     python_run = router.complete("Tidy this", source="y" * 200, kind="bulk")
     router.complete("Prove it", kind="reason")  # runs in the cloud: not a saving
@@ -44,8 +56,12 @@ def test_cost_is_priced_at_the_default_fallback_cloud_destination(router: Router
     assert report.cloud_cost_usd == pytest.approx(expected)
     assert report.local_cost_usd == 0.0 and report.saved_usd == pytest.approx(expected)
     data = report.to_dict()
-    assert data["reference"] == {"destination": "cloud", "model": "fake-cloud",
-                                 "usd_per_million_input": 1.0, "usd_per_million_output": 5.0}
+    assert data["reference"] == {
+        "destination": "cloud",
+        "model": "fake-cloud",
+        "usd_per_million_input": 1.0,
+        "usd_per_million_output": 5.0,
+    }
     assert data["tokens"] == report.tokens == report.tokens_in + report.tokens_out
 
 
@@ -58,15 +74,22 @@ def test_the_face_filter_limits_the_ledger_to_the_worker(router: Router) -> None
 
 
 def test_without_a_priced_cloud_in_the_default_the_most_expensive_one_is_the_reference(
-        fake_local: FakeUpstream) -> None:
-    policy = policy_from_data(policy_data(
-        fake_local, cheap={"price": {"input": 0.1, "output": 0.2}},
-        dear={"price": {"input": 10, "output": 30}}, unpriced={}))
+    fake_local: FakeUpstream,
+) -> None:
+    policy = policy_from_data(
+        policy_data(
+            fake_local,
+            cheap={"price": {"input": 0.1, "output": 0.2}},
+            dear={"price": {"input": 10, "output": 30}},
+            unpriced={},
+        )
+    )
     assert reference_destination(policy).name == "dear"  # type: ignore[union-attr]
 
 
 def test_without_any_priced_cloud_the_cost_is_unknown(
-        fake_local: FakeUpstream, memory_audit: MemoryAuditStore) -> None:
+    fake_local: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     router = Router(policy_from_data(policy_data(fake_local, unpriced={})), audit=memory_audit)
     try:
         Worker(router).run("Summarize", source="x")
@@ -77,9 +100,9 @@ def test_without_any_priced_cloud_the_cost_is_unknown(
         router.close()
 
 
-def test_a_priced_local_destination_is_subtracted(fake_local: FakeUpstream,
-                                                  fake_cloud: FakeUpstream,
-                                                  memory_audit: MemoryAuditStore) -> None:
+def test_a_priced_local_destination_is_subtracted(
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     data = offline_policy(fake_local, fake_cloud).model_dump()
     data["destinations"]["local"]["price"] = {"input": 0.5, "output": 0.5}
     router = Router(type(offline_policy(fake_local)).model_validate(data), audit=memory_audit)

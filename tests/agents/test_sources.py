@@ -32,10 +32,12 @@ def tree(tmp_path: Path) -> Path:
     (root / "contracts").mkdir(parents=True)
     (root / ".git").mkdir()
     (root / "notes.md").write_text("# Notes\nRenewal of Acme on 2027-03-01.\n", encoding="utf-8")
-    (root / "contracts" / "acme.txt").write_text("Acme contract, renews 2027-03-01.",
-                                                 encoding="utf-8")
-    (root / "contracts" / "globex.txt").write_text("Globex contract, renews 2026-12-31.",
-                                                   encoding="utf-8")
+    (root / "contracts" / "acme.txt").write_text(
+        "Acme contract, renews 2027-03-01.", encoding="utf-8"
+    )
+    (root / "contracts" / "globex.txt").write_text(
+        "Globex contract, renews 2026-12-31.", encoding="utf-8"
+    )
     (root / "contracts" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     (root / ".git" / "config").write_text("secret", encoding="utf-8")
     outside = tmp_path / "outside"
@@ -44,16 +46,22 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def router_with_roots(local: FakeUpstream, cloud: FakeUpstream, store: MemoryAuditStore,
-                      roots: list[str], **worker: object) -> Router:
+def router_with_roots(
+    local: FakeUpstream,
+    cloud: FakeUpstream,
+    store: MemoryAuditStore,
+    roots: list[str],
+    **worker: object,
+) -> Router:
     data = offline_policy(local, cloud).model_dump()
     data["worker"] = {"roots": roots, **worker}
     return Router(policy_from_data(data), audit=store, probe_ttl=0.001)
 
 
 @pytest.fixture
-def rooted(tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-           memory_audit: MemoryAuditStore) -> Iterator[Router]:
+def rooted(
+    tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> Iterator[Router]:
     router = router_with_roots(fake_local, fake_cloud, memory_audit, [str(tree)])
     yield router
     router.close()
@@ -63,7 +71,8 @@ def rooted(tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
 
 
 def test_paths_under_a_root_reach_the_local_model_labelled_by_relative_path(
-        rooted: Router, tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    rooted: Router, tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     result = Worker(rooted).run("List renewal dates", paths=["contracts"])
     (call,) = fake_local.model_calls()
     sent = str(call.body["messages"][-1]["content"])
@@ -73,35 +82,44 @@ def test_paths_under_a_root_reach_the_local_model_labelled_by_relative_path(
     assert fake_cloud.model_calls() == []
     assert result.files == ("contracts/acme.txt", "contracts/globex.txt")
     assert result.bytes_read == sum(
-        (tree / "contracts" / n).stat().st_size for n in ("acme.txt", "globex.txt"))
+        (tree / "contracts" / n).stat().st_size for n in ("acme.txt", "globex.txt")
+    )
 
 
 def test_globs_absolute_paths_and_tilde_are_read_inside_the_roots(
-        rooted: Router, tree: Path, fake_local: FakeUpstream,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    rooted: Router, tree: Path, fake_local: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tree.parent))
-    result = Worker(rooted).run("x", paths=["**/*.md", str(tree / "contracts" / "acme.txt"),
-                                            "~/root/contracts/globex.txt"])
+    result = Worker(rooted).run(
+        "x", paths=["**/*.md", str(tree / "contracts" / "acme.txt"), "~/root/contracts/globex.txt"]
+    )
     assert result.files == ("notes.md", "contracts/acme.txt", "contracts/globex.txt")
 
 
-def test_hidden_folders_are_skipped_when_a_folder_is_read(rooted: Router,
-                                                          fake_local: FakeUpstream) -> None:
+def test_hidden_folders_are_skipped_when_a_folder_is_read(
+    rooted: Router, fake_local: FakeUpstream
+) -> None:
     result = Worker(rooted).run("x", paths=["."])
     assert ".git/config" not in result.files and "notes.md" in result.files
 
 
 def test_pdf_docx_and_html_are_read_through_their_readers(
-        rooted: Router, tree: Path, fake_local: FakeUpstream) -> None:
-    write_pdf(tree / "contracts" / "initech.pdf", ["Initech master agreement",
-                                                    "Renewal date 2028-01-15"])
-    write_docx(tree / "contracts" / "hooli.docx", ["Hooli services agreement"],
-               [["Renewal", "2029-06-30"]])
+    rooted: Router, tree: Path, fake_local: FakeUpstream
+) -> None:
+    write_pdf(
+        tree / "contracts" / "initech.pdf", ["Initech master agreement", "Renewal date 2028-01-15"]
+    )
+    write_docx(
+        tree / "contracts" / "hooli.docx", ["Hooli services agreement"], [["Renewal", "2029-06-30"]]
+    )
     (tree / "contracts" / "page.html").write_text(
         "<html><head><script>alert(1)</script></head><body><p>Umbrella renews "
-        "<b>2030-02-02</b></p></body></html>", encoding="utf-8")
-    Worker(rooted).run("List renewal dates", paths=["contracts/*.pdf", "contracts/*.docx",
-                                                    "contracts/page.html"])
+        "<b>2030-02-02</b></p></body></html>",
+        encoding="utf-8",
+    )
+    Worker(rooted).run(
+        "List renewal dates", paths=["contracts/*.pdf", "contracts/*.docx", "contracts/page.html"]
+    )
     sent = str(fake_local.model_calls()[0].body["messages"][-1]["content"])
     assert "Initech master agreement" in sent and "Renewal date 2028-01-15" in sent
     assert "Hooli services agreement" in sent and "Renewal | 2029-06-30" in sent
@@ -110,12 +128,14 @@ def test_pdf_docx_and_html_are_read_through_their_readers(
 
 def test_html_visible_text_drops_scripts_styles_and_markup() -> None:
     assert html_text("<title>T</title><style>p{}</style><p>a&amp;b</p><div>c</div>") == (
-        "T\na&b\nc")
+        "T\na&b\nc"
+    )
 
 
 def test_an_unsupported_or_binary_file_named_on_its_own_is_refused_by_name(
-        rooted: Router, fake_local: FakeUpstream) -> None:
-    with pytest.raises(SourceRefused, match="logo.png.*format"):
+    rooted: Router, fake_local: FakeUpstream
+) -> None:
+    with pytest.raises(SourceRefused, match=r"logo\.png.*format"):
         Worker(rooted).run("x", paths=["contracts/logo.png"])
     with pytest.raises(UnreadableDocument, match="binary"):
         read_document("x.txt", b"ab\x00cd")
@@ -125,16 +145,26 @@ def test_an_unsupported_or_binary_file_named_on_its_own_is_refused_by_name(
 # ------------------------------------------------------------------ refusals
 
 
-@pytest.mark.parametrize(("path", "why"), [
-    ("../outside/private.txt", "'..' leads outside"),
-    ("{outside}/private.txt", "outside the allowed roots"),
-    ("link.txt", "symlink"),
-    ("linkdir/private.txt", "symlink"),
-    ("missing.txt", "no such file"),
-])
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("../outside/private.txt", "'..' leads outside"),
+        ("{outside}/private.txt", "outside the allowed roots"),
+        ("link.txt", "symlink"),
+        ("linkdir/private.txt", "symlink"),
+        ("missing.txt", "no such file"),
+    ],
+)
 def test_paths_outside_the_roots_are_refused_naming_the_path_and_nothing_is_sent(
-        rooted: Router, tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        audit_rows: Rows, delegation_rows: Rows, path: str, why: str) -> None:
+    rooted: Router,
+    tree: Path,
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    audit_rows: Rows,
+    delegation_rows: Rows,
+    path: str,
+    why: str,
+) -> None:
     outside = tree.parent / "outside"
     (tree / "link.txt").symlink_to(outside / "private.txt")
     (tree / "linkdir").symlink_to(outside)
@@ -146,11 +176,15 @@ def test_paths_outside_the_roots_are_refused_naming_the_path_and_nothing_is_sent
     assert audit_rows(rooted) == []
     (row,) = delegation_rows(rooted)
     assert (row.outcome, row.error_class, row.metadata["files"]) == (
-        "refused", "SourceRefused", "0")
+        "refused",
+        "SourceRefused",
+        "0",
+    )
 
 
 def test_a_symlink_inside_a_folder_that_leaves_the_root_refuses_the_whole_folder(
-        rooted: Router, tree: Path, fake_local: FakeUpstream) -> None:
+    rooted: Router, tree: Path, fake_local: FakeUpstream
+) -> None:
     (tree / "contracts" / "sneaky.txt").symlink_to(tree.parent / "outside" / "private.txt")
     with pytest.raises(SourceRefused, match="symlink"):
         Worker(rooted).run("x", paths=["contracts"])
@@ -158,7 +192,8 @@ def test_a_symlink_inside_a_folder_that_leaves_the_root_refuses_the_whole_folder
 
 
 def test_a_fifo_is_refused_from_stat_without_being_opened(
-        rooted: Router, tree: Path, fake_local: FakeUpstream) -> None:
+    rooted: Router, tree: Path, fake_local: FakeUpstream
+) -> None:
     os.mkfifo(tree / "pipe.txt")  # opening it for reading would block forever
     with pytest.raises(SourceRefused, match="FIFO"):
         Worker(rooted).run("x", paths=["pipe.txt"])
@@ -179,8 +214,8 @@ def test_a_socket_is_refused(rooted: Router, tree: Path, fake_local: FakeUpstrea
 
 
 def test_too_many_bytes_or_files_are_refused_before_anything_is_read(
-        tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore) -> None:
+    tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     router = router_with_roots(fake_local, fake_cloud, memory_audit, [str(tree)], max_bytes=40)
     try:
         with pytest.raises(SourceRefused, match="more than 40 bytes"):
@@ -197,7 +232,8 @@ def test_too_many_bytes_or_files_are_refused_before_anything_is_read(
 
 
 def test_without_any_root_paths_are_refused_with_how_to_configure_one(
-        small_router: Router, fake_local: FakeUpstream) -> None:
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     with pytest.raises(SourceRefused) as info:
         Worker(small_router).run("x", paths=["/etc/hostname"])
     assert "LF_WORKER_ROOTS" in str(info.value) and "worker: {roots" in str(info.value)
@@ -208,8 +244,12 @@ def test_without_any_root_paths_are_refused_with_how_to_configure_one(
 
 
 def test_roots_come_from_the_worker_the_env_setting_and_the_policy(
-        tree: Path, tmp_path: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        memory_audit: MemoryAuditStore) -> None:
+    tree: Path,
+    tmp_path: Path,
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+) -> None:
     other = tmp_path / "other"
     other.mkdir()
     (other / "a.txt").write_text("from env", encoding="utf-8")
@@ -241,10 +281,12 @@ def test_no_roots_message_says_how_to_configure_one() -> None:
 
 
 def test_registered_documents_are_read_by_name_and_listed_without_content(
-        small_router: Router, tmp_path: Path, fake_local: FakeUpstream) -> None:
+    small_router: Router, tmp_path: Path, fake_local: FakeUpstream
+) -> None:
     write_pdf(tmp_path / "q3.pdf", ["Q3 revenue grew 12 percent"])
-    worker = Worker(small_router, documents={"q3-report": tmp_path / "q3.pdf",
-                                              "memo": "The memo text."})
+    worker = Worker(
+        small_router, documents={"q3-report": tmp_path / "q3.pdf", "memo": "The memo text."}
+    )
     listed = worker.describe_documents()
     assert "q3-report (" in listed and "memo (14 characters)" in listed
     assert "revenue" not in listed and "memo text" not in listed

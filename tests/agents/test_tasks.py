@@ -29,11 +29,18 @@ def test_every_task_kind_has_a_short_system_prompt_for_small_models(kind: TaskKi
     assert len(prompt.system) < 1500 and prompt.instruction == "Do it well"
 
 
-@pytest.mark.parametrize(("kind", "needle"), [
-    (TaskKind.SUMMARIZE, "Summarize the source"), (TaskKind.DRAFT, "[TODO"),
-    (TaskKind.TRANSLATE, "into German"), (TaskKind.REFORMAT, "change only its form"),
-    (TaskKind.EXTRACT, '"name"'), (TaskKind.CLASSIFY, "billing, bug, praise"),
-    (TaskKind.FREEFORM, "Do the task you are given")])
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        (TaskKind.SUMMARIZE, "Summarize the source"),
+        (TaskKind.DRAFT, "[TODO"),
+        (TaskKind.TRANSLATE, "into German"),
+        (TaskKind.REFORMAT, "change only its form"),
+        (TaskKind.EXTRACT, '"name"'),
+        (TaskKind.CLASSIFY, "billing, bug, praise"),
+        (TaskKind.FREEFORM, "Do the task you are given"),
+    ],
+)
 def test_the_template_names_what_the_kind_needs(kind: TaskKind, needle: str) -> None:
     assert needle in spec(kind).single().system
 
@@ -49,23 +56,33 @@ def test_an_unknown_task_kind_is_refused_with_the_choices() -> None:
     assert info.value.param == "task_kind"
 
 
-@pytest.mark.parametrize(("kwargs", "param"), [
-    ({"task": ""}, "task"),
-    ({"task": "   "}, "task"),
-    ({"task": "x" * 20_001}, "task"),
-    ({"task": "x", "task_kind": "extract", "schema": {"type": 12}}, "schema"),
-    ({"task": "x", "task_kind": "extract", "schema": {"properties": {"a": {"minimum": "0"}}}},
-     "schema"),
-    ({"task": "x", "task_kind": "summarize", "schema": {"type": "object"}}, "schema"),
-    ({"task": "x", "task_kind": "classify"}, "labels"),
-    ({"task": "x", "task_kind": "classify", "labels": ["only"]}, "labels"),
-    ({"task": "x", "task_kind": "classify", "labels": ["a", " a ", ""]}, "labels"),
-    ({"task": "x", "task_kind": "classify", "labels": "a,b"}, "labels"),
-    ({"task": "x", "task_kind": "summarize", "labels": ["a", "b"]}, "labels"),
-    ({"task": "x", "task_kind": "translate"}, "target_language"),
-])
-def test_bad_task_arguments_are_refused_naming_the_argument(kwargs: dict[str, Any],
-                                                             param: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"task": ""}, "task"),
+        ({"task": "   "}, "task"),
+        ({"task": "x" * 20_001}, "task"),
+        ({"task": "x", "task_kind": "extract", "schema": {"type": 12}}, "schema"),
+        (
+            {
+                "task": "x",
+                "task_kind": "extract",
+                "schema": {"properties": {"a": {"minimum": "0"}}},
+            },
+            "schema",
+        ),
+        ({"task": "x", "task_kind": "summarize", "schema": {"type": "object"}}, "schema"),
+        ({"task": "x", "task_kind": "classify"}, "labels"),
+        ({"task": "x", "task_kind": "classify", "labels": ["only"]}, "labels"),
+        ({"task": "x", "task_kind": "classify", "labels": ["a", " a ", ""]}, "labels"),
+        ({"task": "x", "task_kind": "classify", "labels": "a,b"}, "labels"),
+        ({"task": "x", "task_kind": "summarize", "labels": ["a", "b"]}, "labels"),
+        ({"task": "x", "task_kind": "translate"}, "target_language"),
+    ],
+)
+def test_bad_task_arguments_are_refused_naming_the_argument(
+    kwargs: dict[str, Any], param: str
+) -> None:
     task = kwargs.pop("task")
     with pytest.raises(InvalidRequest) as info:
         TaskSpec.build(task, **kwargs)
@@ -73,14 +90,25 @@ def test_bad_task_arguments_are_refused_naming_the_argument(kwargs: dict[str, An
 
 
 def test_a_target_language_on_another_kind_sets_the_answer_language() -> None:
-    assert "Write your answer in French." in TaskSpec.build(
-        "Summarize", task_kind="summarize", target_language="French").single().system
+    assert (
+        "Write your answer in French."
+        in TaskSpec.build("Summarize", task_kind="summarize", target_language="French")
+        .single()
+        .system
+    )
 
 
-@pytest.mark.parametrize(("kind", "strategy"), [
-    (TaskKind.SUMMARIZE, Strategy.MERGE), (TaskKind.TRANSLATE, Strategy.CONCAT),
-    (TaskKind.REFORMAT, Strategy.CONCAT), (TaskKind.CLASSIFY, Strategy.VOTE),
-    (TaskKind.EXTRACT, Strategy.MERGE), (TaskKind.DRAFT, Strategy.MERGE)])
+@pytest.mark.parametrize(
+    ("kind", "strategy"),
+    [
+        (TaskKind.SUMMARIZE, Strategy.MERGE),
+        (TaskKind.TRANSLATE, Strategy.CONCAT),
+        (TaskKind.REFORMAT, Strategy.CONCAT),
+        (TaskKind.CLASSIFY, Strategy.VOTE),
+        (TaskKind.EXTRACT, Strategy.MERGE),
+        (TaskKind.DRAFT, Strategy.MERGE),
+    ],
+)
 def test_each_kind_combines_chunks_its_own_way(kind: TaskKind, strategy: Strategy) -> None:
     assert spec(kind).strategy is strategy
 
@@ -101,10 +129,13 @@ def test_importing_the_worker_loads_no_framework_and_no_schema_validator() -> No
     import subprocess
     import sys
 
-    code = ("import sys, llm_localfirst.agents, llm_localfirst.server.mcp\n"
-            "heavy = {'mcp', 'jsonschema', 'pydantic_ai', 'langchain_core', 'starlette', "
-            "'uvicorn', 'openai', 'anthropic'}\n"
-            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
+    code = (
+        "import sys, llm_localfirst.agents, llm_localfirst.server.mcp\n"
+        "heavy = {'mcp', 'jsonschema', 'pydantic_ai', 'langchain_core', 'starlette', "
+        "'uvicorn', 'openai', 'anthropic'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "[]"

@@ -37,6 +37,7 @@ def script(*answers: str) -> Callable[[dict[str, Any]], str]:
 
     def reply(body: dict[str, Any]) -> str:
         return queue.pop(0) if len(queue) > 1 else queue[0]
+
     return reply
 
 
@@ -52,13 +53,19 @@ def system_text(call: Any) -> str:
 
 
 def test_a_short_source_runs_in_one_local_call_audited_as_face_worker(
-        small_router: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        audit_rows: Rows) -> None:
+    small_router: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream, audit_rows: Rows
+) -> None:
     fake_local.reply = "Three bullets."
-    result = Worker(small_router).run("Summarize in 3 bullets", source="A short memo.",
-                                      task_kind="summarize")
+    result = Worker(small_router).run(
+        "Summarize in 3 bullets", source="A short memo.", task_kind="summarize"
+    )
     assert (result.text, result.task_kind, result.destination, result.model, result.chunks) == (
-        "Three bullets.", "summarize", "local", "fake-local", 1)
+        "Three bullets.",
+        "summarize",
+        "local",
+        "fake-local",
+        1,
+    )
     assert result.tokens_in > 0 and result.tokens_out > 0 and result.data is None
     assert result.audit_ids == (result.audit_id,)
     (call,) = fake_local.model_calls()
@@ -68,13 +75,19 @@ def test_a_short_source_runs_in_one_local_call_audited_as_face_worker(
     assert user_text(call) == "Summarize in 3 bullets\n\n<source>\nA short memo.\n</source>"
     (row,) = audit_rows(small_router)
     assert (row.id, row.face, row.endpoint, row.outcome, row.locality) == (
-        result.audit_id, "worker", "worker", "ok", "local")
-    assert not row.sensitive and row.sensitive_reasons == ()  # local-only is not a sensitivity claim
+        result.audit_id,
+        "worker",
+        "worker",
+        "ok",
+        "local",
+    )
+    assert not row.sensitive and row.sensitive_reasons == ()  # local-only claims no sensitivity
     assert set(row.tags) == {"worker", "task:summarize"}
 
 
-def test_freeform_without_a_source_still_works(small_router: Router,
-                                               fake_local: FakeUpstream) -> None:
+def test_freeform_without_a_source_still_works(
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     result = Worker(small_router).run("Write a haiku about rain")
     assert result.text == "echo: Write a haiku about rain" and result.task_kind == "freeform"
 
@@ -89,8 +102,7 @@ def test_the_result_is_json_friendly(small_router: Router) -> None:
 async def test_arun_works_on_the_callers_event_loop(small_router: Router) -> None:
     try:
         with anyio.fail_after(10):
-            result = await Worker(small_router).arun("Say hi", source="x",
-                                                     task_kind=TaskKind.DRAFT)
+            result = await Worker(small_router).arun("Say hi", source="x", task_kind=TaskKind.DRAFT)
     finally:
         await small_router.aclose()  # close the clients opened on this loop
     assert result.task_kind == "draft"
@@ -100,12 +112,16 @@ async def test_arun_works_on_the_callers_event_loop(small_router: Router) -> Non
 
 
 def test_a_long_source_is_split_mapped_and_reduced_with_progress(
-        small_router: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream) -> None:
+    small_router: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     source = long_text(30, 8)
     steps: list[tuple[int, int, str]] = []
-    result = Worker(small_router).run("Summarize for a CFO", source=source,
-                                      task_kind="summarize",
-                                      progress=lambda d, t, m: steps.append((d, t, m)))
+    result = Worker(small_router).run(
+        "Summarize for a CFO",
+        source=source,
+        task_kind="summarize",
+        progress=lambda d, t, m: steps.append((d, t, m)),
+    )
     calls = fake_local.model_calls()
     assert result.chunks > 3 and len(calls) == result.chunks + 1
     assert len(result.audit_ids) == len(calls) and fake_cloud.model_calls() == []
@@ -119,22 +135,25 @@ def test_a_long_source_is_split_mapped_and_reduced_with_progress(
         assert f"Paragraph {p} sentence 7 says" in sent
     assert "part 1 of" in system_text(calls[0])
     assert "[Part 1]" in user_text(calls[-1]) and "Merge them into one summary" in system_text(
-        calls[-1])
+        calls[-1]
+    )
     assert steps[0] == (0, result.chunks + 1, f"split the source into {result.chunks} chunks")
     assert steps[-1][:2] == (len(calls), len(calls))
     assert [d for d, _, _ in steps] == sorted(d for d, _, _ in steps)
 
 
 def test_partials_too_long_for_one_call_are_reduced_recursively(
-        small_router: Router, fake_local: FakeUpstream) -> None:
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = "A partial summary that is rather long. " * 15  # ~600 chars per partial
     steps: list[tuple[int, int, str]] = []
 
     async def progress(done: int, total: int, message: str) -> None:
         steps.append((done, total, message))
 
-    result = Worker(small_router).run("Summarize", source=long_text(40, 8),
-                                      task_kind="summarize", progress=progress)
+    result = Worker(small_router).run(
+        "Summarize", source=long_text(40, 8), task_kind="summarize", progress=progress
+    )
     calls = fake_local.model_calls()
     levels = [c for c in calls if "a later step shortens it further" in system_text(c)]
     assert levels and len(calls) == result.chunks + len(levels) + 1
@@ -143,7 +162,8 @@ def test_partials_too_long_for_one_call_are_reduced_recursively(
 
 
 def test_a_reduce_that_cannot_shrink_fails_with_a_typed_error(
-        small_router: Router, fake_local: FakeUpstream) -> None:
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = "word " * 500  # a model ignoring max_tokens: answers never shrink
     with pytest.raises(WorkerOutputError, match="did not shrink"):
         Worker(small_router).run("Summarize", source=long_text(12, 8), task_kind="summarize")
@@ -151,11 +171,13 @@ def test_a_reduce_that_cannot_shrink_fails_with_a_typed_error(
 
 
 def test_translations_of_chunks_are_joined_in_order_without_a_reduce_call(
-        small_router: Router, fake_local: FakeUpstream) -> None:
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = lambda body: "[" + user_text_of(body).split("sentence 0", 1)[0][-14:] + "]"
     source = long_text(20, 8)
-    result = Worker(small_router).run("Translate", source=source, task_kind="translate",
-                                      target_language="French")
+    result = Worker(small_router).run(
+        "Translate", source=source, task_kind="translate", target_language="French"
+    )
     calls = fake_local.model_calls()
     assert len(calls) == result.chunks > 1
     assert result.text.count("\n\n") == result.chunks - 1
@@ -170,54 +192,70 @@ def user_text_of(body: dict[str, Any]) -> str:
     return str(body["messages"][-1]["content"])
 
 
-def test_classify_over_chunks_is_a_majority_vote(small_router: Router,
-                                                 fake_local: FakeUpstream) -> None:
+def test_classify_over_chunks_is_a_majority_vote(
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     answers = iter(["bug", "billing", "bug", "bug", "praise"] * 10)
     fake_local.reply = lambda body: next(answers)
-    result = Worker(small_router).run("Classify the ticket", source=long_text(25, 8),
-                                      task_kind="classify", labels=["billing", "bug", "praise"])
+    result = Worker(small_router).run(
+        "Classify the ticket",
+        source=long_text(25, 8),
+        task_kind="classify",
+        labels=["billing", "bug", "praise"],
+    )
     assert result.chunks > 1 and result.text == result.data == "bug"
 
 
 # ------------------------------------------------------------------ extract and classify
 
 
-SCHEMA = {"type": "object", "required": ["name", "year"],
-          "properties": {"name": {"type": "string"}, "year": {"type": "integer"}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["name", "year"],
+    "properties": {"name": {"type": "string"}, "year": {"type": "integer"}},
+}
 
 
-def test_extract_returns_json_validated_against_the_schema(small_router: Router,
-                                                           fake_local: FakeUpstream) -> None:
+def test_extract_returns_json_validated_against_the_schema(
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = 'Here you go:\n```json\n{"name": "Ada", "year": 1843}\n```'
-    result = Worker(small_router).run("Extract the author and year", source="Ada, 1843.",
-                                      task_kind="extract", schema=SCHEMA)
+    result = Worker(small_router).run(
+        "Extract the author and year", source="Ada, 1843.", task_kind="extract", schema=SCHEMA
+    )
     assert result.data == {"name": "Ada", "year": 1843}
     assert json.loads(result.text) == result.data
     assert json.dumps(SCHEMA, separators=(",", ":")) in system_text(fake_local.model_calls()[0])
 
 
-def test_extract_repairs_invalid_json_once(small_router: Router, fake_local: FakeUpstream,
-                                           audit_rows: Rows) -> None:
+def test_extract_repairs_invalid_json_once(
+    small_router: Router, fake_local: FakeUpstream, audit_rows: Rows
+) -> None:
     fake_local.reply = script('{"name": "Ada"}', '{"name": "Ada", "year": 1843}')
-    result = Worker(small_router).run("Extract", source="Ada, 1843.", task_kind="extract",
-                                      schema=SCHEMA)
+    result = Worker(small_router).run(
+        "Extract", source="Ada, 1843.", task_kind="extract", schema=SCHEMA
+    )
     _first, repair = fake_local.model_calls()
     assert result.data == {"name": "Ada", "year": 1843} and len(result.audit_ids) == 2
     assert "rejected" in system_text(repair) and "'year' is a required property" in system_text(
-        repair)
+        repair
+    )
     assert '{"name": "Ada"}' in user_text(repair)
 
 
-def test_extract_without_a_schema_only_needs_valid_json(small_router: Router,
-                                                        fake_local: FakeUpstream) -> None:
+def test_extract_without_a_schema_only_needs_valid_json(
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = script("no json here", "[1, 2, 3]")
-    result = Worker(small_router).run("List the numbers", source="one two three",
-                                      task_kind="extract")
+    result = Worker(small_router).run(
+        "List the numbers", source="one two three", task_kind="extract"
+    )
     assert result.data == [1, 2, 3] and len(fake_local.model_calls()) == 2
 
 
 def test_extract_gives_up_after_one_repair_with_a_typed_error(
-        small_router: Router, fake_local: FakeUpstream) -> None:
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = "still not json"
     with pytest.raises(WorkerOutputError) as info:
         Worker(small_router).run("Extract", source="x", task_kind="extract", schema=SCHEMA)
@@ -225,22 +263,32 @@ def test_extract_gives_up_after_one_repair_with_a_typed_error(
     assert info.value.decision_id is not None and len(fake_local.model_calls()) == 2
 
 
-@pytest.mark.parametrize("answer", ["bug", "Bug.", "  BUG\n", "Label: bug", '"bug"',
-                                    "I would say this is a bug report.", "Bugs"])
+@pytest.mark.parametrize(
+    "answer",
+    ["bug", "Bug.", "  BUG\n", "Label: bug", '"bug"', "I would say this is a bug report.", "Bugs"],
+)
 def test_classify_normalises_the_answer_to_exactly_one_label(
-        answer: str, small_router: Router, fake_local: FakeUpstream) -> None:
+    answer: str, small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = answer
-    result = Worker(small_router).run("Classify the ticket", source="It crashes.",
-                                      task_kind="classify", labels=["billing", "bug", "praise"])
+    result = Worker(small_router).run(
+        "Classify the ticket",
+        source="It crashes.",
+        task_kind="classify",
+        labels=["billing", "bug", "praise"],
+    )
     assert result.data == result.text == "bug" and len(fake_local.model_calls()) == 1
 
 
-def test_classify_asks_once_more_then_raises(small_router: Router,
-                                             fake_local: FakeUpstream) -> None:
+def test_classify_asks_once_more_then_raises(
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.reply = script("banana", "bug")
     worker = Worker(small_router)
-    assert worker.run("Classify", source="x", task_kind="classify",
-                      labels=["bug", "billing"]).text == "bug"
+    assert (
+        worker.run("Classify", source="x", task_kind="classify", labels=["bug", "billing"]).text
+        == "bug"
+    )
     fake_local.reply = "banana"
     with pytest.raises(WorkerOutputError, match="matches none of the labels"):
         worker.run("Classify", source="x", task_kind="classify", labels=["bug", "billing"])
@@ -258,15 +306,17 @@ def test_a_cloud_destination_is_refused_at_construction(small_router: Router) ->
 
 
 @pytest.mark.parametrize("name", ["gpt-4o", "http://127.0.0.1:1/v1", ""])
-def test_an_unknown_destination_is_refused_at_construction(small_router: Router,
-                                                           name: str) -> None:
+def test_an_unknown_destination_is_refused_at_construction(small_router: Router, name: str) -> None:
     with pytest.raises((ModelNotAllowed, InvalidRequest)):
         Worker(small_router, destination=name)
 
 
 def test_a_destination_that_became_cloud_after_a_reload_is_refused_at_call_time(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore,
-        audit_rows: Rows) -> None:
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+    audit_rows: Rows,
+) -> None:
     policy = offline_policy(fake_local, fake_cloud)
     router = Router(policy, audit=memory_audit, probe_ttl=0.001)
     try:
@@ -281,14 +331,18 @@ def test_a_destination_that_became_cloud_after_a_reload_is_refused_at_call_time(
         assert fake_local.model_calls() == [] and fake_cloud.model_calls() == []
         row = audit_rows(router)[-1]
         assert (row.face, row.endpoint, row.outcome, row.error_class) == (
-            "worker", "worker", "refused", "PrivacyViolation")
+            "worker",
+            "worker",
+            "refused",
+            "PrivacyViolation",
+        )
     finally:
         router.close()
 
 
 def test_the_worker_never_falls_back_to_the_cloud_when_local_is_down(
-        small_router: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-        audit_rows: Rows) -> None:
+    small_router: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream, audit_rows: Rows
+) -> None:
     fake_local.stop()
     with pytest.raises(LocalUnavailable) as info:
         Worker(small_router).run("Summarize", source="payroll data", task_kind="summarize")
@@ -299,8 +353,8 @@ def test_the_worker_never_falls_back_to_the_cloud_when_local_is_down(
 
 @pytest.mark.parametrize("fault", [500, 429])
 def test_a_failing_local_model_is_not_replaced_by_the_cloud(
-        fault: int, small_router: Router, fake_local: FakeUpstream,
-        fake_cloud: FakeUpstream) -> None:
+    fault: int, small_router: Router, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     fake_local.status = fault
     with pytest.raises(LocalUnavailable):
         Worker(small_router).run("Summarize", source="x")
@@ -313,18 +367,24 @@ def two_locals() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
         yield first, second
 
 
-def two_local_router(first: FakeUpstream, second: FakeUpstream,
-                     store: MemoryAuditStore) -> Router:
+def two_local_router(first: FakeUpstream, second: FakeUpstream, store: MemoryAuditStore) -> Router:
     local = {"provider": "openai", "locality": "local"}
-    policy = policy_from_data({"version": 1, "destinations": {
-        "gpu": {**local, "base_url": first.base_url, "model": "big"},
-        "laptop": {**local, "base_url": second.base_url, "model": "small"}},
-        "default": {"to": ["gpu"], "fallback": ["laptop"]}})
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "gpu": {**local, "base_url": first.base_url, "model": "big"},
+                "laptop": {**local, "base_url": second.base_url, "model": "small"},
+            },
+            "default": {"to": ["gpu"], "fallback": ["laptop"]},
+        }
+    )
     return Router(policy, audit=store, probe_ttl=0.001)
 
 
 def test_the_worker_tries_its_destinations_in_order(
-        two_locals: tuple[FakeUpstream, FakeUpstream], memory_audit: MemoryAuditStore) -> None:
+    two_locals: tuple[FakeUpstream, FakeUpstream], memory_audit: MemoryAuditStore
+) -> None:
     first, second = two_locals
     router = two_local_router(first, second, memory_audit)
     try:
@@ -341,7 +401,8 @@ def test_the_worker_tries_its_destinations_in_order(
 
 
 def test_local_means_every_local_destination_in_policy_order(
-        two_locals: tuple[FakeUpstream, FakeUpstream], memory_audit: MemoryAuditStore) -> None:
+    two_locals: tuple[FakeUpstream, FakeUpstream], memory_audit: MemoryAuditStore
+) -> None:
     router = two_local_router(*two_locals, memory_audit)
     try:
         worker = Worker(router)  # "local" is not a destination name in this policy
@@ -350,11 +411,18 @@ def test_local_means_every_local_destination_in_policy_order(
         router.close()
 
 
-def test_a_policy_without_local_destinations_has_no_worker(fake_cloud: FakeUpstream,
-                                                           memory_audit: MemoryAuditStore) -> None:
-    policy = policy_from_data({"version": 1, "destinations": {"cloud": {
-        "provider": "openai", "base_url": fake_cloud.base_url, "model": "m"}},
-        "default": {"to": ["cloud"]}})
+def test_a_policy_without_local_destinations_has_no_worker(
+    fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "cloud": {"provider": "openai", "base_url": fake_cloud.base_url, "model": "m"}
+            },
+            "default": {"to": ["cloud"]},
+        }
+    )
     router = Router(policy, audit=memory_audit)
     try:
         with pytest.raises(ModelNotAllowed):
@@ -369,12 +437,14 @@ def test_a_policy_without_local_destinations_has_no_worker(fake_cloud: FakeUpstr
 def test_on_delegate_receives_the_task_and_the_result(small_router: Router) -> None:
     seen: list[tuple[str, WorkerResult]] = []
     result = Worker(small_router, on_delegate=lambda t, r: seen.append((t, r))).run(
-        "Summarize", source="x")
+        "Summarize", source="x"
+    )
     assert seen == [("Summarize", result)]
 
 
 def test_a_failing_on_delegate_hook_is_logged_not_raised(
-        small_router: Router, caplog: pytest.LogCaptureFixture) -> None:
+    small_router: Router, caplog: pytest.LogCaptureFixture
+) -> None:
     def hook(task: str, result: WorkerResult) -> None:
         raise RuntimeError("observer broke")
 
@@ -383,8 +453,9 @@ def test_a_failing_on_delegate_hook_is_logged_not_raised(
     assert result.text and "on_delegate hook failed" in caplog.text
 
 
-def test_on_delegate_is_not_called_when_the_run_fails(small_router: Router,
-                                                      fake_local: FakeUpstream) -> None:
+def test_on_delegate_is_not_called_when_the_run_fails(
+    small_router: Router, fake_local: FakeUpstream
+) -> None:
     seen: list[str] = []
     fake_local.stop()
     with pytest.raises(LocalUnavailable):
@@ -392,29 +463,42 @@ def test_on_delegate_is_not_called_when_the_run_fails(small_router: Router,
     assert seen == []
 
 
-@pytest.mark.parametrize(("kwargs", "param"), [
-    ({"task_kind": "poem"}, "task_kind"),
-    ({"task_kind": "extract", "schema": {"type": "nonsense"}}, "schema"),
-    ({"source": 42}, "source"),
-    ({"max_tokens": 0}, "max_tokens"),
-    ({"max_tokens": True}, "max_tokens"),
-    ({"max_tokens": 5000}, "max_tokens"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"task_kind": "poem"}, "task_kind"),
+        ({"task_kind": "extract", "schema": {"type": "nonsense"}}, "schema"),
+        ({"source": 42}, "source"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": True}, "max_tokens"),
+        ({"max_tokens": 5000}, "max_tokens"),
+    ],
+)
 def test_bad_input_is_refused_before_any_call_and_audited(
-        kwargs: dict[str, Any], param: str, small_router: Router, fake_local: FakeUpstream,
-        audit_rows: Rows) -> None:
+    kwargs: dict[str, Any],
+    param: str,
+    small_router: Router,
+    fake_local: FakeUpstream,
+    audit_rows: Rows,
+) -> None:
     with pytest.raises(InvalidRequest) as info:
         Worker(small_router).run("Do it", **kwargs)
     assert info.value.param == param and fake_local.model_calls() == []
     (row,) = audit_rows(small_router)
     assert (row.face, row.endpoint, row.outcome, row.error_class) == (
-        "worker", "worker", "error", "InvalidRequest")
+        "worker",
+        "worker",
+        "error",
+        "InvalidRequest",
+    )
 
 
-def test_a_source_over_the_input_limit_is_refused(fake_local: FakeUpstream,
-                                                  memory_audit: MemoryAuditStore) -> None:
-    router = Router(offline_policy(fake_local), audit=memory_audit,
-                    settings=Settings.load(max_input_chars=1000))
+def test_a_source_over_the_input_limit_is_refused(
+    fake_local: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
+    router = Router(
+        offline_policy(fake_local), audit=memory_audit, settings=Settings.load(max_input_chars=1000)
+    )
     try:
         with pytest.raises(InvalidRequest, match="limit is 1000") as info:
             Worker(router).run("Summarize", source="x" * 1001)
@@ -423,8 +507,9 @@ def test_a_source_over_the_input_limit_is_refused(fake_local: FakeUpstream,
         router.close()
 
 
-def test_audit_metadata_marks_where_a_delegation_came_from(small_router: Router,
-                                                           audit_rows: Rows) -> None:
+def test_audit_metadata_marks_where_a_delegation_came_from(
+    small_router: Router, audit_rows: Rows
+) -> None:
     Worker(small_router, metadata={"via": "mcp"}).run("Hi", source="x")
     (row,) = audit_rows(small_router)
     assert row.metadata["via"] == "mcp"
@@ -440,7 +525,8 @@ def test_worker_savings_price_local_tokens_at_the_cloud_rate(small_router: Route
 
 
 def test_the_window_used_is_the_smallest_of_the_workers_destinations(
-        fake_local: FakeUpstream, memory_audit: MemoryAuditStore) -> None:
+    fake_local: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
     router = Router(with_window(offline_policy(fake_local), 4096), audit=memory_audit)
     try:
         source = long_text(12, 8)  # ~7k characters: fits 4096 tokens, not 1024
@@ -470,10 +556,14 @@ class DenseTokenizerProvider:
         chars = sum(len(m["content"]) for m in body["messages"])
         tokens = chars // 2
         if tokens + body["max_tokens"] > 1024:
-            raise AttemptFailed.from_status(400, (
-                "This model's maximum context length is 1024 tokens. However, you requested "
-                f"{tokens + body['max_tokens']} tokens ({tokens} in the messages, "
-                f"{body['max_tokens']} in the completion)."))
+            raise AttemptFailed.from_status(
+                400,
+                (
+                    "This model's maximum context length is 1024 tokens. However, you requested "
+                    f"{tokens + body['max_tokens']} tokens ({tokens} in the messages, "
+                    f"{body['max_tokens']} in the completion)."
+                ),
+            )
         self.prompts.append(tokens)
         return ChatResult({}, "short partial", "stop", tokens, 3)
 
@@ -491,7 +581,8 @@ class DenseTokenizerProvider:
 
 
 def test_a_smaller_real_window_and_denser_tokenizer_are_learned_and_the_run_replans(
-        fake_local: FakeUpstream, memory_audit: MemoryAuditStore, audit_rows: Rows) -> None:
+    fake_local: FakeUpstream, memory_audit: MemoryAuditStore, audit_rows: Rows
+) -> None:
     providers: list[DenseTokenizerProvider] = []
 
     def factory(destination: Any) -> DenseTokenizerProvider:
@@ -512,7 +603,7 @@ def test_a_smaller_real_window_and_denser_tokenizer_are_learned_and_the_run_repl
         assert worker.learned_chars_per_token("local") < 2.1
         assert max(providers[0].prompts) <= 1024
         second = worker.run("Summarize", source=source, task_kind="summarize")
-        assert all(r.outcome == "ok" for r in audit_rows(router)[len(rows):])
+        assert all(r.outcome == "ok" for r in audit_rows(router)[len(rows) :])
         assert second.chunks == first.chunks
     finally:
         router.close()

@@ -21,22 +21,40 @@ pytestmark = pytest.mark.llama
 
 
 def test_a_long_source_is_split_and_processed_on_the_real_local_model(
-        llama_server: LlamaServer) -> None:
-    policy = policy_from_data({"version": 1, "destinations": {"local": {
-        "provider": "openai", "base_url": llama_server.base_url, "model": llama_server.model_id,
-        "locality": "local", "context_window": 1024, "timeout": 120}},
-        "default": {"to": ["local"]}})
+    llama_server: LlamaServer,
+) -> None:
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": llama_server.base_url,
+                    "model": llama_server.model_id,
+                    "locality": "local",
+                    "context_window": 1024,
+                    "timeout": 120,
+                }
+            },
+            "default": {"to": ["local"]},
+        }
+    )
     store = MemoryAuditStore()
     router = Router(policy, audit=store, probe_ttl=0.001)
     steps: list[tuple[int, int, str]] = []
     source = long_text(12, 8)  # ~7,000 characters
     try:
         worker = Worker(router)
-        first = worker.run("Summarize in one sentence", source=source, task_kind="summarize",
-                           max_tokens=16, progress=lambda done, total, message: steps.append(
-                               (done, total, message)))
-        second = worker.run("Summarize in one sentence", source=source, task_kind="summarize",
-                            max_tokens=16)
+        first = worker.run(
+            "Summarize in one sentence",
+            source=source,
+            task_kind="summarize",
+            max_tokens=16,
+            progress=lambda done, total, message: steps.append((done, total, message)),
+        )
+        second = worker.run(
+            "Summarize in one sentence", source=source, task_kind="summarize", max_tokens=16
+        )
         router.flush()
     finally:
         router.close()
