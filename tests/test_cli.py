@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -270,3 +271,17 @@ def test_a_negative_probe_ttl_is_refused_naming_the_variable(
     monkeypatch.setenv("LF_PROBE_TTL", "-5")
     code, _, err = run(capsys, "route", "x")
     assert code == 7 and "LF_PROBE_TTL" in err
+
+
+def test_a_cloud_destination_without_a_key_fails_at_once_without_importing_its_sdk(
+        tmp_path: Path) -> None:
+    script = ("import sys\nfrom llm_localfirst.cli import main\n"
+              "code = main(['complete', 'Find the flaw in this proof', '--kind', 'reason'])\n"
+              "print(code, 'anthropic' in sys.modules, 'openai' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))}
+    env.update(HOME=str(tmp_path), LF_LOCAL_BASE_URL="http://127.0.0.1:9/v1")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=env, timeout=60, check=False)
+    assert result.stdout.split() == ["6", "False", "False"], result.stderr
+    assert "not configured: set ANTHROPIC_API_KEY" in result.stderr
+    assert "the local model 'local' is not running: start it" in result.stderr

@@ -39,7 +39,8 @@ def printed_entry(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
 
 
 def test_the_printed_config_names_the_server_by_an_absolute_path(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     entry = printed_entry(capsys)
     command = Path(entry["command"])
     assert command.is_absolute() and command.is_file()
@@ -49,8 +50,14 @@ def test_the_printed_config_names_the_server_by_an_absolute_path(
 
 def test_the_printed_config_carries_lf_settings_but_never_a_key(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
-    entry = desktop_config({"LF_POLICY": str(policy), "LF_LOCAL_MODEL_ID": "llama3.2:3b",
-                            "ANTHROPIC_API_KEY": "sk-ant-secret", "LF_PROXY_KEYS": "k"})
+    entry = desktop_config(
+        {
+            "LF_POLICY": str(policy),
+            "LF_LOCAL_MODEL_ID": "llama3.2:3b",
+            "ANTHROPIC_API_KEY": "sk-ant-secret",
+            "LF_PROXY_KEYS": "k",
+        }
+    )
     env = entry["mcpServers"]["llm-localfirst"]["env"]
     assert env["LF_POLICY"] == str(policy.resolve())
     assert env["LF_LOCAL_MODEL_ID"] == "llama3.2:3b"
@@ -63,17 +70,26 @@ def test_the_demo_prints_that_config() -> None:
 
 
 async def test_the_printed_config_launches_a_working_server_over_stdio(
-        capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_local: FakeUpstream,
-        fake_cloud: FakeUpstream) -> None:
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+) -> None:
     entry = printed_entry(capsys)
     policy = tmp_path / "policy.yaml"
-    policy.write_text(yaml.safe_dump(offline_policy(fake_local, fake_cloud).redacted()),
-                      encoding="utf-8")
+    policy.write_text(
+        yaml.safe_dump(offline_policy(fake_local, fake_cloud).redacted()), encoding="utf-8"
+    )
     # What a user adds to "env": their policy (here: over the loopback fakes) and data dir.
-    env = {**entry["env"], "LF_POLICY": str(policy), "LF_DATA_DIR": str(tmp_path / "data"),
-           "LF_FAKE_CLOUD_KEY": "test-key-not-secret"}
-    params = StdioServerParameters(command=entry["command"], args=entry["args"], env=env,
-                                   cwd=str(tmp_path))
+    env = {
+        **entry["env"],
+        "LF_POLICY": str(policy),
+        "LF_DATA_DIR": str(tmp_path / "data"),
+        "LF_FAKE_CLOUD_KEY": "test-key-not-secret",
+    }
+    params = StdioServerParameters(
+        command=entry["command"], args=entry["args"], env=env, cwd=str(tmp_path)
+    )
     with anyio.fail_after(START_TIMEOUT):
         async with Client(params, mode="legacy") as client:
             assert client.server_info and client.server_info.name == "llm-localfirst"

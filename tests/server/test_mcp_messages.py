@@ -59,7 +59,8 @@ async def test_a_model_off_the_allowlist_is_the_callers_to_fix(router: Router, t
 
 
 async def test_a_sensitive_dry_run_with_local_down_says_it_would_be_refused(
-        router: Router, fake_local: FakeUpstream) -> None:
+    router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.stop()
     result = await call(router, "route", {"prompt": "redact this", "sensitive": True})
     text = text_of(result)
@@ -70,7 +71,8 @@ async def test_a_sensitive_dry_run_with_local_down_says_it_would_be_refused(
 
 
 async def test_a_sensitive_completion_with_local_down_says_nothing_left_and_what_to_do(
-        router: Router, fake_local: FakeUpstream) -> None:
+    router: Router, fake_local: FakeUpstream
+) -> None:
     fake_local.stop()
     text = text_of(await call(router, "complete", {"prompt": "redact", "sensitive": True}))
     assert text.startswith("Not run") and "nothing left this machine" in text
@@ -78,8 +80,11 @@ async def test_a_sensitive_completion_with_local_down_says_nothing_left_and_what
 
 
 async def test_a_cloud_call_without_a_key_says_which_variable_to_set_and_not_to_retry(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("LF_FAKE_CLOUD_KEY")
     fake_local.stop()
     router = Router(offline_policy(fake_local, fake_cloud), audit=memory_audit, probe_ttl=30)

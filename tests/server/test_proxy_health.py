@@ -30,15 +30,14 @@ def sdk(proxy: LiveProxy, **kwargs: Any) -> openai.OpenAI:
 
 def chat(client: openai.OpenAI, text: str, **kwargs: Any) -> Any:
     return client.chat.completions.create(
-        model=kwargs.pop("model", "auto"), messages=[{"role": "user", "content": text}],
-        **kwargs)
+        model=kwargs.pop("model", "auto"), messages=[{"role": "user", "content": text}], **kwargs
+    )
 
 
 # --------------------------------------------------------------------------- healthz / readyz
 
 
-def test_healthz_answers_without_a_client_key(
-        proxy_factory: Callable[..., LiveProxy]) -> None:
+def test_healthz_answers_without_a_client_key(proxy_factory: Callable[..., LiveProxy]) -> None:
     proxy = proxy_factory(proxy_keys="client-key")
     with proxy.client() as http:
         assert http.post("/v1/chat/completions", json={}).status_code == 401
@@ -48,7 +47,8 @@ def test_healthz_answers_without_a_client_key(
 
 
 def test_readyz_names_destinations_and_whether_they_are_up_and_nothing_else(
-        proxy: LiveProxy) -> None:
+    proxy: LiveProxy,
+) -> None:
     proxy.local.stop()
     with proxy.client() as http:
         answer = http.get("/readyz")
@@ -59,13 +59,22 @@ def test_readyz_names_destinations_and_whether_they_are_up_and_nothing_else(
     assert body["destinations"] == {"local": {"up": False}, "cloud": {"up": True}}
     # Unauthenticated, so nothing private: no URL, port, model, key name or error detail.
     text = answer.text
-    for private in (str(proxy.local.port), str(proxy.cloud.port), "127.0.0.1", "fake-local",
-                    "fake-cloud", "LF_FAKE_CLOUD_KEY", "unreachable", "refused"):
+    for private in (
+        str(proxy.local.port),
+        str(proxy.cloud.port),
+        "127.0.0.1",
+        "fake-local",
+        "fake-cloud",
+        "LF_FAKE_CLOUD_KEY",
+        "unreachable",
+        "refused",
+    ):
         assert private not in text
 
 
 def test_readyz_shows_a_keyless_cloud_destination_as_down(
-        proxy_factory: Callable[..., LiveProxy], monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy_factory: Callable[..., LiveProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("LF_FAKE_CLOUD_KEY")
     proxy = proxy_factory()
     with proxy.client() as http:
@@ -88,11 +97,10 @@ class UnwritableStore(MemoryAuditStore):
 
 
 def test_readyz_is_503_when_the_audit_store_cannot_be_used(
-        proxy_factory: Callable[..., LiveProxy], fake_local: FakeUpstream,
-        fake_cloud: FakeUpstream) -> None:
+    proxy_factory: Callable[..., LiveProxy], fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     store = UnwritableStore()
-    router = Router(offline_policy(fake_local, fake_cloud), settings=Settings.load(),
-                    audit=store)
+    router = Router(offline_policy(fake_local, fake_cloud), settings=Settings.load(), audit=store)
     proxy = proxy_factory(router=router)
     with proxy.client() as http:
         assert http.get("/readyz").status_code == 200
@@ -119,7 +127,8 @@ def test_the_sdk_sends_a_fail_closed_request_once(proxy: LiveProxy) -> None:
 
 
 def test_the_sdk_sends_a_request_that_fails_for_a_missing_key_once(
-        proxy_factory: Callable[..., LiveProxy], monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy_factory: Callable[..., LiveProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("LF_FAKE_CLOUD_KEY")
     proxy = proxy_factory()
     proxy.local.stop()
@@ -134,14 +143,22 @@ def test_the_sdk_sends_a_request_that_fails_for_a_missing_key_once(
     assert proxy.cloud.requests == []
 
 
-@pytest.mark.parametrize(("kwargs", "headers", "error", "status"), [
-    ({"model": "cloud"}, SENSITIVE, openai.PermissionDeniedError, 403),
-    ({"model": "http://10.0.0.1/v1"}, {}, openai.NotFoundError, 404),
-    ({}, {"x-lf-kind": "poetry"}, openai.BadRequestError, 400),
-], ids=["privacy_violation", "model_not_allowed", "bad_header"])
-def test_refusals_say_do_not_retry(proxy: LiveProxy, kwargs: dict[str, Any],
-                                   headers: dict[str, str], error: type[Exception],
-                                   status: int) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "headers", "error", "status"),
+    [
+        ({"model": "cloud"}, SENSITIVE, openai.PermissionDeniedError, 403),
+        ({"model": "http://10.0.0.1/v1"}, {}, openai.NotFoundError, 404),
+        ({}, {"x-lf-kind": "poetry"}, openai.BadRequestError, 400),
+    ],
+    ids=["privacy_violation", "model_not_allowed", "bad_header"],
+)
+def test_refusals_say_do_not_retry(
+    proxy: LiveProxy,
+    kwargs: dict[str, Any],
+    headers: dict[str, str],
+    error: type[Exception],
+    status: int,
+) -> None:
     with pytest.raises(error) as caught:
         chat(sdk(proxy), "hello", extra_headers=headers, **kwargs)
     assert isinstance(caught.value, openai.APIStatusError)
@@ -160,7 +177,8 @@ def test_an_upstream_failure_worth_retrying_does_not_forbid_it(proxy: LiveProxy)
 
 
 def test_every_destination_failed_says_the_local_model_was_skipped_as_down(
-        proxy: LiveProxy) -> None:
+    proxy: LiveProxy,
+) -> None:
     proxy.local.stop()
     proxy.cloud.status = 500
     with pytest.raises(openai.InternalServerError) as caught:
@@ -170,8 +188,7 @@ def test_every_destination_failed_says_the_local_model_was_skipped_as_down(
     assert "'local'" in message and "skipped as down" in message and "ollama serve" in message
 
 
-def test_a_sensitive_request_right_after_the_local_model_starts_is_served(
-        proxy: LiveProxy) -> None:
+def test_a_sensitive_request_right_after_the_local_model_starts_is_served(proxy: LiveProxy) -> None:
     proxy.local.stop()
     client = sdk(proxy, max_retries=0)
     with pytest.raises(openai.InternalServerError):

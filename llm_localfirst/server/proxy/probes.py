@@ -71,6 +71,9 @@ async def readiness(router: Router) -> tuple[int, dict[str, Any]]:
                     await router.health.refresh()
         destinations = {name: {"up": router.health.is_up(name)} for name in policy.destinations}
     ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks,
-            "destinations": destinations}
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "destinations": destinations,
+    }
     return (200 if ready else 503), body
