@@ -50,6 +50,8 @@ ATTEMPT_OUTCOMES = frozenset(
         "error",
         "not_configured",
         "unsupported_endpoint",
+        "not_local",
+        "incomplete_stream",
     }
 )
 
