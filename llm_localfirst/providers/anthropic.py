@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 
 from .._loop import PerLoop
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, UnsupportedEndpoint
 from ..registry import Destination
 from ._vetting import locality_error, vetting, vetting_http_client
 from .anthropic_translate import (
@@ -231,27 +231,16 @@ class AnthropicProvider:
             raise AttemptFailed("incomplete_stream", f"{name}: stream ended before message_stop")
 
     async def embeddings(self, ticket: EgressTicket, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Always fails: Anthropic has no embeddings endpoint.
+        """Always fails, sending nothing: Anthropic has no embeddings endpoint.
 
         Raises:
-            AttemptFailed: ``http_4xx`` with status 400, not retryable.
+            UnsupportedEndpoint: always; the router skips to the next candidate.
             PrivacyViolation: the ticket does not allow this send.
         """
         ticket.check(self.destination)
-        message = f"{self.destination.name}: Anthropic has no embeddings endpoint"
-        raise AttemptFailed(
-            "http_4xx",
-            message,
-            status=400,
-            retryable=False,
-            body={
-                "error": {
-                    "message": message,
-                    "type": "invalid_request_error",
-                    "param": "model",
-                    "code": None,
-                }
-            },
+        raise UnsupportedEndpoint(
+            f"destination {self.destination.name!r} (anthropic) has no embeddings endpoint",
+            param="model",
         )
 
     async def probe(self) -> tuple[bool, str]:

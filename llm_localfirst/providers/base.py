@@ -199,7 +199,9 @@ class Provider(Protocol):
         """Create embeddings (OpenAI body shape).
 
         Raises:
-            AttemptFailed: classified failure (4xx when the provider has no embeddings).
+            AttemptFailed: classified failure.
+            UnsupportedEndpoint: the destination has no embeddings endpoint (nothing
+                sent; the router tries the next candidate).
         """
         ...
 

@@ -1086,13 +1086,13 @@ def test_a_sensitive_request_may_go_to_a_local_anthropic_compatible_server() -> 
 # --- configuration -------------------------------------------------------------------
 
 
-def test_embeddings_fail_as_a_non_retryable_400_without_a_request() -> None:
+def test_embeddings_are_an_unsupported_endpoint_without_a_request() -> None:
+    from llm_localfirst.errors import UnsupportedEndpoint
+
     fake = FakeAnthropic(ok_message)
     p, ticket = provider(fake)
-    with pytest.raises(AttemptFailed) as info:
+    with pytest.raises(UnsupportedEndpoint, match="no embeddings endpoint"):
         run(p.embeddings(ticket, {"input": "x"}))
-    assert (info.value.outcome, info.value.status, info.value.retryable) == ("http_4xx", 400, False)
-    assert "no embeddings endpoint" in str(info.value)
     assert fake.requests == []
 
 
