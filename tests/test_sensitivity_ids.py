@@ -234,6 +234,8 @@ def test_a_card_after_an_id_label_is_an_id_not_a_card() -> None:
         "DE89 3704\n" * 20_000,
         "order4111 " * 20_000,
         "1111 1111\n[10:32] ana: " * 10_000,
+        "de12 " * 40_000,
+        "ab12 cd34 " * 20_000,
     ],
 )
 def test_adversarial_spellings_scan_in_bounded_time(text: str) -> None:

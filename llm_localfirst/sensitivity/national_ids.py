@@ -40,9 +40,11 @@ from .text import (
     _CTX_BARCODE,
     _CTX_ID,
     _CTX_PHONE,
-    _labelled_far,
+    _csv_header,
+    _lowered,
     _near,
     _not_personal,
+    _rx,
     _unit_after,
     _Words,
     _words,
@@ -207,10 +209,35 @@ def au_medicare(digits: str) -> bool:
 # ----------------------------------------------------------------------------- digit runs
 
 
+class _Labels:
+    """The words around a run where its label may be: a wide window and a CSV header.
+
+    Labels of ids are farther away than a phone's "Tel:": in SQL ("INSERT INTO p
+    (name, pesel) VALUES ('Jan Kowalski', '...')") or in a CSV row under its header.
+    """
+
+    __slots__ = ("header", "header_words", "window", "words")
+
+    def __init__(self, text: str, start: int, end: int) -> None:
+        self.window = _lowered(text, start - 80, end + 24)
+        self.words = frozenset(_rx().word.findall(self.window))
+        span = _csv_header(text, start)
+        self.header = _lowered(text, *span) if span else ""
+        self.header_words = frozenset(_rx().word.findall(self.header))
+
+    def has(self, label: _Words) -> bool:
+        return (
+            not label.words.isdisjoint(self.words)
+            or any(p in self.window for p in label.phrases)
+            or not label.words.isdisjoint(self.header_words)
+            or any(p in self.header for p in label.phrases)
+        )
+
+
 class _Run:
     """A run of digit groups being read, with its label tests."""
 
-    __slots__ = ("bare", "digits", "end", "seps", "sizes", "start", "text")
+    __slots__ = ("_labels", "bare", "digits", "end", "seps", "sizes", "start", "text")
 
     def __init__(
         self, text: str, start: int, end: int, sizes: tuple[int, ...], digits: str, seps: str
@@ -218,10 +245,13 @@ class _Run:
         self.text, self.start, self.end = text, start, end
         self.sizes, self.digits, self.seps = sizes, digits, seps
         self.bare = len(sizes) == 1
+        self._labels: _Labels | None = None
 
     def own(self, label: _Words) -> bool:
-        """Whether the id's own label is near."""
-        return _labelled_far(self.text, self.start, self.end, label)
+        """Whether the id's own label is near, or heads its CSV column."""
+        if self._labels is None:  # read once per run, whichever ids are tried
+            self._labels = _Labels(self.text, self.start, self.end)
+        return self._labels.has(label)
 
     def plain(self) -> bool:
         """No "order", "invoice"... just before, and no barcode or phone label near."""

@@ -158,8 +158,13 @@ _UNITS = _words(
 ).words
 
 
+def _lowered(text: str, lo: int, hi: int) -> str:
+    """The window of ``text`` where words are looked for: "social_insurance_number" too."""
+    return text[max(0, lo) : hi].lower().replace("_", " ")
+
+
 def _has_words(text: str, lo: int, hi: int, ctx: _Words) -> bool:
-    window = text[max(0, lo) : hi].lower().replace("_", " ")  # "social_insurance_number"
+    window = _lowered(text, lo, hi)
     if not ctx.words.isdisjoint(_rx().word.findall(window)):
         return True
     return any(phrase in window for phrase in ctx.phrases)
@@ -170,29 +175,33 @@ def _near(text: str, start: int, end: int, ctx: _Words) -> bool:
     return _has_words(text, start - 40, end + 20, ctx)
 
 
-def _labelled_far(text: str, start: int, end: int, ctx: _Words) -> bool:
-    """Whether a label is near a span, in a wider window, or heads its CSV column.
-
-    Labels of ids are farther away than a phone's "Tel:": in SQL ("INSERT INTO p
-    (name, pesel) VALUES ('Jan Kowalski', '...')") or in a CSV row under its header.
-    """
-    if _has_words(text, start - 80, end + 24, ctx):
-        return True
-    header = _csv_header(text, start)
-    return header is not None and _has_words(text, header[0], header[1], ctx)
+# A CSV row longer than this is no row; a header more than _HEADER_ROWS rows up is not
+# looked for (the first rows under it have found the table sensitive already).
+_MAX_ROW = 1000
+_HEADER_ROWS = 50
 
 
 def _csv_header(text: str, start: int) -> tuple[int, int] | None:
-    """Span of the header line of the delimited block a position is in, if any."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", start)
-    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    """Span of the header line of the delimited block a position is in, if any.
+
+    Bounded: it reads at most _HEADER_ROWS rows of at most _MAX_ROW characters.
+    """
+    newline = text.rfind("\n", max(0, start - _MAX_ROW), start)
+    if newline < 0:
+        return None  # the first line, or a line too long for a CSV row
+    line_start = newline + 1
+    line_end = text.find("\n", start, start + _MAX_ROW)
+    line = text[line_start : line_end if line_end >= 0 else start + _MAX_ROW]
     delimiter = next((d for d in ",;\t|" if d in line), None)
-    if delimiter is None or line_start == 0:
+    if delimiter is None:
         return None
     top = line_start
-    for _ in range(200):  # bounded: at most 200 rows up
-        above = text.rfind("\n", 0, top - 1) + 1
+    for _ in range(_HEADER_ROWS):
+        lo = top - 1 - _MAX_ROW
+        newline = text.rfind("\n", max(0, lo), top - 1)
+        if newline < 0 and lo > 0:
+            break  # a row too long
+        above = newline + 1
         if delimiter not in text[above : top - 1]:
             break
         top = above
@@ -200,8 +209,8 @@ def _csv_header(text: str, start: int) -> tuple[int, int] | None:
             break
     if top == line_start:
         return None
-    header_end = text.find("\n", top)
-    return top, min(header_end, top + 400)
+    header_end = text.find("\n", top, top + 400)
+    return top, header_end if header_end >= 0 else top + 400
 
 
 def _unit_after(text: str, end: int) -> bool:
