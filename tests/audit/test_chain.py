@@ -317,3 +317,32 @@ def test_the_memory_store_chains_like_the_sql_stores(make_record: MakeRecord) ->
     sqlite_like = [r["row_hash"] for r in rows]
     assert len(set(sqlite_like)) == 4
     assert verify_store(store).ok
+
+
+@pytest.mark.postgres
+def test_postgres_rows_from_before_the_chain_are_sealed_on_upgrade(
+    postgres_url: str, make_record: MakeRecord
+) -> None:
+    import psycopg
+
+    from llm_localfirst.audit.postgres import migrate_postgres
+
+    old = [make_record(tokens_in=i) for i in range(3)]
+    with psycopg.connect(postgres_url, autocommit=True) as raw:
+        migrate_postgres(raw, MIGRATIONS[:3])
+        for record in old:
+            row = record.to_row()
+            raw.execute(
+                f"INSERT INTO audit_records ({', '.join(row)}) "
+                f"VALUES ({', '.join(['%s'] * len(row))})",
+                tuple(row.values()),
+            )
+    store = PostgresAuditStore(postgres_url)
+    try:
+        store.write_many([make_record()])
+        result = verify_store(store)
+        assert result.ok, result.problems
+        assert (result.rows, result.legacy_rows) == (4, 3)
+        assert [store.get(r.id) for r in old] == old
+    finally:
+        store.close()
