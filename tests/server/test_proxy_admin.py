@@ -236,6 +236,7 @@ def test_the_openapi_document_matches_the_served_routes(proxy: LiveProxy) -> Non
     assert document["openapi"].startswith("3.1")
     served = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
               "/v1/models", "/v1/models/{model}", "/metrics", "/openapi.json",
+              "/healthz", "/readyz",
               "/admin/decisions", "/admin/decisions/{id}", "/admin/export.csv", "/admin/health",
               "/admin/savings", "/admin/reload", "/admin/ui", "/admin/report"}
     assert set(document["paths"]) == served

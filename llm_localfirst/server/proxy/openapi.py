@@ -115,6 +115,15 @@ def openapi_document(*, admin: bool) -> dict[str, Any]:
                                                    "content": {"text/plain": {}}}}}},
         "/openapi.json": {"get": {"summary": "This document.", "tags": ["ops"],
                                   "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/healthz": {"get": {"summary": "Liveness (no key needed): the process serves HTTP.",
+                             "tags": ["ops"],
+                             "responses": {"200": {"description": '{"status": "ok"}'}}}},
+        "/readyz": {"get": {
+            "summary": ("Readiness (no key needed): policy loaded, audit store writable, "
+                        "and which destinations are up (names and up/down only)."),
+            "tags": ["ops"],
+            "responses": {"200": {"description": "Ready"},
+                          "503": {"description": "Not ready; `checks` says what failed"}}}},
     }
     if admin:
         paths |= {
