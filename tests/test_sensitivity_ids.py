@@ -256,3 +256,25 @@ def test_the_iban_length_table_is_python_stdnums() -> None:
         bban = info["bban"]
         digits = sum(int(n) for n in __import__("re").findall(r"(\d+)!", bban))
         assert digits + 4 == length, country
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["tel 0612345678 ", "SIN 130 692 544, ", "1111 1111\n[10:32] ana: ", "de12 ", "a,12345678901;"],
+)
+def test_scan_cost_grows_linearly_with_a_text_dense_in_candidates(unit: str) -> None:
+    scanner = _scanner()
+
+    def cost(copies: int) -> float:
+        text = unit * copies
+        scanner.findings(text[:200])
+        best = float("inf")
+        for _ in range(3):
+            started = time.process_time()
+            scanner.findings(text)
+            best = min(best, time.process_time() - started)
+        return best
+
+    small, large = cost(1_000), cost(4_000)
+    # Four times the text: about four times the cost; a quadratic scan is ~16 times.
+    assert large < 8 * small + 0.02, (small, large)
