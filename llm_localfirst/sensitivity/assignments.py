@@ -220,6 +220,22 @@ def _on_assignment(text: str, m: re.Match[str], wanted: frozenset[str]) -> Itera
         yield Finding("secret", kind, start, start + len(value))
 
 
+# "datadog api key 3f9a...", "Twilio auth token 3f9a...": a label, a space, a value.
+# Each costs a sweep for "ey " or "en ", so the value must look like a key.
+# A Markdown table's "| label | value |" too.
+_KEY_THEN_VALUE = r"ey (?<=[kK]ey )(?:\|[ \t]*)?(?=[A-Za-z0-9+/=_~.-]{20})"
+_TOKEN_THEN_VALUE = r"en (?<=[tT]oken )(?:\|[ \t]*)?(?=[A-Za-z0-9+/=_~.-]{20})"
+
+
+def _on_label_then_value(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    named = _secret_name(text[max(0, m.start() - 60) : m.start() + 2])
+    if named is None or (named[1] and named[0] == "password_assignment"):
+        return  # no label, or only "the key" with no vendor or kind of key
+    value = _rx().label_value.match(text, m.end())
+    if value and _looks_random(value.group().rstrip(".")) and not _masked(value.group()):
+        yield Finding("secret", named[0], m.end(), m.end() + len(value.group().rstrip(".")))
+
+
 def _looks_secret(value: str) -> bool:
     """Whether an assigned value looks like a secret, not a placeholder or code."""
     rx = _rx()
@@ -269,6 +285,7 @@ class _Rx:
         self.code_like = re.compile(
             r"[A-Za-z_$]+(?:\.[A-Za-z_$]+)+|(?:self|this|cls|os|process|config)\b.*"
         )
+        self.label_value = re.compile(r"[A-Za-z0-9+/=_~.-]{20,200}(?![A-Za-z0-9+/=_~.-])")
         self.hex_key = re.compile(r"[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9A-F]{32,64}")
         self.key_alphabet = re.compile(r"[A-Za-z0-9+/=_~-]+")
 

@@ -21,7 +21,14 @@ import json
 import re
 from collections.abc import Callable, Iterator
 
-from .assignments import _ASSIGNMENT_OPS, _assignment, _on_assignment
+from .assignments import (
+    _ASSIGNMENT_OPS,
+    _KEY_THEN_VALUE,
+    _TOKEN_THEN_VALUE,
+    _assignment,
+    _on_assignment,
+    _on_label_then_value,
+)
 from .finding import Finding
 from .phones import _on_e164
 from .secret_checks import _crc32_token, _discord_user_id, _masked, _placeholder
@@ -187,17 +194,19 @@ def _on_telegram(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterato
 
 # Discord: base64 of the bot's user id, a 6-character time stamp, an HMAC. The sweep
 # over "." also finds the tokens whose prefix ends in a dot (Google OAuth "ya29.",
-# Vault "hvs.", Doppler "dp.pt.", Dynatrace, Airtable, Mapbox "sk.eyJ"), and
+# Vault "hvs.", Doppler "dp.pt.", Dynatrace "dt0c01.", Mapbox "sk.eyJ"), and
 # "wa.me/<number>" links for `phones`.
 _DOTTED = (
-    r"\.(?:[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])(?P<discord>)"
-    r"|(?<=\bwa\.)me/\+?[0-9]{7,15}(?![0-9])(?P<wa_me>)"
+    r"\.(?=[\w-])(?:[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}(?![A-Za-z0-9_-])(?P<discord>)"
+    # One look at the character before the dot rules out most dots in versions,
+    # decimals and file names before any prefix is tried.
+    r"|(?<=[9sbrpk1a]\.)(?:"
+    r"(?<=\bwa\.)me/\+?[0-9]{7,15}(?![0-9])(?P<wa_me>)"
     r"|(?<=\bya29\.)[\w-]{30,2048}(?P<google_oauth_token>)"
     r"|(?<=\bhv[sbr]\.)[\w-]{24,512}(?P<vault_token>)"
     r"|(?<=\bdp\.)(?:pt|st|ct|sa|scim|audit)\.[A-Za-z0-9]{40,44}(?P<doppler_token>)"
     r"|(?<=\bdt0c01\.)[A-Z0-9]{24}\.[A-Z0-9]{64}(?P<dynatrace_token>)"
-    r"|(?<=\bpat[A-Za-z0-9]{14}\.)[0-9a-f]{64}(?P<airtable_token>)"
-    r"|(?<=\bsk\.)eyJ[\w-]{20,1024}\.[\w-]{20,1024}(?P<mapbox_token>))"
+    r"|(?<=\bsk\.)eyJ[\w-]{20,1024}\.[\w-]{20,1024}(?P<mapbox_token>)))"
 )
 
 
@@ -401,6 +410,8 @@ def _secret_passes() -> tuple[_Spec, ...]:
         (_AUTHORIZATION, secret, _on_authorization, "uthorization"),
         (_DOTTED, frozenset({"secret", "phone"}), _on_dotted, "."),
         (_ENTRA, secret, _on_entra, "~"),
+        (_KEY_THEN_VALUE, secret, _on_label_then_value, "ey "),
+        (_TOKEN_THEN_VALUE, secret, _on_label_then_value, "en "),
     )
 
 

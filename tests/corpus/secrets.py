@@ -393,6 +393,8 @@ def _prose_forms(label: str, v: str) -> list[str]:
     """Where people paste a value in chat and tickets, in several languages."""
     return [
         f"Here is the {label}: {v}",
+        f"{label} {v}",
+        f"new {label} {v} (rotated today)",
         f"my {label} is {v}, can you check why it fails?",
         f"Peux-tu vérifier cette clé ? {label} : {v}",
         f"Kannst du das prüfen? {label}: {v}",
@@ -465,9 +467,9 @@ def _secret_text(rng: random.Random, kind: str, v: str) -> str:
             ]
         )
     roll = rng.random()
-    if kind in _NEEDS_NAME or roll < 0.45:
+    if roll < 0.45 or (kind in _NEEDS_NAME and roll < 0.6):
         return rng.choice(_named_forms(rng.choice(names), v))
-    if roll < 0.7:
+    if roll < 0.7 or kind in _NEEDS_NAME:
         return rng.choice(_prose_forms(rng.choice(labels), v))
     return rng.choice(_bare_forms(v))
 
