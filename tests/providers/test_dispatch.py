@@ -300,3 +300,19 @@ def test_a_local_anthropic_destination_is_vetted_at_send_time_too(
             asyncio.run(chat())
         assert refused.value.outcome == "not_local"
         assert len(fake.model_calls()) == 1
+
+
+def test_each_asyncio_run_closes_the_connections_it_opened(memory_audit: MemoryAuditStore) -> None:
+    from tests.providers.scripted import CHAT, json_response
+
+    async def script(seen: Seen) -> bytes:
+        return json_response(CHAT)
+
+    with ScriptedServer(script) as server:
+        router = Router(policy({"a": local(server.url())}, ["a"]), audit=memory_audit)
+        try:
+            for _ in range(5):
+                assert asyncio.run(router.acomplete("hi")).text == "ok"
+                assert server.wait_open(0), f"{server.open_now} connections left open"
+        finally:
+            router.close()
