@@ -81,7 +81,12 @@ def _number_findings(text: str, m: re.Match[str]) -> list[Finding]:
     start, end = m.span()
     if end - start < 7:
         return []
-    if _glued(text, start, end) or _rx().date.fullmatch(text, start, end):
+    if _glued(text, start, end):
+        if start > 1 and text[start - 1] == "-" and text[start - 2].isalpha():
+            # "order-4111-1111-1111-1111": a card only, as right after a word.
+            return list(_on_glued(text, start, _CARD_ONLY))
+        return []
+    if _rx().date.fullmatch(text, start, end):
         return []
     letter = (m.group("letter") or "").upper()
     if letter:
@@ -215,6 +220,7 @@ _CARD_RANGES: tuple[tuple[int, int, frozenset[int], str], ...] = (
 )
 
 
+_CARD_ONLY = frozenset({"payment_card"})
 # Networks whose 15- or 16-digit numbers are told from order numbers by shape alone.
 _MAJOR = frozenset({"visa", "mastercard", "amex", "discover", "jcb", "unionpay", "mir", "diners"})
 
