@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .config import Settings
 from .errors import (
+    AuditError,
     ConfigError,
     InvalidRequest,
     LocalFirstError,
@@ -30,6 +31,7 @@ from .router import Router
 __version__ = "0.3.0"
 
 __all__ = [
+    "AuditError",
     "Completion",
     "ConfigError",
     "Decision",

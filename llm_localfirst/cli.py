@@ -1,11 +1,13 @@
 """``llm-localfirst``: a thin command line over the public API, grouped by noun.
 
 Commands: ``doctor``, ``route``, ``complete``, ``serve``, ``mcp``,
-``policy check|explain`` and ``audit tail|show|export``. Exit codes scripts can
-rely on: 0 ok, 1 other error, 2 usage, 3 fail-closed (``LocalUnavailable``),
-4 ``PrivacyViolation``, 5 ``ModelNotAllowed``, 6 ``UpstreamError``, 7 invalid policy
-or settings. Heavy modules (servers, SDKs) are imported only by the command
-that needs them.
+``policy check|explain`` and ``audit tail|show|export|verify|report``. Exit codes
+scripts can rely on: 0 ok, 1 other error, 2 usage, 3 fail-closed
+(``LocalUnavailable``), 4 ``PrivacyViolation`` (and ``audit report`` when a
+sensitive request reached a non-local destination), 5 ``ModelNotAllowed``,
+6 ``UpstreamError``, 7 invalid policy or settings, 8 ``audit verify``/``report``:
+the hash chain is broken. Heavy modules (servers, SDKs) are imported only by the
+command that needs them.
 """
 
 from __future__ import annotations
@@ -282,6 +284,50 @@ def cmd_audit(args: argparse.Namespace) -> int:
         store.close()
 
 
+#: ``audit verify`` / ``audit report``: the chain is broken (an edit, deletion, insertion...).
+EXIT_CHAIN_BROKEN = 8
+#: ``audit report``: a sensitive request reached a non-local destination (as PrivacyViolation).
+EXIT_SENSITIVE_LEFT = 4
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from .audit import AuditFilter, open_store, verify_store
+    from .config import Settings
+
+    settings = Settings.load()
+    store = open_store(settings.audit_url, data_dir=settings.resolved_data_dir)
+    try:
+        result = verify_store(store)
+        unknown = store.open_intents(AuditFilter())
+    finally:
+        store.close()
+    if args.json:
+        _print_json({**result.to_dict(), "store": store.location,
+                     "sent_outcome_unknown": [i.to_dict() for i in unknown]})
+    else:
+        sys.stdout.write(result.to_text(store.location, unknown))
+    return 0 if result.ok else EXIT_CHAIN_BROKEN
+
+
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    from .audit import build_report, open_store
+    from .config import Settings
+
+    settings = Settings.load()
+    store = open_store(settings.audit_url, data_dir=settings.resolved_data_dir)
+    try:
+        report = build_report(store, since=args.since, until=args.until)
+    finally:
+        store.close()
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        sys.stdout.write(report.to_text())
+    if not report.verification.ok:
+        return EXIT_CHAIN_BROKEN
+    return EXIT_SENSITIVE_LEFT if report.sensitive_reached_non_local else 0
+
+
 #: Rows read per query by ``audit export`` (it streams every row, page after page).
 EXPORT_PAGE = 1000
 
@@ -431,6 +477,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="an audit id (from `audit tail`, an x-lf-decision-id header, a "
                               "tool result...) or `latest`")
     p.set_defaults(func=cmd_audit)
+    p = asub.add_parser("verify", help="check the hash chains: exit 8 naming the first bad row")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit_verify)
+    p = asub.add_parser("report", help="where requests went, and whether any sensitive one "
+                        "left this machine (exit 4 if so, 8 if the chain is broken)")
+    p.add_argument("--since", help="ISO-8601 date or time, inclusive")
+    p.add_argument("--until", help="ISO-8601 date or time, exclusive")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit_report)
     return parser
 
 
