@@ -3,6 +3,7 @@
     python examples/manager_worker_langchain.py            # an OpenAI director, your local worker
     python examples/manager_worker_langchain.py --offline  # scripted director, fake models
     python examples/manager_worker_langchain.py --file notes.txt --director gpt-4.1
+    python examples/manager_worker_langchain.py --folder ~/contracts  # private delegation
 
 The director is ``langchain_openai.ChatOpenAI`` (``--director``, default
 ``gpt-4.1-mini``; needs ``pip install langchain-openai`` and ``OPENAI_API_KEY``; the
@@ -12,6 +13,9 @@ tool from ``worker_tool`` and the director guidance as its system message. The l
 below is the whole agent: call the model, run the tool calls it asks for, feed the
 results back, stop when it answers. A failed delegation comes back as a
 ``ToolMessage`` with ``status="error"``, so the loop never breaks.
+
+With ``--folder`` nothing is pasted: the folder is the worker's allowed root, the
+director names files in ``paths``, and only the worker's gated answer comes back.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ def on_delegate(task: str, result: WorkerResult) -> None:
           f"{result.chunks} piece(s), {result.tokens_in:,} tokens in, {result.tokens_out:,} out")
 
 
-def ask(router: Router, chat_model: Any, question: str) -> str:
+def ask(router: Router, chat_model: Any, question: str, roots: list[Path] | None = None) -> str:
     """The agent loop: the director calls tools until it answers."""
-    tool = worker_tool(router, on_delegate=on_delegate)
+    tool = worker_tool(router, on_delegate=on_delegate, roots=roots or [])
     director = chat_model.bind_tools([tool])
     messages: list[BaseMessage] = [SystemMessage(f"{ROLE}\n\n{DIRECTOR_GUIDANCE}"),
                                    HumanMessage(question)]
@@ -64,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="scripted director and fake local/cloud models (no model, no key)")
     parser.add_argument("--director", default="gpt-4.1-mini", help="the OpenAI director model")
     parser.add_argument("--file", type=Path, help="the notes to read (default: sample notes)")
+    parser.add_argument("--folder", type=Path,
+                        help="a folder the worker reads itself (private delegation; not offline)")
     args = parser.parse_args(argv)
+    if args.folder and args.offline:
+        parser.error("--folder needs a real director (the offline one pastes notes)")
 
     from _offline import NOTES
 
@@ -86,9 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(router.close)
 
         name = "scripted (offline)" if args.offline else args.director
-        print(f"director: {name}; notes: {len(notes):,} characters")
-        answer = ask(router, chat_model,
-                     f"Which decisions were made, and who owns each?\n\n<notes>\n{notes}\n</notes>")
+        if args.folder:
+            folder = args.folder.expanduser().resolve()
+            print(f"director: {name}; folder: {folder}")
+            answer = ask(router, chat_model,
+                         f"Summarise every document in the folder {folder} (pass it in `paths`) "
+                         "and list each one's renewal or due dates.", roots=[folder])
+        else:
+            print(f"director: {name}; notes: {len(notes):,} characters")
+            answer = ask(router, chat_model, "Which decisions were made, and who owns each?"
+                         f"\n\n<notes>\n{notes}\n</notes>")
         print("\ndirector's answer:")
         print("  " + answer.replace("\n", "\n  "))
         if args.offline:

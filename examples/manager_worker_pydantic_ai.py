@@ -3,6 +3,7 @@
     python examples/manager_worker_pydantic_ai.py            # Claude directs, your model works
     python examples/manager_worker_pydantic_ai.py --offline  # scripted director, fake models
     python examples/manager_worker_pydantic_ai.py --file notes.txt --director openai:gpt-4.1-mini
+    python examples/manager_worker_pydantic_ai.py --folder ~/contracts  # private delegation
 
 The director (``--director``, default ``anthropic:claude-haiku-4-5``; needs
 ``pip install 'llm-localfirst[pydantic-ai,anthropic]'`` and ``ANTHROPIC_API_KEY``)
@@ -11,6 +12,10 @@ token-heavy reading of the notes to the local worker (``Router.from_env()``: you
 Ollama / vLLM / LM Studio / llama.cpp server) and keeps the final answer for itself.
 The notes never reach the cloud through the worker; if the local model is down, the
 director is told so and nothing is sent anywhere.
+
+With ``--folder`` the notes are not pasted into the prompt at all: the folder is
+the worker's only allowed root, the director names files in ``paths``, the worker
+reads them itself, and only its answer (personal data redacted) reaches the director.
 """
 
 from __future__ import annotations
@@ -37,11 +42,17 @@ def on_delegate(task: str, result: WorkerResult) -> None:
           f"{result.chunks} piece(s), {result.tokens_in:,} tokens in, {result.tokens_out:,} out")
 
 
-async def run(router: Router, model: Any, notes: str) -> None:
-    toolset = worker_toolset(router, on_delegate=on_delegate)
+async def run(router: Router, model: Any, notes: str, folder: Path | None = None) -> None:
+    roots = [folder] if folder else []
+    toolset = worker_toolset(router, on_delegate=on_delegate, roots=roots)
     director = Agent(model, instructions=ROLE, toolsets=[toolset])
-    prompt = f"Which decisions were made, and who owns each?\n\n<notes>\n{notes}\n</notes>"
-    print(f"director: {getattr(model, 'model_name', model)}; notes: {len(notes):,} characters")
+    if folder:  # the director names the files; it never holds their text
+        prompt = (f"Summarise every document in the folder {folder} (pass it in `paths`) "
+                  "and list each one's renewal or due dates.")
+        print(f"director: {getattr(model, 'model_name', model)}; folder: {folder}")
+    else:
+        prompt = f"Which decisions were made, and who owns each?\n\n<notes>\n{notes}\n</notes>"
+        print(f"director: {getattr(model, 'model_name', model)}; notes: {len(notes):,} characters")
     result = await director.run(prompt)
     print("\ndirector's answer:")
     print("  " + result.output.replace("\n", "\n  "))
@@ -60,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--director", default="anthropic:claude-haiku-4-5",
                         help="the director model, as Pydantic AI names it")
     parser.add_argument("--file", type=Path, help="the notes to read (default: sample notes)")
+    parser.add_argument("--folder", type=Path,
+                        help="a folder the worker reads itself (private delegation; not offline)")
     args = parser.parse_args(argv)
+    if args.folder and args.offline:
+        parser.error("--folder needs a real director (the offline one pastes notes)")
+    folder = args.folder.expanduser().resolve() if args.folder else None
 
     from _offline import NOTES
 
@@ -77,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         async def session() -> None:
             try:
-                await run(router, model, notes)
+                await run(router, model, notes, folder)
             finally:
                 await router.aclose()  # the pooled connections opened on this event loop
 
