@@ -7,13 +7,10 @@ This module owns what a call costs and whether a cloud call may start:
 - :class:`Ledger`: the in-process tally of 0.2.0 (calls, tokens, cost by locality).
 - :class:`Budget`: 0.2.0's per-process ceilings (``LF_MAX_CLOUD_CALLS``,
   ``LF_MAX_CLOUD_TOKENS``, ``LF_MAX_CLOUD_COST``), checked against the ledger.
-- :class:`BudgetGate`: the policy's ``budgets:``, enforced against a shared
-  :class:`~llm_localfirst.audit.budget_store.BudgetStore`. Before a cloud call it
-  *reserves* an estimate with one atomic conditional update (spent + reserved +
-  estimate <= limit); after the call it *settles*: the reservation is released and the
-  real cost added, in one transaction. Every instance sharing the store shares the
-  budget, and the overshoot is bounded by what the calls in flight spend beyond their
-  estimate.
+- :class:`Spend`: what a Router holds: the ledger, 0.2.0's budget, and the policy's
+  ``budgets:`` enforced by :class:`~llm_localfirst.budget_gate.BudgetGate` against
+  the shared store (reserve an estimate before a cloud call, settle the real cost
+  after; see that module for the bound on overshoot).
 
 It ships no price table: prices are configuration (the policy's ``price``, or
 ``LF_PRICES``). A cloud destination without a price is *unpriced*, never free. It
@@ -26,9 +23,10 @@ import asyncio
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import BudgetExceeded, PolicyError
@@ -36,18 +34,16 @@ from .request import Usage
 
 if TYPE_CHECKING:
     from .audit.budget_store import BudgetStore
+    from .budget_gate import BudgetGate, BudgetState, Reservation
     from .policy.schema import BudgetSpec, Policy
 
 __all__ = [
     "MICROS_PER_USD",
     "Budget",
     "BudgetExceeded",
-    "BudgetGate",
-    "BudgetState",
     "CallRecord",
     "Ledger",
     "Price",
-    "Reservation",
     "Spend",
     "Usage",
     "cost_micros",
@@ -321,256 +317,43 @@ class Budget:
 # ---------------------------------------------------------------------- shared budgets
 
 
+_today: tuple[float, date] = (0.0, date.min)
+
+
+def _utc_today() -> date:
+    """Today's UTC date, recomputed at most once a second (this runs per cloud call)."""
+    global _today
+    now = time.time()
+    checked, day = _today
+    if now - checked >= 1.0 or now < checked:
+        day = datetime.fromtimestamp(now, UTC).date()
+        _today = (now, day)
+    return day
+
+
 def period_start(period: str, now: datetime | None = None) -> str:
     """The key of the current period: its first day (UTC, ``YYYY-MM-DD``), or ``total``."""
     if period == "total":
         return "total"
-    day = (now or datetime.now(UTC)).astimezone(UTC).date()
+    day = now.astimezone(UTC).date() if now is not None else _utc_today()
+    key = _period_keys.get((period, day))
+    if key is None:
+        key = _period_key(period, day)
+        if len(_period_keys) > 64:
+            _period_keys.clear()
+        _period_keys[period, day] = key
+    return key
+
+
+_period_keys: dict[tuple[str, date], str] = {}
+
+
+def _period_key(period: str, day: date) -> str:
     if period == "week":
         day = day - timedelta(days=day.weekday())  # ISO weeks start on Monday
     elif period == "month":
         day = day.replace(day=1)
     return day.isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """What one cloud call holds against each budget in scope until it settles."""
-
-    destination: str
-    periods: tuple[tuple[str, str], ...]  # (budget name, period key)
-    micros: int
-    tokens: int
-    price: Price | None
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetState:
-    """One budget's current period, for ``budget status``, the admin API and metrics."""
-
-    name: str
-    period: str
-    period_start: str
-    on_exceeded: str
-    limit_usd: float | None
-    limit_tokens: int | None
-    limit_calls: int | None
-    spent_micros: int
-    spent_tokens: int
-    spent_calls: int
-    reserved_micros: int
-    reserved_tokens: int
-    reserved_calls: int
-    scope: Mapping[str, list[str] | None]
-
-    @property
-    def spent_usd(self) -> float:
-        """USD spent this period."""
-        return self.spent_micros / MICROS_PER_USD
-
-    @property
-    def remaining(self) -> dict[str, float | int | None]:
-        """What is left of each limit (``None`` where no limit is set)."""
-        return {
-            "usd": None
-            if self.limit_usd is None
-            else max(
-                0.0, self.limit_usd - (self.spent_micros + self.reserved_micros) / MICROS_PER_USD
-            ),
-            "tokens": None
-            if self.limit_tokens is None
-            else max(0, self.limit_tokens - self.spent_tokens - self.reserved_tokens),
-            "calls": None
-            if self.limit_calls is None
-            else max(0, self.limit_calls - self.spent_calls - self.reserved_calls),
-        }
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether a limit is reached by settled spend alone."""
-        return (
-            (
-                self.limit_usd is not None
-                and self.spent_micros >= round(self.limit_usd * MICROS_PER_USD)
-            )
-            or (self.limit_tokens is not None and self.spent_tokens >= self.limit_tokens)
-            or (self.limit_calls is not None and self.spent_calls >= self.limit_calls)
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly view (``/admin/budgets``, ``budget status --json``)."""
-        return {
-            "name": self.name,
-            "period": self.period,
-            "period_start": self.period_start,
-            "on_exceeded": self.on_exceeded,
-            "scope": dict(self.scope),
-            "limit_usd": self.limit_usd,
-            "limit_tokens": self.limit_tokens,
-            "limit_calls": self.limit_calls,
-            "spent_usd": round(self.spent_usd, 6),
-            "spent_micros": self.spent_micros,
-            "spent_tokens": self.spent_tokens,
-            "spent_calls": self.spent_calls,
-            "reserved_micros": self.reserved_micros,
-            "reserved_tokens": self.reserved_tokens,
-            "reserved_calls": self.reserved_calls,
-            "remaining": self.remaining,
-            "exhausted": self.exhausted,
-        }
-
-
-class BudgetGate:
-    """The policy's budgets against a shared store: scope, reserve, settle, status.
-
-    Args:
-        specs: The policy's ``budgets``.
-        prices: Destination name -> :class:`Price` (policy ``price`` and ``LF_PRICES``).
-        cloud: Names of the cloud destinations.
-        store: Where counters live; every instance sharing it shares the budgets.
-    """
-
-    def __init__(
-        self,
-        specs: Iterable[BudgetSpec],
-        prices: Mapping[str, Price],
-        cloud: Iterable[str],
-        store: BudgetStore,
-    ) -> None:
-        self.specs = tuple(specs)
-        self.prices = dict(prices)
-        self.store = store
-        cloud_names = frozenset(cloud)
-        # Destination -> the budgets whose scope holds it (keys are checked per call).
-        self._by_dest: dict[str, tuple[BudgetSpec, ...]] = {
-            name: tuple(
-                s
-                for s in self.specs
-                if s.scope.destinations is None or name in s.scope.destinations
-            )
-            for name in cloud_names
-        }
-
-    def in_scope(self, destination: str, key: str | None) -> tuple[BudgetSpec, ...]:
-        """The budgets a call to ``destination`` by client key ``key`` counts against."""
-        specs = self._by_dest.get(destination)
-        if not specs:
-            return ()
-        return tuple(s for s in specs if s.scope.keys is None or key in s.scope.keys)
-
-    def estimate(self, destination: str, tokens_in: int, max_tokens: int | None) -> tuple[int, int]:
-        """``(micro-USD, tokens)`` reserved for a call before it runs."""
-        tokens_out = max_tokens if max_tokens is not None else DEFAULT_OUTPUT_ESTIMATE
-        price = self.prices.get(destination)
-        micros = cost_micros(price, tokens_in, tokens_out) if price else 0
-        return micros, tokens_in + tokens_out
-
-    def reserve(
-        self,
-        destination: str,
-        key: str | None,
-        tokens_in: int,
-        max_tokens: int | None,
-        *,
-        now: datetime | None = None,
-    ) -> Reservation | BudgetSpec | None:
-        """Reserve an estimate against every budget in scope, atomically per budget.
-
-        Returns:
-            A :class:`Reservation` (``None`` when no budget applies), or the first
-            :class:`BudgetSpec` that had no room (nothing stays reserved then).
-        """
-        specs = self.in_scope(destination, key)
-        if not specs:
-            return None
-        micros, tokens = self.estimate(destination, tokens_in, max_tokens)
-        held: list[tuple[BudgetSpec, str]] = []
-        for spec in specs:
-            key_period = period_start(spec.period, now)
-            if not self.store.reserve(
-                spec.name,
-                key_period,
-                micros,
-                tokens,
-                _limit_micros(spec),
-                spec.limit_tokens,
-                spec.limit_calls,
-            ):
-                for done, done_period in held:
-                    self.store.settle(done.name, done_period, micros, tokens, 0, 0, 0)
-                return spec
-            held.append((spec, key_period))
-        return Reservation(
-            destination,
-            tuple((s.name, p) for s, p in held),
-            micros,
-            tokens,
-            self.prices.get(destination),
-        )
-
-    def settle(self, reservation: Reservation, usage: Usage | None) -> int | None:
-        """Release the reservation and add the real cost (``usage`` None: nothing was spent).
-
-        Returns:
-            The call's cost in micro-USD (``None`` when unpriced or not spent).
-        """
-        if usage is None:
-            micros = tokens = calls = 0
-            cost = None
-        else:
-            cost = (
-                cost_micros(reservation.price, usage.input_tokens, usage.output_tokens)
-                if reservation.price
-                else None
-            )
-            micros, tokens, calls = cost or 0, usage.total_tokens, 1
-        for name, key_period in reservation.periods:
-            self.store.settle(
-                name, key_period, reservation.micros, reservation.tokens, micros, tokens, calls
-            )
-        return cost
-
-    def status(self, *, now: datetime | None = None) -> list[BudgetState]:
-        """Every budget's current period."""
-        states = []
-        for spec in self.specs:
-            key_period = period_start(spec.period, now)
-            row = self.store.read(spec.name, key_period)
-            states.append(
-                BudgetState(
-                    spec.name,
-                    spec.period,
-                    key_period,
-                    spec.on_exceeded,
-                    spec.limit_usd,
-                    spec.limit_tokens,
-                    spec.limit_calls,
-                    *row,
-                    scope={"destinations": spec.scope.destinations, "keys": spec.scope.keys},
-                )
-            )
-        return states
-
-
-def _limit_micros(spec: BudgetSpec) -> int | None:
-    return None if spec.limit_usd is None else round(spec.limit_usd * MICROS_PER_USD)
-
-
-def exceeded_message(spec: BudgetSpec, destination: str) -> str:
-    """The one sentence a refusal carries."""
-    limits = ", ".join(
-        f"{label} {value:g}"
-        for label, value in (
-            ("limit_usd", spec.limit_usd),
-            ("limit_tokens", spec.limit_tokens),
-            ("limit_calls", spec.limit_calls),
-        )
-        if value is not None
-    )
-    return (
-        f"budget {spec.name!r} is spent for this {spec.period} ({limits}); "
-        f"the call to cloud destination {destination!r} was not sent"
-    )
 
 
 def check_budget_prices(
@@ -624,6 +407,7 @@ class Spend:
         self._store_factory = store_factory
         self._gate: BudgetGate | None = None
         self._gate_lock = threading.Lock()
+        self._flushing = False
         if budget is not None:
             budget.require_prices_for(self.cloud, self.prices)
         problems = check_budget_prices(self.specs, self.prices, self.cloud)
@@ -640,6 +424,8 @@ class Spend:
         """The policy's budgets over the shared store (opened on first use)."""
         gate = self._gate
         if gate is None:
+            from .budget_gate import BudgetGate
+
             with self._gate_lock:
                 if self._gate is None:
                     self._gate = BudgetGate(
@@ -660,6 +446,9 @@ class Spend:
     ) -> Reservation | BudgetSpec | None:
         """Check 0.2.0's budget, then reserve against the policy's budgets in scope.
 
+        Served from this process's lease in memory; a store round trip (in a worker
+        thread) only when a lease runs short.
+
         Returns:
             A :class:`Reservation` to settle, ``None`` (nothing to hold), or the spent
             :class:`BudgetSpec` whose ``on_exceeded`` is ``local``.
@@ -672,53 +461,82 @@ class Spend:
         if not self.specs:
             return None
         gate = self.gate
-        if not gate.in_scope(destination, key):
-            return None
+        fast = gate.try_reserve(destination, key, tokens_in, max_tokens)
+        if fast is not False:
+            return fast
         if gate.store.blocking:
             got = await asyncio.to_thread(gate.reserve, destination, key, tokens_in, max_tokens)
         else:
             got = gate.reserve(destination, key, tokens_in, max_tokens)
+        from .budget_gate import Reservation, exceeded_message
+
         if got is None or isinstance(got, Reservation):
             return got
-        if got.on_exceeded == "refuse":
+        spec = got
+        if spec.on_exceeded == "refuse":
             unit, limit = next(
                 (u, v)
                 for u, v in (
-                    ("usd", got.limit_usd),
-                    ("tokens", got.limit_tokens),
-                    ("calls", got.limit_calls),
+                    ("usd", spec.limit_usd),
+                    ("tokens", spec.limit_tokens),
+                    ("calls", spec.limit_calls),
                 )
                 if v is not None
             )
             raise BudgetExceeded(
-                exceeded_message(got, destination),
-                budget=got.name,
+                exceeded_message(spec, destination),
+                budget=spec.name,
                 destination=destination,
                 limit=float(limit),
                 unit=unit,
             )
-        return got
+        return spec
 
     def settle(self, reservation: Reservation, usage: Usage | None) -> None:
-        """Release ``reservation`` and add ``usage`` (None: not spent), off the event loop."""
-        gate = self.gate
+        """Account a finished call (``usage`` None: not spent); write back off the loop."""
+        gate = reservation.gate or self.gate
+        _, due = gate.settle(reservation, usage)
+        if due:
+            self._flush_soon(gate)
+
+    def _flush_soon(self, gate: BudgetGate) -> None:
         if not gate.store.blocking:
-            gate.settle(reservation, usage)
+            gate.flush()
             return
+        with self._gate_lock:
+            if self._flushing:
+                return
+            self._flushing = True
+
+        def run() -> None:
+            try:
+                gate.flush()
+            finally:
+                self._flushing = False
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            gate.settle(reservation, usage)
+            run()
             return
-        future = loop.run_in_executor(None, gate.settle, reservation, usage)
-        future.add_done_callback(_log_settle_failure)
+        loop.run_in_executor(None, run).add_done_callback(_log_settle_failure)
 
     def status(self) -> list[BudgetState]:
         """Every policy budget's current period (opens the store)."""
         return self.gate.status() if self.specs else []
 
+    def close(self) -> None:
+        """Write back settled spend and hand back every lease (the router is closing)."""
+        if self._gate is not None:
+            try:
+                self._gate.flush(release_all=True)
+            except Exception as exc:  # the store may be gone; leases then stay reserved
+                logging.getLogger("llm_localfirst").warning(
+                    "could not hand back budget leases (%s)", type(exc).__name__
+                )
 
-def _log_settle_failure(future: asyncio.Future[int | None]) -> None:
+
+def _log_settle_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         logging.getLogger("llm_localfirst").warning(
             "budget settle failed (%s); its reservation stays held (counted as spent)",

@@ -52,6 +52,7 @@ class BudgetStore(Protocol):
         period: str,
         micros: int,
         tokens: int,
+        calls: int,
         limit_micros: int | None,
         limit_tokens: int | None,
         limit_calls: int | None,
@@ -63,8 +64,9 @@ class BudgetStore(Protocol):
         self,
         budget: str,
         period: str,
-        reserved_micros: int,
-        reserved_tokens: int,
+        release_micros: int,
+        release_tokens: int,
+        release_calls: int,
         micros: int,
         tokens: int,
         calls: int,
@@ -85,6 +87,7 @@ def _conditions(
     p: str,
     micros: int,
     tokens: int,
+    calls: int,
     limit_micros: int | None,
     limit_tokens: int | None,
     limit_calls: int | None,
@@ -98,8 +101,8 @@ def _conditions(
         clauses.append(f"spent_tokens + reserved_tokens + {p} <= {p}")
         params += [tokens, limit_tokens]
     if limit_calls is not None:
-        clauses.append(f"spent_calls + reserved_calls + 1 <= {p}")
-        params.append(limit_calls)
+        clauses.append(f"spent_calls + reserved_calls + {p} <= {p}")
+        params += [calls, limit_calls]
     return "".join(f" AND {c}" for c in clauses), params
 
 
@@ -113,14 +116,14 @@ def _statements(p: str) -> tuple[str, str, str]:
     )
     reserve = (
         f"UPDATE {_TABLE} SET reserved_micros = reserved_micros + {p}, "  # noqa: S608
-        f"reserved_tokens = reserved_tokens + {p}, reserved_calls = reserved_calls + 1, "
+        f"reserved_tokens = reserved_tokens + {p}, reserved_calls = reserved_calls + {p}, "
         f"updated_at = {p} WHERE budget = {p} AND period_start = {p}"
     )
     settle = (
         f"UPDATE {_TABLE} SET "  # noqa: S608
         f"reserved_micros = MAX_(reserved_micros - {p}), "
         f"reserved_tokens = MAX_(reserved_tokens - {p}), "
-        "reserved_calls = MAX_(reserved_calls - 1), "
+        f"reserved_calls = MAX_(reserved_calls - {p}), "
         f"spent_micros = spent_micros + {p}, spent_tokens = spent_tokens + {p}, "
         f"spent_calls = spent_calls + {p}, updated_at = {p} "
         f"WHERE budget = {p} AND period_start = {p}"
@@ -157,6 +160,7 @@ class MemoryBudgetStore:
         period: str,
         micros: int,
         tokens: int,
+        calls: int,
         limit_micros: int | None,
         limit_tokens: int | None,
         limit_calls: int | None,
@@ -166,29 +170,30 @@ class MemoryBudgetStore:
             if (
                 (limit_micros is not None and row[0] + row[3] + micros > limit_micros)
                 or (limit_tokens is not None and row[1] + row[4] + tokens > limit_tokens)
-                or (limit_calls is not None and row[2] + row[5] + 1 > limit_calls)
+                or (limit_calls is not None and row[2] + row[5] + calls > limit_calls)
             ):
                 return False
             row[3] += micros
             row[4] += tokens
-            row[5] += 1
+            row[5] += calls
             return True
 
     def settle(
         self,
         budget: str,
         period: str,
-        reserved_micros: int,
-        reserved_tokens: int,
+        release_micros: int,
+        release_tokens: int,
+        release_calls: int,
         micros: int,
         tokens: int,
         calls: int,
     ) -> None:
         with self._lock:
             row = self._rows.setdefault((budget, period), [0] * 6)
-            row[3] = max(0, row[3] - reserved_micros)
-            row[4] = max(0, row[4] - reserved_tokens)
-            row[5] = max(0, row[5] - 1)
+            row[3] = max(0, row[3] - release_micros)
+            row[4] = max(0, row[4] - release_tokens)
+            row[5] = max(0, row[5] - release_calls)
             row[0] += micros
             row[1] += tokens
             row[2] += calls
@@ -255,16 +260,19 @@ class SQLiteBudgetStore:
         period: str,
         micros: int,
         tokens: int,
+        calls: int,
         limit_micros: int | None,
         limit_tokens: int | None,
         limit_calls: int | None,
     ) -> bool:
-        where, params = _conditions("?", micros, tokens, limit_micros, limit_tokens, limit_calls)
+        where, params = _conditions(
+            "?", micros, tokens, calls, limit_micros, limit_tokens, limit_calls
+        )
         now = utc_now_iso()
         with self._immediate() as conn:
             conn.execute(self._insert, (budget, period, now))
             cur = conn.execute(
-                self._reserve + where, (micros, tokens, now, budget, period, *params)
+                self._reserve + where, (micros, tokens, calls, now, budget, period, *params)
             )
             return cur.rowcount == 1
 
@@ -272,8 +280,9 @@ class SQLiteBudgetStore:
         self,
         budget: str,
         period: str,
-        reserved_micros: int,
-        reserved_tokens: int,
+        release_micros: int,
+        release_tokens: int,
+        release_calls: int,
         micros: int,
         tokens: int,
         calls: int,
@@ -282,8 +291,9 @@ class SQLiteBudgetStore:
             conn.execute(
                 self._settle,
                 (
-                    reserved_micros,
-                    reserved_tokens,
+                    release_micros,
+                    release_tokens,
+                    release_calls,
                     micros,
                     tokens,
                     calls,
@@ -325,17 +335,20 @@ class PostgresBudgetStore:
         period: str,
         micros: int,
         tokens: int,
+        calls: int,
         limit_micros: int | None,
         limit_tokens: int | None,
         limit_calls: int | None,
     ) -> bool:
-        where, params = _conditions("%s", micros, tokens, limit_micros, limit_tokens, limit_calls)
+        where, params = _conditions(
+            "%s", micros, tokens, calls, limit_micros, limit_tokens, limit_calls
+        )
         now = utc_now_iso()
         with self._pool.connection() as conn:
             conn.execute(self._insert, (budget, period, now))
             row = conn.execute(
                 self._reserve + where + " RETURNING 1",
-                (micros, tokens, now, budget, period, *params),
+                (micros, tokens, calls, now, budget, period, *params),
             ).fetchone()
             return row is not None
 
@@ -343,8 +356,9 @@ class PostgresBudgetStore:
         self,
         budget: str,
         period: str,
-        reserved_micros: int,
-        reserved_tokens: int,
+        release_micros: int,
+        release_tokens: int,
+        release_calls: int,
         micros: int,
         tokens: int,
         calls: int,
@@ -353,8 +367,9 @@ class PostgresBudgetStore:
             conn.execute(
                 self._settle,
                 (
-                    reserved_micros,
-                    reserved_tokens,
+                    release_micros,
+                    release_tokens,
+                    release_calls,
                     micros,
                     tokens,
                     calls,
