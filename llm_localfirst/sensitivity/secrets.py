@@ -422,7 +422,9 @@ class _Rx:
         self.pem_end = re.compile(r"-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----")
         self.base64_run = re.compile(r"[A-Za-z0-9+/]{16}")
         self.aws_secret = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-        self.header_placeholder = re.compile(r"(?i:[*x.]+|your[\w.-]*|token|<.*|\$.*|\{\{.*)")
+        self.header_placeholder = re.compile(
+            r"(?i:[*x.]+|your[\w.-]*|token|<.*|\$.*|\{\{.*)|[a-z]+(?:[_-][a-z]+)*|[A-Z]+(?:_[A-Z]+)*"
+        )
         self.url_placeholder = re.compile(
             r"[A-Z_]+|\{.*\}|\$\{?(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)\}?|%s|:\w+|\[.*\]"
         )
