@@ -296,3 +296,17 @@ def test_registered_documents_are_read_by_name_and_listed_without_content(
     assert "The memo text." in sent and result.files == ("q3-report", "memo")
     with pytest.raises(SourceRefused, match="no document has this name"):
         worker.run("Summarize", documents=["nope"])
+
+
+def test_lf_worker_roots_is_read_by_from_env_style_settings(
+    tree: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> None:
+    from llm_localfirst import Settings
+
+    settings = Settings.load(environ={"LF_WORKER_ROOTS": str(tree)}, env_file=None)
+    assert settings.worker_roots == str(tree)
+    router = Router(offline_policy(fake_local, fake_cloud), settings=settings, audit=memory_audit)
+    try:
+        assert Worker(router).run("x", paths=["notes.md"]).files == ("notes.md",)
+    finally:
+        router.close()
