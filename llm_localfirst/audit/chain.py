@@ -20,6 +20,7 @@ prints them) to detect that.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -67,18 +68,21 @@ def row_hash(
 ) -> str:
     """Return the hex SHA-256 of one row: table, chain fields, then ``columns`` in order.
 
-    Booleans hash as 0/1 and `FLOAT_COLUMNS` as floats, so the hash of a row as
-    written equals the hash of the same row read back from SQLite or PostgreSQL.
+    ``row`` holds values as the row form gives them (booleans as 0/1). Numbers in
+    `FLOAT_COLUMNS` hash as floats, so the hash of a row as written equals the
+    hash of the same row read back from SQLite or PostgreSQL.
     """
-    values: list[object] = [table, chain_id, seq, prev_hash]
-    for name in columns:
-        value = row[name]
-        if isinstance(value, bool):
-            value = int(value)
-        elif name in FLOAT_COLUMNS and value is not None:
-            value = float(value)  # type: ignore[arg-type]
-        values.append(value)
+    values: list[object] = [table, chain_id, seq, prev_hash, *[row[c] for c in columns]]
+    for i in _float_positions(tuple(columns)):
+        value = values[i]
+        if value is not None and type(value) is not float:
+            values[i] = float(value)  # type: ignore[arg-type]
     return hashlib.sha256(_VERSION + _encode(values).encode("ascii")).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _float_positions(columns: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(4 + i for i, name in enumerate(columns) if name in FLOAT_COLUMNS)
 
 
 class Chain:
