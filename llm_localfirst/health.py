@@ -168,13 +168,23 @@ class Health:
         ]
 
     def is_up(self, name: str) -> bool:
-        """Cached view: probe says up and the breaker is not open."""
+        """Cached view: probe says up and the breaker is not open.
+
+        A cloud destination without its key still counts here: routing keeps it in the
+        chain, where it fails at once (no SDK import, nothing sent) and the chain fails
+        over, so a preview shows where the policy sends work. :meth:`usable` also needs
+        the key.
+        """
         st = self.status.get(name)
-        if st is None or name in self.unconfigured:
+        if st is None:
             return False
         if st.open_until > self.clock():
             return False
         return st.up
+
+    def usable(self, name: str) -> bool:
+        """Up (:meth:`is_up`) and configured: what health reports show as ``up``."""
+        return name not in self.unconfigured and self.is_up(name)
 
     async def _probe_one(self, name: str) -> None:
         dest = self.destinations[name]
@@ -249,7 +259,7 @@ class Health:
             dest = self.destinations[name]
             unconfigured = self.unconfigured.get(name)
             out[name] = {
-                "up": self.is_up(name),
+                "up": self.usable(name),
                 "locality": dest.locality,
                 "provider": dest.provider,
                 "model": dest.model,

@@ -284,4 +284,5 @@ def test_a_cloud_destination_without_a_key_fails_at_once_without_importing_its_s
                             env=env, timeout=60, check=False)
     assert result.stdout.split() == ["6", "False", "False"], result.stderr
     assert "not configured: set ANTHROPIC_API_KEY" in result.stderr
-    assert "the local model 'local' is not running: start it" in result.stderr
+    assert "the local model 'local' (unreachable" in result.stderr
+    assert "was skipped as down: start it" in result.stderr

@@ -94,5 +94,5 @@ async def test_a_cloud_call_without_a_key_says_which_variable_to_set_and_not_to_
         router.close()
     assert "not configured: set LF_FAKE_CLOUD_KEY" in text
     assert "Calling again fails the same way" in text
-    assert "the local model 'local' is not running: start it" in text
+    assert "the local model 'local' (unreachable" in text and "was skipped as down" in text
     assert fake_cloud.requests == []

@@ -69,7 +69,7 @@ async def readiness(router: Router) -> tuple[int, dict[str, Any]]:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 if router.health.stale():
                     await router.health.refresh()
-        destinations = {name: {"up": router.health.is_up(name)} for name in policy.destinations}
+        destinations = {name: {"up": router.health.usable(name)} for name in policy.destinations}
     ready = all(v == "ok" for v in checks.values())
     body = {
         "status": "ready" if ready else "not ready",
