@@ -133,6 +133,8 @@ def _glued(text: str, start: int, end: int) -> bool:
         return True
     if before == "-" and start > 1 and not text[start - 2].isspace():
         return True  # "lat=-38.26", "pages 10-20"
+    if before == ":" and after == ":":
+        return True  # "arn:aws:iam::123456789012:role/x": a field of an ARN or URN
     # "v1.2.3", "a716-4466", "1,234,567", "14:22:01", "12,50": joined to a token.
     if start > 1 and (
         (before in "-./" and text[start - 2].isalnum())

@@ -362,8 +362,10 @@ def _on_url(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fin
     password = m.group("password")
     if password is not None:
         letters = "".join(c for c in password.lower() if c.isalnum())
+        user = m.group()[3 : m.start("password") - m.start() - 1]
         if (
-            _masked(password)
+            user.lower() == password.lower()  # "postgres:postgres@", a documented default
+            or _masked(password)
             or letters in _URL_PLACEHOLDERS
             or _rx().url_placeholder.fullmatch(password)
         ):
