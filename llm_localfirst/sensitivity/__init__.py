@@ -6,9 +6,10 @@ payment cards, IBANs, national identity numbers and secrets (API keys and tokens
 private-key blocks, JWTs, passwords in assignments, credentials in URLs).
 
 How it works: a handful of regular-expression passes find candidates in one linear
-sweep each. Every pass starts with a literal ("@", "_", "-", "eyJ", ":", "=",
-"://"), which `re` finds at memchr speed, except the one over digits and capitals,
-which starts with a character class and only where a token starts. The costly
+sweep each. Every pass starts with a literal ("@", "%", "_", "-", "eyJ", ":", "=",
+"://", ".", "~"), which `re` finds at memchr speed, except the one over digits and
+capitals, which starts with a character class and only where a token starts; rare
+formats share a sweep with a common one (Telegram tokens the one over ":"). The costly
 checks (Luhn, mod-97, phone-number metadata, python-stdnum check digits, JWT
 header decoding) run on candidates only. An identifier whose checksum is weak (a
 nine-digit BSN passes its 11-proof one time in eleven) counts only in a
@@ -18,7 +19,9 @@ right after "order", "invoice" or "tracking" needs its own label.
 Modules: `scanner` (the passes and `Scanner`), `emails`, `numbers` (digit runs:
 cards and the first ten countries' ids), `national_ids` (the ids of seventeen
 more countries), `capitals` (lettered ids, prefixed cloud keys), `ibans`,
-`phones`, `secrets`, `checksums` and `text` (context words, shared helpers).
+`phones`, `secrets` (secrets by their shape), `assignments` (secrets by their
+label), `secret_checks` (placeholders, documented examples, token checksums),
+`checksums` and `text` (context words, shared helpers).
 
 What it must never do: return, log or store the matched text (a `Finding` carries
 only the detector, a kind label and a span), or lower sensitivity: detectors only
