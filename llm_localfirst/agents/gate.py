@@ -51,7 +51,9 @@ class OutboundRefused(PrivacyViolation):
     code = "outbound_refused"
 
     def __init__(self, counts: dict[str, int]) -> None:
-        kinds = ", ".join(f"{k} ({n})" for k, n in sorted(counts.items()))
+        kinds = ", ".join(
+            f"{k} {PLACEHOLDERS.get(k, '[REDACTED]')} x{n}" for k, n in sorted(counts.items())
+        )
         super().__init__(
             f"the local model's answer contains {kinds}; the policy (worker.outbound: refuse) "
             "does not let it leave the worker, so nothing was returned. Ask for an answer "
