@@ -175,7 +175,13 @@ def _kinds(text: str) -> set[tuple[str, str]]:
             "https://api.telegram.org/bot5123456789:AAH3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3x/getMe",
             "telegram_bot_token",
         ),
+        ("<settings><password>Xk9#mP2$vL</password></settings>", "password_assignment"),
+        ("Datadog API key 3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e, thanks", "datadog_api_key"),
+        ("| Twilio auth token | 3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c2e |", "twilio_auth_token"),
+        ("ya29.a0AfH6SMBx3kP9qL2mN8vR4tY7wZ1cE5gH0jK3lO6pS9uX2", "google_oauth_token"),
+        ("VAULT_TOKEN=hvs.CAESIJlWh2k4g5Rq8sT3vX6yZ9bC2dF5gH8jK1mN4pQ7rS0uW3", "vault_token"),
         ("postgres://app:Xk9mP2vLq4@db.internal:5432/app", "url_credentials"),
+        ("postgres://user:p@ssw0rd@db.example.com:5432/app", "url_credentials"),
         ("mysql://root:S3cr3t!x9@10.0.0.5/shop", "url_credentials"),
         ("mongodb+srv://svc:p%40ss9Xq2@cluster0.ab1cd.mongodb.net/db", "url_credentials"),
         ("redis://:Xk9mP2vLq4@cache:6379/0", "url_credentials"),
@@ -265,7 +271,9 @@ def test_each_secret_format_is_found_where_people_paste_it(text: str, kind: str)
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJ"
         "PLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;",
         "https://user@example.com/path",
-        "icon@2x.png, README.md, npm i lodash@4.17.21, build@1.2.sh",
+        "icon@2x.png, README.md, npm i lodash@4.17.21, build@1.2.sh, logo@2x.md",
+        "```\nmongodb+srv://<username>:<password>@cluster0.mongodb.net/test\n```",
+        "Authorization: Bearer <token>, then <token>abc</token>",
     ],
 )
 def test_documented_examples_placeholders_and_resource_names_stay_quiet(text: str) -> None:

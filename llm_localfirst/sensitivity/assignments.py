@@ -28,7 +28,8 @@ _NAME_ENDS = (
 
 
 # "password is ..." too; each more verb would cost a pass over the text.
-_ASSIGNMENT_OPS = (":", "=", "：", " is ")
+# ">" ends an XML element's start tag: "<password>...</password>".
+_ASSIGNMENT_OPS = (":", "=", "：", " is ", ">")
 
 
 def _assignment(op: str, other: str = "") -> str:
@@ -42,6 +43,8 @@ def _assignment(op: str, other: str = "") -> str:
     """
     if op.strip().isalpha():
         return f"{op}(?<=(?i:{_NAME_ENDS}){op})"
+    if op == ">":
+        return f">(?<=[A-Za-z\u00c0-\uffff]>)(?<=(?i:{_NAME_ENDS})>)(?=[^\\s<]{{6}})"
     o, ends = re.escape(op), f"(?i:{_NAME_ENDS})"
     quote, space = "[\"'`\\]]", "[ \t]"
 
@@ -214,6 +217,8 @@ def _on_assignment(text: str, m: re.Match[str], wanted: frozenset[str]) -> Itera
     if named is None or value_match is None:
         return
     kind, weak = named
+    if text[m.start()] == ">" and not text.startswith("</", value_match.end()):
+        return  # "<password>@host": a placeholder in a URL, not an element
     value = value_match.group("value").rstrip(".?!:")
     if _looks_secret(value) and (not weak or _looks_random(value)):
         start = value_match.start("value")

@@ -47,8 +47,8 @@ def _on_email(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[F
     labels = domain.split(".")
     if start == at or labels[-1].lower() in _FILE_SUFFIXES:
         return
-    if all(label.isdigit() for label in labels[:-1]):
-        return  # "pkg@1.2.sh": a version, not a domain
+    if all(label.isdigit() for label in labels[:-1]) or labels[0][:-1].isdigit():
+        return  # "pkg@1.2.sh": a version, not a domain; "logo@2x.md": a retina image
     if text.startswith(":", end) and end + 1 < len(text) and not text[end + 1].isspace():
         return  # "git@github.com:org/repo.git", an scp-style remote
     window = text[max(0, start - 130) : start]

@@ -386,6 +386,7 @@ def _named_forms(name: str, v: str) -> list[str]:
         f"2024-05-02T10:14:22Z DEBUG loaded config {name}={v}",
         f'$env:{name} = "{v}"',
         f'<add key="{name}" value="{v}" />',
+        f"<config>\n  <{name}>{v}</{name}>\n</config>",
     ]
 
 
