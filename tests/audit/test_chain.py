@@ -346,3 +346,49 @@ def test_postgres_rows_from_before_the_chain_are_sealed_on_upgrade(
         assert [store.get(r.id) for r in old] == old
     finally:
         store.close()
+
+
+def test_intents_are_append_only_and_an_edited_intent_is_evident(tmp_path: Path) -> None:
+    from llm_localfirst.audit import AuditIntent, new_id, utc_now_iso
+
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    intents = [
+        AuditIntent(
+            id=new_id(),
+            attempt=1,
+            ts=utc_now_iso(),
+            face="proxy",
+            endpoint="chat",
+            kind="bulk",
+            destination="ollama",
+            locality="local",
+            model="m",
+            sensitive=True,
+            sensitive_reasons=("header",),
+            rule=None,
+            prompt_sha256=None,
+            prompt_chars=5,
+        )
+        for _ in range(3)
+    ]
+    store.write_intents(intents)
+    raw = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+    try:
+        for sql in (
+            "UPDATE audit_intents SET locality = 'cloud'",
+            "DELETE FROM audit_intents",
+            "INSERT OR REPLACE INTO audit_intents SELECT * FROM audit_intents",
+        ):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                raw.execute(sql)
+        raw.execute("DROP TRIGGER audit_intents_no_update")
+        raw.execute("UPDATE audit_intents SET locality = 'local', destination = 'x' WHERE seq = 2")
+    finally:
+        raw.close()
+
+    result = verify_store(store)
+    store.close()
+
+    (problem,) = result.problems
+    assert (problem.table, problem.id, problem.seq) == ("audit_intents", intents[1].id, 2)
+    assert "edited" in problem.problem
