@@ -47,7 +47,7 @@ model can do it well.
 
 Do not use it for: multi-step reasoning, planning, maths, code you must get exactly \
 right, final decisions, or anything that needs tools or the conversation's context. \
-The worker sees only `task` and `source`, nothing else.
+The worker sees only `task`, `source` and the files you name, nothing else.
 
 Files on the user's machine: pass `paths` (files, folders, globs) and the worker \
 reads them itself, locally; never paste a file into `source` when you can name it. \
@@ -76,8 +76,8 @@ Do it yourself:
 - planning, multi-step reasoning, maths, judgement calls and final answers;
 - code that must be exactly right;
 - short jobs where writing the task takes longer than doing it;
-- anything that needs tools or earlier conversation: the worker sees only `task` and
-  `source`.
+- anything that needs tools or earlier conversation: the worker sees only `task`,
+  `source` and the files you name in `paths`.
 
 How to delegate well:
 - one job per call; put the instruction in `task` and the text in `source`, or name
