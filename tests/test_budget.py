@@ -199,3 +199,31 @@ def test_two_routers_on_one_sqlite_file_share_one_budget(
         b.close()
     state = a.spend.status()[0]
     assert (state.spent_calls, state.reserved_calls) == (3, 0)
+
+
+def test_budget_status_prints_spent_and_left_and_json(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    local: FakeUpstream,
+    cloud: FakeUpstream,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    import yaml
+
+    from llm_localfirst.cli import main
+
+    spec = {"name": "team", "period": "week", "limit_calls": 5}
+    policy = tmp_path / "p.yaml"
+    policy.write_text(yaml.safe_dump(_data(local, cloud, spec)))
+    monkeypatch.setenv("LF_POLICY", str(policy))
+    monkeypatch.setenv("LF_AUDIT_URL", str(tmp_path / "audit.db"))
+    assert main(["complete", "hello"]) == 0
+    capsys.readouterr()
+    assert main(["budget", "status"]) == 0
+    assert "team: 1/5 calls this week" in capsys.readouterr().out
+    assert main(["budget", "status", "--json"]) == 0
+    (state,) = json.loads(capsys.readouterr().out)["budgets"]
+    assert (state["spent_calls"], state["reserved_calls"]) == (1, 0)
+    assert state["remaining"]["calls"] == 4

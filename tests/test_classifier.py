@@ -246,3 +246,21 @@ def test_the_cache_is_bounded_and_keyed_by_digest_never_text() -> None:
     keys = list(clf._cache)
     assert len(keys) == 2 and all(isinstance(k, bytes) and len(k) == 16 for k in keys)
     assert clf.lookup(Classifier.digest(["one"])) is None
+
+
+def test_policy_explain_shows_the_effect_of_a_given_label(
+    tmp_path: Any, local: FakeUpstream, cloud: FakeUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from llm_localfirst.cli import main
+
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(_policy(local, cloud).redacted()))
+    assert main(["policy", "explain", str(path), "--prompt", "x", "--label", "medical"]) == 0
+    out = capsys.readouterr().out
+    assert "to:     local:local" in out and "classifier:medical" in out
+    assert "classifier: medical (given with --label)" in out
+    assert main(["policy", "explain", str(path), "--prompt", "x"]) == 0
+    assert "asks the local model 'local'" in capsys.readouterr().out
+    assert not local.model_calls()  # explain never calls a model
