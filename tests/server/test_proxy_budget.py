@@ -126,3 +126,21 @@ def test_admin_budgets_and_the_prometheus_gauges_show_spend(
     (state,) = data["budgets"]
     assert state["name"] == "alice monthly" and state["spent_calls"] + state["reserved_calls"] == 1
     assert 'llm_localfirst_budget_remaining_usd{budget="alice monthly",period="month"}' in metrics
+
+
+def test_a_streamed_cloud_answer_is_costed_and_settled(make: Callable[[str], LiveProxy]) -> None:
+    proxy = make("refuse")
+    with openai.OpenAI(base_url=proxy.base_url, api_key="sk-alice", max_retries=0) as client:
+        stream = client.chat.completions.create(
+            model="auto",
+            max_tokens=10,
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "hello there"}],
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text
+    (row,) = proxy.rows(outcome="ok")
+    assert row.destination == "haiku" and int(row.metadata["lf.cost_usd_micros"]) > 0
+    (state,) = proxy.router.spend.status()
+    assert state.spent_calls == 1 and state.spent_micros == int(row.metadata["lf.cost_usd_micros"])
