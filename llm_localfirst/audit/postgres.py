@@ -91,6 +91,7 @@ class PostgresAuditStore(SQLAuditStore):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._psycopg = _import_psycopg()
+        self._duplicate_errors = (self._psycopg.IntegrityError,)
         self._clock = clock
         self._init_chains()
         self._url = url

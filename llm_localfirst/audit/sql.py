@@ -77,6 +77,8 @@ class SQLAuditStore(ABC):
 
     param: str
     _clock: Callable[[], float] = time.time
+    #: The driver's error for a taken key: a duplicate in an optimistic batch.
+    _duplicate_errors: tuple[type[BaseException], ...] = ()
 
     def _init_chains(self) -> None:
         self._chains = {_TABLE: Chain(_TABLE, COLUMNS), _INTENTS: Chain(_INTENTS, INTENT_COLUMNS)}
@@ -125,25 +127,34 @@ class SQLAuditStore(ABC):
             f"VALUES ({', '.join([p] * len(columns))})"
         )
         with chain.lock:
-            try:
-                with self._transaction() as tx:
-                    if chain.stale:
-                        chain.resync(self._head(tx, table, chain.chain_id))
-                    linked = chain.link(self._fresh(tx, table, key, rows))
-                    if linked:
-                        tx.executemany(insert, [tuple(r[c] for c in columns) for r in linked])
-                        self._set_head(tx, chain, linked[-1], first=chain.seq == 0)
-            except BaseException:
-                chain.stale = True  # a commit may or may not have happened: re-read the head
-                raise
-            chain.advance(linked)
+            # Optimistic: ids are new by construction, so skip the lookup of stored ones
+            # unless a failure made a duplicate possible (a retried batch). A duplicate
+            # is refused by the key, and the batch is retried once with the lookup.
+            for lookup in (chain.stale, True):
+                try:
+                    with self._transaction() as tx:
+                        if chain.stale:
+                            chain.resync(self._head(tx, table, chain.chain_id))
+                        fresh = self._fresh(tx, table, key, rows) if lookup else _unique(rows, key)
+                        linked = chain.link(fresh)
+                        if linked:
+                            tx.executemany(insert, [tuple(r[c] for c in columns) for r in linked])
+                            self._set_head(tx, chain, linked[-1], first=chain.seq == 0)
+                except self._duplicate_errors:
+                    chain.stale = True
+                    if lookup:
+                        raise
+                    continue
+                except BaseException:
+                    chain.stale = True  # a commit may or may not have happened: re-read the head
+                    raise
+                chain.advance(linked)
+                return
 
     def _fresh(
         self, tx: Transaction, table: str, key: tuple[str, ...], rows: list[dict[str, object]]
     ) -> list[dict[str, object]]:
-        unique: dict[tuple[object, ...], dict[str, object]] = {}
-        for row in rows:
-            unique.setdefault(tuple(row[k] for k in key), row)
+        unique = {tuple(row[k] for k in key): row for row in _unique(rows, key)}
         ids = sorted({str(row["id"]) for row in rows})
         marks = ", ".join([self.param] * len(ids))
         found = tx.execute(
@@ -415,6 +426,14 @@ class SQLAuditStore(ABC):
     @staticmethod
     def _record(row: tuple[object, ...]) -> AuditRecord:
         return AuditRecord.from_row(dict(zip(COLUMNS, row, strict=True)))
+
+
+def _unique(rows: list[dict[str, object]], key: tuple[str, ...]) -> list[dict[str, object]]:
+    """``rows`` without repeats of a key within the batch (the first one wins)."""
+    seen: dict[tuple[object, ...], dict[str, object]] = {}
+    for row in rows:
+        seen.setdefault(tuple(row[k] for k in key), row)
+    return list(seen.values())
 
 
 def _check_table(table: str) -> str:

@@ -42,6 +42,7 @@ class SQLiteAuditStore(SQLAuditStore):
     """
 
     param = "?"
+    _duplicate_errors = (sqlite3.IntegrityError,)
 
     def __init__(
         self,
