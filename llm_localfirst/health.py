@@ -302,8 +302,10 @@ def missing_credentials(dest: Destination, environ: Mapping[str, str] | None = N
             return None
         wanted = dest.api_key_env or "ANTHROPIC_API_KEY"
     else:
-        # A cloud gateway at its own base_url may need no key unless the policy names one.
-        if env.get("OPENAI_API_KEY") or (dest.base_url and not dest.api_key_env):
+        # A gateway at its own base_url may need no key, unless the policy names one or it
+        # is OpenAI's own API.
+        gateway = dest.base_url and host_of(dest.base_url) != "api.openai.com"
+        if env.get("OPENAI_API_KEY") or (gateway and not dest.api_key_env):
             return None
         wanted = dest.api_key_env or "OPENAI_API_KEY"
     return f"not configured: set {wanted} (no API key in the environment)"

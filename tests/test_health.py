@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from llm_localfirst.health import Health, http_probe
 from llm_localfirst.registry import Destination
@@ -94,3 +97,47 @@ def test_the_http_probe_speaks_to_a_real_server_and_reports_refusal() -> None:
         )
         assert asyncio.run(http_probe(d)) == (True, "answered 200")
     assert asyncio.run(http_probe(d))[0] is False
+
+
+def test_a_cloud_destination_without_its_key_is_not_configured_and_local_ones_need_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_localfirst.health import missing_credentials
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no Anthropic SDK profile directory
+    cases = {
+        "haiku": ({"provider": "anthropic", "model": "claude-haiku-4-5"}, "ANTHROPIC_API_KEY"),
+        "gpt": ({"provider": "openai", "model": "gpt-4o-mini"}, "OPENAI_API_KEY"),
+        "openai": ({"provider": "openai", "model": "m", "base_url": "https://api.openai.com/v1"},
+                   "OPENAI_API_KEY"),
+        "named": ({"provider": "openai", "model": "m", "base_url": "https://gw.example/v1",
+                   "api_key_env": "GW_KEY"}, "GW_KEY"),
+        "gateway": ({"provider": "openai", "model": "m", "base_url": "https://gw.example/v1"},
+                    None),
+        "local": ({"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1",
+                   "locality": "local", "api_key_env": "LOCAL_KEY"}, None),
+    }
+    for name, (fields, wanted) in cases.items():
+        dest = Destination(name=name, **fields)
+        why = missing_credentials(dest, {})
+        assert why == (None if wanted is None else
+                       f"not configured: set {wanted} (no API key in the environment)"), name
+        if wanted is not None:
+            assert missing_credentials(dest, {wanted: "k"}) is None
+    haiku = Destination(name="haiku", provider="anthropic", model="claude-haiku-4-5")
+    assert missing_credentials(haiku, {"ANTHROPIC_AUTH_TOKEN": "t"}) is None
+
+
+def test_health_reports_a_keyless_destination_as_down_but_keeps_it_routable() -> None:
+    from llm_localfirst.health import missing_credentials
+
+    cloud = Destination(name="cloud", provider="openai", model="gpt-4o-mini",
+                        api_key_env="LF_TEST_ABSENT_KEY")
+
+    async def never(dest: Destination) -> tuple[bool, str]:
+        raise AssertionError("cloud destinations are not probed")
+
+    health = Health({"cloud": cloud}, never, credentials=missing_credentials)
+    assert health.is_up("cloud") and not health.usable("cloud")
+    snap = health.snapshot()["cloud"]
+    assert snap["up"] is False and snap["configured"] is False
+    assert str(snap["detail"]).startswith("not configured: set LF_TEST_ABSENT_KEY")
