@@ -28,6 +28,7 @@ from llm_localfirst.audit import (
     MemoryAuditStore,
     SQLiteAuditStore,
     new_id,
+    open_store,
     utc_now_iso,
     verify_store,
 )
@@ -335,15 +336,17 @@ def test_a_file_locked_past_the_timeout_is_an_audit_error_not_a_raw_sqlite_error
 
 CHILD = """
 import asyncio, itertools
+from pathlib import Path
 from llm_localfirst import Router, Settings
-from llm_localfirst.audit import SQLiteAuditStore
+from llm_localfirst.audit import open_store
 from llm_localfirst.policy import policy_from_data
 
-base_url, path = sys.argv[1], sys.argv[2]
+base_url, url = sys.argv[1], sys.argv[2]
 policy = policy_from_data({"version": 1, "default": {"to": ["local"]}, "destinations": {
     "local": {"provider": "openai", "base_url": base_url, "model": "m", "locality": "local"}}})
-router = Router(policy, settings=Settings.load(env_file=None, environ={},
-                audit_durability="intent"), audit=SQLiteAuditStore(path), probe_ttl=3600)
+settings = Settings.load(env_file=None, environ={}, audit_durability="intent")
+router = Router(policy, settings=settings, audit=open_store(url, data_dir=Path(".")),
+                probe_ttl=3600)
 counter = itertools.count()
 
 async def worker():
@@ -357,11 +360,14 @@ router.run_sync(main())
 """
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_after_sigkill_under_load_every_request_the_upstream_saw_has_a_row(
-    tmp_path: Path,
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    path = tmp_path / "audit.db"
-    SQLiteAuditStore(path).close()
+    url = (
+        str(tmp_path / "audit.db") if kind == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    open_store(url, data_dir=tmp_path).close()  # migrated before the load starts
     enough = threading.Event()
     seen: list[str] = []
     lock = threading.Lock()
@@ -374,7 +380,7 @@ def test_after_sigkill_under_load_every_request_the_upstream_saw_has_a_row(
         return "ok"
 
     with FakeUpstream(reply=reply) as upstream:
-        child = spawn_python(CHILD, upstream.base_url, str(path))
+        child = spawn_python(CHILD, upstream.base_url, url)
         try:
             assert enough.wait(60), child.stderr.read() if child.poll() is not None else "slow"
             os.kill(child.pid, signal.SIGKILL)
@@ -387,7 +393,7 @@ def test_after_sigkill_under_load_every_request_the_upstream_saw_has_a_row(
             received = list(seen)
     assert child.returncode == -signal.SIGKILL
 
-    store = SQLiteAuditStore(path)
+    store = open_store(url, data_dir=tmp_path)
     try:
         rows = store.chain_rows("audit_intents", store.chains_in("audit_intents")[0], limit=100_000)
         decided = {r.prompt_sha256 for r in store.query(AuditFilter(limit=1000))}
