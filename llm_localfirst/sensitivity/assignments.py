@@ -154,8 +154,7 @@ def _secret_name(before: str) -> tuple[str, bool] | None:
         return None  # no name, or a part of an ARN or URN ("...:secret:prod/db")
     if before[name_start:name_end].lower() == "value":
         # "- name: DD_API_KEY\n  value: ...", '<add key="X" value="...">': the name is before.
-        named = _rx().value_name.search(before, 0, name_start)
-        return _secret_name(named.group(1)) if named else None
+        return _value_name(before, name_start)
     words = before.lower().rstrip(" \t\"'`]").split()
     if not words:
         return None
@@ -179,6 +178,19 @@ def _secret_name(before: str) -> tuple[str, bool] | None:
         ):
             return kind, weak
     return "password_assignment", weak
+
+
+def _value_name(before: str, end: int) -> tuple[str, bool] | None:
+    """What the name of a "value" field announces: the "name" or "key" just before it."""
+    low = before[:end].lower()
+    for word in ("name", "key"):
+        at = low.rfind(word)
+        while at >= 0:
+            named = _rx().value_name.match(before, at, end)
+            if named:
+                return _secret_name(named.group(1))
+            at = low.rfind(word, 0, at)
+    return None
 
 
 def _name(before: str) -> tuple[int, int]:

@@ -135,11 +135,14 @@ def _on_prefixed(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterato
 def _private_key(text: str, start: int, end: int) -> Iterator[Finding]:
     """A key block, unless its body is elided ("...") or too short to be a key."""
     rx = _rx()
-    close = rx.pem_end.search(text, end, end + 16384)
-    body = text[end : close.start() if close else end + 4096]
+    # The next armour line ends the body: its END line, or another block's BEGIN
+    # ("-----BEGIN" a thousand times over is read once, not a thousand times).
+    dash = text.find("-----", end, end + 16384)
+    close = rx.pem_end.match(text, dash) if dash >= 0 else None
+    body = text[end : dash if dash >= 0 else end + 1024]
     if not close:
         # A key pasted without its last line: the body runs to the first blank line.
-        body = body.replace("\\n", "\n").split("\n\n", 1)[0]
+        body = body[:1024].replace("\\n", "\n").split("\n\n", 1)[0]
     # The head and tail of the body tell a key from its elided example ("..."); a
     # key's whole body costs more to read than it tells.
     sample = body if len(body) <= 800 else body[:600] + "\n" + body[-200:]
