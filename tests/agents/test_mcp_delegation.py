@@ -147,3 +147,30 @@ async def test_a_client_without_roots_gets_a_refusal_that_says_how_to_configure_
     message = result.content[0].text  # type: ignore[union-attr]
     assert "LF_WORKER_ROOTS" in message and "Nothing was read or sent" in message
     assert fake_local.model_calls() == [] and fake_cloud.model_calls() == []
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_client_roots_work_on_handshake_and_stateless_protocol_versions(
+    mode: str, contracts: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
+    from llm_localfirst import Router
+    from llm_localfirst.server.mcp import build_server
+    from llm_localfirst.testing import MemoryAuditStore
+
+    async def roots(context: Any) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=contracts.as_uri())])
+
+    router = Router(offline_policy(fake_local, fake_cloud), audit=MemoryAuditStore())
+    try:
+        with anyio.fail_after(30), warnings.catch_warnings():
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            async with Client(build_server(router), mode=mode, list_roots_callback=roots) as client:
+                result = await client.call_tool(
+                    "delegate_to_worker", {"task": "Summarize", "paths": ["globex.txt"]}
+                )
+    finally:
+        await router.aclose()
+    assert not result.is_error and result.structured_content is not None
+    assert result.structured_content["files"] == ["globex.txt"]
+    assert "Globex renews" in str(fake_local.model_calls()[0].body)
+    assert fake_cloud.model_calls() == []

@@ -25,7 +25,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ... import __version__
@@ -69,7 +70,8 @@ def _require_mcp() -> None:
 
 
 def build_server(router: Router, *,
-                 worker_destination: str | Sequence[str] = "local") -> MCPServer[Any]:
+                 worker_destination: str | Sequence[str] = "local",
+                 documents: Mapping[str, Path | str] | None = None) -> MCPServer[Any]:
     """Build the MCP server for ``router``: three tools, five resources and templates.
 
     Args:
@@ -77,6 +79,8 @@ def build_server(router: Router, *,
             resources read).
         worker_destination: The local destination(s) ``delegate_to_worker`` runs on
             (``"local"``: every local destination of the policy, in order).
+        documents: Named documents ``delegate_to_worker`` may read by name (a
+            ``Path`` or the text); its description lists names and sizes only.
 
     Raises:
         ConfigError: the ``mcp`` extra is not installed.
@@ -87,7 +91,7 @@ def build_server(router: Router, *,
 
     server = LocalFirstMCP(router, name="llm-localfirst", title="llm-localfirst router",
                            version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
-    register_tools(server, router, worker_destination=worker_destination)
+    register_tools(server, router, worker_destination=worker_destination, documents=documents)
     register_resources(server, router)
     return server
 

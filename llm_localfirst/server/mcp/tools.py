@@ -20,27 +20,25 @@ from the worker to the cloud, and never put prompt or source text in logs or err
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
 import weakref
-import inspect
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types import (
     CallToolResult,
-    ClientCapabilities,
     InputRequiredResult,
-    RootsCapability,
+    ListRootsResult,
     TextContent,
     ToolAnnotations,
 )
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field, ValidationError
 
 from ...agents.arguments import DelegateArgs
@@ -185,7 +183,7 @@ def tool_error(exc: LocalFirstError, tool: str = "delegate_to_worker") -> CallTo
     """
     detail: dict[str, Any] = {"code": exc.code, "type": type(exc).__name__,
                               "message": exc.message, "decision_id": exc.decision_id}
-    for attr in ("param", "destination", "candidates", "status", "budget"):
+    for attr in ("param", "destination", "candidates", "status", "budget", "kinds", "path"):
         value = getattr(exc, attr, None)
         if value is not None:
             detail[attr] = list(value) if isinstance(value, tuple) else value
@@ -257,20 +255,31 @@ class LocalFirstMCP(MCPServer[Any]):
 _SESSIONS: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
 
 
-def session_of(ctx: Context[Any, Any]) -> str:
-    """The MCP session a tool call belongs to (taint sticks to it).
+def session_of(ctx: Context[Any, Any]) -> str | None:
+    """The MCP session a tool call belongs to (taint sticks to it), if it has one.
 
-    Streamable HTTP names it (``mcp-session-id``); stdio and in-memory connections
-    are one session each, named here by a random id kept with the session object.
+    Streamable HTTP names it (``mcp-session-id``); a stdio or in-memory connection
+    on a handshake protocol version is one session, named here by a random id kept
+    with the connection. The stateless protocol versions (2026-07-28 on) have no
+    session: each request stands alone, and only message digests carry taint.
     """
     headers = ctx.headers
     named = headers.get("mcp-session-id") if headers is not None else None
     if named:
         return f"mcp:{named[:200]}"
+    # The SDK builds a ServerSession per request; the connection behind it is the session.
+    # ``_connection`` is the SDK's only handle on it (the lowlevel Context's
+    # ``session_id`` reads the same attribute); without it every call is its own session.
     session = ctx.request_context.session
-    sid = _SESSIONS.get(session)
+    connection: object = getattr(session, "_connection", session)
+    connection_id = getattr(connection, "session_id", None)
+    if isinstance(connection_id, str) and connection_id:
+        return f"mcp:{connection_id[:200]}"
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return None
+    sid = _SESSIONS.get(connection)
     if sid is None:
-        sid = _SESSIONS[session] = f"mcp:{uuid.uuid4().hex}"
+        sid = _SESSIONS[connection] = f"mcp:{uuid.uuid4().hex}"
     return sid
 
 
@@ -363,7 +372,8 @@ def register_tools(server: MCPServer[Any], router: Router, *,
             finish_reason=out.finish_reason, audit_id=out.audit_id)
         return _ok(output, out.text)
 
-    async def delegate_to_worker(ctx: Context[Any, Any], **arguments: Any) -> CallToolResult:
+    async def delegate_to_worker(ctx: Context[Any, Any], client_roots: ListRootsResult | None,
+                                 **arguments: Any) -> CallToolResult:
         async def progress(done: int, total: int, message: str) -> None:
             try:
                 await ctx.report_progress(done, total, message)
@@ -376,7 +386,7 @@ def register_tools(server: MCPServer[Any], router: Router, *,
             router.record_rejected(face="mcp", endpoint="worker", error=exc)
             return tool_error(exc)
         args = DelegateArgs.model_validate(arguments)
-        roots = await client_roots(ctx) if args.paths else []
+        roots = [str(root.uri) for root in client_roots.roots] if client_roots else []
         try:
             result: WorkerResult = await local.arun(args.task, args.source, progress=progress,
                                                     roots=roots, **args.worker_kwargs())
@@ -387,8 +397,15 @@ def register_tools(server: MCPServer[Any], router: Router, *,
 
     # The arguments are DelegateArgs, the model every face shares; the SDK builds the
     # tool's schema from the signature, so the signature is made from the model.
+    # The client's roots, asked only when `paths` is given and the client declares
+    # roots: the SDK sends roots/list mid-call (handshake protocol versions) or an
+    # input request the client answers on retry (2026-07-28 on).
+    roots_param = inspect.Parameter(
+        "client_roots", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        annotation=Annotated[ListRootsResult | None, Resolve(ask_client_roots)])
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                annotation=Context[Any, Any]), *delegate_parameters()]
+                                annotation=Context[Any, Any]), roots_param,
+              *delegate_parameters()]
     returns = Annotated[CallToolResult, DelegateOutput]
     delegate_to_worker.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         params, return_annotation=returns)
@@ -403,21 +420,14 @@ def register_tools(server: MCPServer[Any], router: Router, *,
                                                 idempotent_hint=False))
 
 
-async def client_roots(ctx: Context[Any, Any]) -> list[str]:
-    """The folders the MCP client shares (its roots), when it declares the capability.
+def ask_client_roots(ctx: Context[Any, Any], paths: list[str] | None = None) -> ListRoots | None:
+    """Resolver: ask for the MCP client's roots (the folders it shares) when needed.
 
-    A client without roots, or one that fails to answer, shares none; the worker
-    then reads only under ``LF_WORKER_ROOTS`` and the policy's ``worker.roots``.
+    Only when the call names ``paths`` and the client declared the roots capability;
+    otherwise no roots come from the client, and the worker reads only under
+    ``LF_WORKER_ROOTS`` and the policy's ``worker.roots``.
     """
-    session = ctx.session
-    if not session.check_client_capability(ClientCapabilities(roots=RootsCapability())):
-        return []
-    try:
-        with warnings.catch_warnings():
-            # Roots are deprecated in the newest protocol revision; clients still send them.
-            warnings.simplefilter("ignore", MCPDeprecationWarning)
-            result = await session.list_roots()
-    except Exception as exc:  # a client that cannot answer shares no roots
-        log.info("the MCP client did not list its roots (%s)", type(exc).__name__)
-        return []
-    return [str(root.uri) for root in result.roots]
+    capabilities = ctx.client_capabilities
+    if not paths or capabilities is None or capabilities.roots is None:
+        return None
+    return ListRoots()
