@@ -17,6 +17,7 @@ from llm_localfirst import Router
 from llm_localfirst.audit import AuditFilter
 from llm_localfirst.audit.record import AuditRecord
 from llm_localfirst.config import Settings
+from llm_localfirst.policy import policy_from_data
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_policy
 from tests.server.conftest import LiveProxy
 
@@ -197,3 +198,21 @@ def test_a_sensitive_request_right_after_the_local_model_starts_is_served(proxy:
     answer = chat(client, "redact this record", extra_headers=SENSITIVE)
     assert answer.choices[0].message.content == "echo: redact this record"
     assert [r.outcome for r in proxy.rows()] == ["ok", "refused"]
+
+
+def test_the_sdk_sends_a_request_refused_by_a_spent_budget_once(
+    proxy_factory: Callable[..., LiveProxy], fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
+    data = offline_policy(fake_local, fake_cloud).redacted()
+    data["budgets"] = [
+        {"name": "cloud calls", "period": "total", "limit_calls": 1, "on_exceeded": "refuse"}
+    ]
+    proxy = proxy_factory(policy=policy_from_data(data, source="<test>"))
+    client = sdk(proxy)
+    chat(client, "prove this", extra_headers={"x-lf-kind": "reason"})
+    with pytest.raises(openai.RateLimitError) as caught:
+        chat(client, "prove that", extra_headers={"x-lf-kind": "reason"})
+    assert caught.value.status_code == 429
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert len(proxy.rows()) == 2
+    assert len(fake_cloud.model_calls()) == 1
