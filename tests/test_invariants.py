@@ -119,7 +119,7 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
 
 PROMPTS = ["Summarise the meeting notes.", "Email jane.roe@example.org the draft.",
            "Card 4111 1111 1111 1111 on file.", "Order #4521-9981 shipped.",
-           "Key AKIAIOSFODNN7EXAMPLE leaked", "Translate: bonjour tout le monde"]
+           "Key AKIAZ3MHQW7PL2XKD4RT leaked", "Translate: bonjour tout le monde"]
 PII_PROMPTS = {1, 2, 4}
 
 
