@@ -346,10 +346,7 @@ _URL_PLACEHOLDERS = frozenset(
         "changeme",
         "test",
         "example",
-        "pass123",
-        "password123",
         "xxx",
-        "s3cr3t",
         "guest",
         "",
     }
