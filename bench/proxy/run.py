@@ -36,6 +36,8 @@ from targets import Service, TargetError
 
 HERE = Path(__file__).resolve().parent
 ALL_TARGETS = ("direct", "llm-localfirst", "litellm", "portkey")
+#: Not run by default: the budget check's cost (issue 12), same upstream declared cloud.
+EXTRA_TARGETS = ("llm-localfirst-cloud", "llm-localfirst-budget")
 HISTORY_TARGETS = ("direct", "llm-localfirst")
 
 
@@ -210,6 +212,8 @@ def start_target(name: str, workdir: Path, upstream: Service,
                  args: argparse.Namespace) -> Service:
     if name == "llm-localfirst":
         return t.start_localfirst(workdir, upstream)
+    if name in EXTRA_TARGETS:
+        return t.start_localfirst(workdir, upstream, name.rsplit("-", 1)[1])
     if name == "litellm":
         version = t.ensure_litellm(args.litellm_venv, install=not args.no_install)
         return t.start_litellm(workdir, upstream, args.litellm_venv, version,
@@ -248,7 +252,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.duration = min(args.duration, 10.0)
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.targets = [n.strip() for n in args.targets.split(",") if n.strip()]
-    unknown = set(args.targets) - set(ALL_TARGETS)
+    unknown = set(args.targets) - set(ALL_TARGETS) - set(EXTRA_TARGETS)
     if unknown:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     return args

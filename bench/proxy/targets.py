@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
@@ -137,36 +138,47 @@ def upstream_base(upstream: Service) -> str:
 
 # ---------------------------------------------------------------------------- llm-localfirst
 
-def localfirst_policy(upstream: Service) -> str:
-    return json.dumps({
-        "version": 1,
-        "destinations": {MODEL: {"provider": "openai", "base_url": upstream_base(upstream),
-                                 "model": MODEL, "locality": "local"}},
-        "default": {"to": [MODEL]},
-    }, indent=2)  # JSON is YAML
+def localfirst_policy(upstream: Service, variant: str = "") -> str:
+    """The one-destination policy; ``cloud``: the upstream declared cloud and priced;
+    ``budget``: that, plus a shared USD budget (issue 12) too large to run out."""
+    dest = {"provider": "openai", "base_url": upstream_base(upstream), "model": MODEL,
+            "locality": "local"}
+    policy: dict[str, Any] = {"version": 1, "destinations": {MODEL: dest},
+                              "default": {"to": [MODEL]}}
+    if variant in ("cloud", "budget"):
+        dest.update(locality="cloud", api_key_env="LF_BENCH_CLOUD_KEY",
+                    price={"input": 0.8, "output": 4.0})
+    if variant == "budget":
+        policy["budgets"] = [{"name": "bench", "period": "month", "limit_usd": 1e9,
+                              "on_exceeded": "refuse"}]
+    return json.dumps(policy, indent=2)  # JSON is YAML
 
 
-def start_localfirst(workdir: Path, upstream: Service) -> Service:
+def start_localfirst(workdir: Path, upstream: Service, variant: str = "") -> Service:
     exe = VENV_BIN / "llm-localfirst"
     if not exe.exists():
         raise TargetError(f"{exe} not found (pip install -e '.[server]' into this venv)")
-    policy = workdir / "policy.yaml"
-    policy.write_text(localfirst_policy(upstream))
+    suffix = f"-{variant}" if variant else ""
+    policy = workdir / f"policy{suffix}.yaml"
+    policy.write_text(localfirst_policy(upstream, variant))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LF_")}
     env.update(LF_DATA_DIR=str(workdir / "lf-data"),
-               LF_AUDIT_URL=f"sqlite:///{workdir / 'lf-audit.db'}",
-               LF_PROXY_KEYS=CLIENT_KEY)
-    log = workdir / "llm-localfirst.log"
+               LF_AUDIT_URL=f"sqlite:///{workdir / f'lf-audit{suffix}.db'}",
+               LF_PROXY_KEYS=CLIENT_KEY, LF_BENCH_CLOUD_KEY="bench-not-a-key")
+    log = workdir / f"llm-localfirst{suffix}.log"
     # --policy before the sub-command: the CLI takes it as a global option.
     proc = _spawn([str(exe), "--policy", str(policy), "serve", "--host", "127.0.0.1",
                    "--port", str(port)], log, env=env, cwd=workdir)
     version = subprocess.run([sys.executable, "-c",
                               "import llm_localfirst; print(llm_localfirst.__version__)"],
                              capture_output=True, text=True, check=False).stdout.strip()
-    return Service("llm-localfirst", f"http://127.0.0.1:{port}/v1/chat/completions",
+    notes = {"": "", "cloud": "; the upstream declared cloud, priced",
+             "budget": "; the upstream declared cloud, priced, a shared USD budget"}[variant]
+    return Service(f"llm-localfirst{suffix}", f"http://127.0.0.1:{port}/v1/chat/completions",
                    {"Authorization": f"Bearer {CLIENT_KEY}"}, [proc], log, version,
-                   ["`llm-localfirst serve`, client key on, all detectors, audit to SQLite"])
+                   ["`llm-localfirst serve`, client key on, all detectors, audit to SQLite"
+                    + notes])
 
 
 # ---------------------------------------------------------------------------- LiteLLM

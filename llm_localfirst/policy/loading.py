@@ -6,6 +6,7 @@ file, the rule and the field of every problem. It must never decide.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,8 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> str:
     return (head + tail).removesuffix(":") or "(top level)"
 
 
-def parse_policy(text: str, *, source: str = "<string>") -> Policy:
+def parse_policy(text: str, *, source: str = "<string>",
+                 prices: Mapping[str, tuple[float, float]] | None = None) -> Policy:
     """Parse and validate a YAML policy.
 
     Raises:
@@ -85,15 +87,28 @@ def parse_policy(text: str, *, source: str = "<string>") -> Policy:
     if not isinstance(data, dict):
         raise PolicyError("the top level must be a mapping (version, destinations, rules, default)",
                           source=source)
-    return policy_from_data(data, source=source)
+    return policy_from_data(data, source=source, prices=prices)
 
 
-def policy_from_data(data: dict[str, Any], *, source: str = "<data>") -> Policy:
+def policy_from_data(data: dict[str, Any], *, source: str = "<data>",
+                     prices: Mapping[str, tuple[float, float]] | None = None) -> Policy:
     """Validate already-parsed policy data.
+
+    Args:
+        data: The parsed policy.
+        source: Where it came from, for messages.
+        prices: ``LF_PRICES``: destination name -> (input, output) USD per million
+            tokens, set on those destinations before validation (unknown names ignored).
 
     Raises:
         PolicyError: with one problem per invalid field.
     """
+    dests = data.get("destinations")
+    if prices and isinstance(dests, dict):
+        data = {**data, "destinations": {
+            name: ({**d, "price": {"input": prices[name][0], "output": prices[name][1]}}
+                   if name in prices and isinstance(d, dict) else d)
+            for name, d in dests.items()}}
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
@@ -105,8 +120,9 @@ def policy_from_data(data: dict[str, Any], *, source: str = "<data>") -> Policy:
                           problems=tuple(problems)) from None
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file.
+def load_policy(path: str | Path, *,
+                prices: Mapping[str, tuple[float, float]] | None = None) -> Policy:
+    """Read and validate a policy file (``prices``: see :func:`policy_from_data`).
 
     Raises:
         PolicyError: the file is missing, unreadable or invalid.
@@ -116,7 +132,7 @@ def load_policy(path: str | Path) -> Policy:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read the file: {exc}", source=str(p)) from None
-    return parse_policy(text, source=str(p))
+    return parse_policy(text, source=str(p), prices=prices)
 
 
 # --------------------------------------------------------------------------- decide

@@ -238,7 +238,8 @@ def test_the_openapi_document_matches_the_served_routes(proxy: LiveProxy) -> Non
               "/v1/models", "/v1/models/{model}", "/metrics", "/openapi.json",
               "/healthz", "/readyz",
               "/admin/decisions", "/admin/decisions/{id}", "/admin/export.csv", "/admin/health",
-              "/admin/savings", "/admin/reload", "/admin/ui", "/admin/report"}
+              "/admin/savings", "/admin/reload", "/admin/ui", "/admin/report",
+              "/admin/budgets"}
     assert set(document["paths"]) == served
     app_routes = set(proxy.app._routes) | {"/v1/models/{model}"} | {
         route.path for route in proxy.app._fallback.routes}

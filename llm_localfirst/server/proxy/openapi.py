@@ -134,6 +134,9 @@ def openapi_document(*, admin: bool) -> dict[str, Any]:
                                         content="text/csv"),
             "/admin/health": _admin("Destination health."),
             "/admin/savings": _admin("Savings ledger."),
+            "/admin/budgets": _admin(
+                "Every policy budget's current period: spent, reserved (leases and calls in "
+                "flight), remaining, and 0.2.0's per-process limits with their ledger."),
             "/admin/report": _admin(
                 "Counts by face x locality x sensitivity reason, and whether any sensitive "
                 "request reached a non-local destination, from a verified hash chain.",
