@@ -7,9 +7,11 @@ loaded. ``Router.from_env()`` is where configuration is read.
 
 from __future__ import annotations
 
+from .budget import Budget, Ledger, Price
 from .config import Settings
 from .errors import (
     AuditError,
+    BudgetExceeded,
     ConfigError,
     InvalidRequest,
     LocalFirstError,
@@ -32,16 +34,20 @@ __version__ = "0.3.0"
 
 __all__ = [
     "AuditError",
+    "Budget",
+    "BudgetExceeded",
     "Completion",
     "ConfigError",
     "Decision",
     "InvalidRequest",
     "Kind",
+    "Ledger",
     "LocalFirstError",
     "LocalUnavailable",
     "ModelNotAllowed",
     "Policy",
     "PolicyError",
+    "Price",
     "PrivacyViolation",
     "Request",
     "Router",

@@ -25,7 +25,8 @@ from .audit import AuditStore, AuditWriter, open_store
 from .audit.budget_store import BudgetStore, budget_store_for
 from .audit.intent import AuditIntent
 from .audit.record import Attempt, AuditRecord, new_id, utc_now_iso
-from .budget import Budget, BudgetExceeded, Ledger, Reservation, Spend, input_token_bound
+from .budget import Budget, BudgetExceeded, Ledger, Spend, input_token_bound
+from .budget_gate import Reservation
 from .config import Settings, policy_from_settings
 from .errors import (
     InvalidRequest,
@@ -260,7 +261,9 @@ class Router:
     def reload(self, policy: Policy, *, source: str | None = None) -> None:
         """Swap in a new, already-validated policy. In-flight requests keep the old one."""
         old_policy, old_providers = self.policy, self.providers
+        old_spend = self.spend
         self._install(policy)
+        old_spend.close()  # its idle leases back to the store; calls in flight settle there
         if source:
             self.policy_source = source
         for name, provider in old_providers.items():
