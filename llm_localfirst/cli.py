@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import (
+    BudgetExceeded,
     ConfigError,
     InvalidRequest,
     LocalFirstError,
@@ -35,7 +36,7 @@ __all__ = ["main"]
 
 EXIT_CODES: tuple[tuple[type[LocalFirstError], int], ...] = (
     (LocalUnavailable, 3), (PrivacyViolation, 4), (ModelNotAllowed, 5), (UpstreamError, 6),
-    (PolicyError, 7), (ConfigError, 7), (InvalidRequest, 2),
+    (PolicyError, 7), (ConfigError, 7), (InvalidRequest, 2), (BudgetExceeded, 9),
 )
 
 
@@ -133,6 +134,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
         sys.stdout.write(result.text + "\n")
         sys.stderr.write(f"[{result.decision.target}:{result.decision.destination} "
                          f"audit {result.audit_id}]\n")
+    if getattr(args, "usage", False):
+        # stderr, as in 0.2.0: `complete ... > out.txt` still captures only the text.
+        sys.stderr.write(json.dumps(router.ledger.snapshot(), indent=2) + "\n")
     return 0
 
 
@@ -228,8 +232,18 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     fired = frozenset().union(*(scanner_for(policy.sensitivity.detectors).scan(t)
                                 for t in request.texts())) if request.texts() else frozenset()
     down = set(args.down or [])
+    reasons = tuple(f"detector:{d}" for d in sorted(fired))
+    clf = policy.sensitivity.classifier
+    label = (args.label or "").strip().casefold() or None
+    if clf is not None and label is not None:  # explain calls no model: the label is given
+        if label not in clf.labels:
+            reasons += ("classifier_invalid",)
+            label = None
+        elif label in clf.sensitive:
+            reasons += (f"classifier:{label}",)
     decision = decide(policy, request,
-                      assessment=Assessment(tuple(f"detector:{d}" for d in sorted(fired)), fired),
+                      assessment=Assessment(reasons, fired, classifier_label=label,
+                                            classifier_ms=0.0 if label else None),
                       is_up=lambda n: n not in down)
     if args.json:
         _print_json(decision.to_dict())
@@ -237,6 +251,46 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         sys.stdout.write(f"rule:   {decision.rule}\narm:    {decision.arm or '-'}\n"
                          f"to:     {decision.target}:{decision.destination} ({decision.model})\n"
                          f"chain:  {' -> '.join(decision.chain)}\nwhy:    {decision.reason}\n")
+        if clf is not None:
+            shown = (f"{label} (given with --label)" if label else
+                     f"not run: at request time it asks the local model {clf.destination!r} "
+                     f"for one of {', '.join(clf.labels)}; pass --label to see the effect")
+            sys.stdout.write(f"classifier: {shown}\n")
+    return 0
+
+
+def cmd_budget_status(args: argparse.Namespace) -> int:
+    router = _router(args)
+    try:
+        states = router.spend.status()
+        limits = router.budget
+        data = {
+            "budgets": [st.to_dict() for st in states],
+            "process": None if limits is None else {
+                "max_cloud_calls": limits.max_cloud_calls,
+                "max_cloud_tokens": limits.max_cloud_tokens,
+                "max_cloud_cost": limits.max_cloud_cost},
+            "store": router.audit.location,
+        }
+    finally:
+        router.close()
+    if args.json:
+        _print_json(data)
+        return 0
+    if not states:
+        sys.stdout.write("no budgets in the policy (add 'budgets:'; LF_MAX_CLOUD_* cap one "
+                         "process only)\n")
+    for st in states:
+        limits_text = ", ".join(
+            f"{spent}/{limit:g} {unit}" for spent, limit, unit in (
+                (f"{st.spent_usd:.6f}", st.limit_usd, "USD"),
+                (str(st.spent_tokens), st.limit_tokens, "tokens"),
+                (str(st.spent_calls), st.limit_calls, "calls")) if limit is not None)
+        state = "SPENT" if st.exhausted else "ok"
+        sys.stdout.write(f"{st.name}: {limits_text} this {st.period} (from {st.period_start}); "
+                         f"in flight {st.reserved_calls}; {state}, on_exceeded "
+                         f"{st.on_exceeded}\n")
+    sys.stdout.write(f"store: {data['store']}\n")
     return 0
 
 
@@ -413,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system")
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--stream", action="store_true")
+    p.add_argument("--usage", action="store_true",
+                   help="print the token/spend tally for this call on stderr (as in 0.2.0)")
     _routing_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_complete)
@@ -448,9 +504,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ab-key", default=None)
     p.add_argument("--meta", action="append", help="metadata KEY=VALUE (repeatable)")
     p.add_argument("--down", action="append", help="treat this destination as down")
+    p.add_argument("--label", default=None,
+                   help="the classifier label to assume (explain calls no model)")
     _routing_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_policy_explain)
+
+    bud = sub.add_parser("budget", parents=[common], help="cloud budgets shared by instances")
+    bsub = bud.add_subparsers(dest="budget_cmd", required=True)
+    p = bsub.add_parser("status", parents=[common],
+                        help="spent, reserved and left of every budget this period")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_budget_status)
 
     aud = sub.add_parser("audit", help="read the audit log")
     asub = aud.add_subparsers(dest="audit_cmd", required=True)
