@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import bisect
 import contextvars
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
@@ -42,6 +44,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ...audit.record import AuditRecord
 
+log = logging.getLogger("llm_localfirst")
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics", "RequestClock"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -113,6 +116,8 @@ class ProxyMetrics:
         self.reloads: defaultdict[str, int] = defaultdict(int)
         self.fail_closed = 0
         self.in_flight = 0
+        #: Reads every policy budget's current period (set by ``create_app``).
+        self.budgets: Callable[[], list[Any]] | None = None
         self.total = _Histogram(_LATENCY_BUCKETS)
         self.upstream = _Histogram(_LATENCY_BUCKETS)
         self.overhead = _Histogram(_OVERHEAD_BUCKETS)
@@ -196,6 +201,37 @@ class ProxyMetrics:
         yield self.overhead.family(p + "overhead_seconds", "Latency the proxy and router add: "
                                    "total minus upstream (streams: time to first byte minus "
                                    "upstream time to first chunk).", "endpoint")
+        yield from self._budget_gauges(p)
+
+    def _budget_gauges(self, p: str) -> Iterator[Metric]:
+        """Spend and what is left of each policy budget (read from the shared store)."""
+        states = []
+        if self.budgets is not None:
+            try:
+                states = self.budgets()
+            except Exception as exc:  # a scrape must not fail on a store hiccup
+                log.warning("budget gauges unavailable (%s)", type(exc).__name__)
+        families = {
+            name: GaugeMetricFamily(p + name, doc, labels=["budget", "period"])
+            for name, doc in (
+                ("budget_spent_usd", "Settled cloud spend this period, USD."),
+                ("budget_reserved_usd", "Cloud spend reserved (instances' leases and calls in flight), USD."),
+                ("budget_remaining_usd", "USD left of the budget this period."),
+                ("budget_spent_tokens", "Settled cloud tokens this period."),
+                ("budget_remaining_tokens", "Tokens left of the budget this period."),
+                ("budget_spent_calls", "Settled cloud calls this period."),
+                ("budget_remaining_calls", "Calls left of the budget this period."))}
+        for st in states:
+            labels = [st.name, st.period]
+            remaining = st.remaining
+            families["budget_spent_usd"].add_metric(labels, st.spent_micros / 1e6)
+            families["budget_reserved_usd"].add_metric(labels, st.reserved_micros / 1e6)
+            families["budget_spent_tokens"].add_metric(labels, st.spent_tokens)
+            families["budget_spent_calls"].add_metric(labels, st.spent_calls)
+            for unit in ("usd", "tokens", "calls"):
+                if remaining[unit] is not None:
+                    families[f"budget_remaining_{unit}"].add_metric(labels, remaining[unit])
+        yield from families.values()
 
     @staticmethod
     def _counter(name: str, documentation: str, label: str,
