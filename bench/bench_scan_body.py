@@ -18,27 +18,70 @@ import orjson
 from llm_localfirst import Request, Router
 from llm_localfirst.policy import policy_from_data
 
-POLICY = policy_from_data({"version": 1, "destinations": {"local": {
-    "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m",
-    "locality": "local"}}, "default": {"to": ["local"]}}, source="<bench>")
+POLICY = policy_from_data(
+    {
+        "version": 1,
+        "destinations": {
+            "local": {
+                "provider": "openai",
+                "base_url": "http://127.0.0.1:9/v1",
+                "model": "m",
+                "locality": "local",
+            }
+        },
+        "default": {"to": ["local"]},
+    },
+    source="<bench>",
+)
 
 
 def body(size: int = 8 * 1024) -> dict[str, object]:
-    turn = ("The quarterly report shows revenue up 4% on last year, with costs flat; "
-            "the board asks for a summary of the risks and a plan for the next quarter. ")
-    messages: list[dict[str, object]] = [{"role": "system", "content": "You are a careful analyst."}]
-    tools = [{"type": "function", "function": {
-        "name": f"tool_{i}", "description": "Look up a figure in the finance database.",
-        "parameters": {"type": "object", "properties": {
-            "metric": {"type": "string", "description": "Which metric"},
-            "quarter": {"type": "string", "enum": ["Q1", "Q2", "Q3", "Q4"]}},
-            "required": ["metric"]}}} for i in range(4)]
+    turn = (
+        "The quarterly report shows revenue up 4% on last year, with costs flat; "
+        "the board asks for a summary of the risks and a plan for the next quarter. "
+    )
+    messages: list[dict[str, object]] = [
+        {"role": "system", "content": "You are a careful analyst."}
+    ]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": f"tool_{i}",
+                "description": "Look up a figure in the finance database.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "metric": {"type": "string", "description": "Which metric"},
+                        "quarter": {"type": "string", "enum": ["Q1", "Q2", "Q3", "Q4"]},
+                    },
+                    "required": ["metric"],
+                },
+            },
+        }
+        for i in range(4)
+    ]
     out: dict[str, object] = {
-        "model": "auto", "messages": messages, "tools": tools, "user": "team-finance",
-        "metadata": {"app": "reports", "env": "prod"}, "stop": ["END"],
-        "response_format": {"type": "json_schema", "json_schema": {"name": "summary", "schema": {
-            "type": "object", "properties": {"risks": {"type": "array", "items": {
-                "type": "string"}}, "plan": {"type": "string"}}}}}}
+        "model": "auto",
+        "messages": messages,
+        "tools": tools,
+        "user": "team-finance",
+        "metadata": {"app": "reports", "env": "prod"},
+        "stop": ["END"],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "summary",
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "risks": {"type": "array", "items": {"type": "string"}},
+                        "plan": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
     i = 0
     while len(orjson.dumps(out)) < size:
         role = "user" if i % 2 == 0 else "assistant"
@@ -61,8 +104,10 @@ def main() -> None:
             router.assess_content(request)
             samples.append((time.perf_counter() - started) * 1e6)
         samples.sort()
-        print(f"{label:24} body {size} B: median {statistics.median(samples):7.1f} us, "
-              f"p95 {samples[int(len(samples) * 0.95)]:7.1f} us")
+        print(
+            f"{label:24} body {size} B: median {statistics.median(samples):7.1f} us, "
+            f"p95 {samples[int(len(samples) * 0.95)]:7.1f} us"
+        )
     router.close()
 
 

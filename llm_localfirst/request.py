@@ -124,6 +124,13 @@ def check_content_parts(content: Any, where: str) -> None:
                     "NoneType", "null"), param=f"{where}.content[{j}]")
 
 
+def _has_content(content: Any) -> bool:
+    """Text that is not blank, or any content part (an image alone is a prompt)."""
+    if isinstance(content, list):
+        return bool(content)
+    return bool(_text_of(content).strip())
+
+
 def message_text(message: Message) -> str:
     """A message's content plus the tool-call arguments it carries: all of it is prompt text."""
     text = _text_of(message.get("content"))
@@ -239,11 +246,11 @@ class Request:
                 check_content_parts(m.get("content"), f"messages[{i}]")
                 msgs.append(m)
         if prompt is not None or source is not None:
-            body = prompt or ""
+            text = prompt or ""
             if source is not None:
-                body = f"{body}\n\n<source>\n{source}\n</source>" if body else source
-            msgs.append({"role": "user", "content": body})
-        if not allow_empty and not any(_text_of(m.get("content")).strip() for m in msgs):
+                text = f"{text}\n\n<source>\n{source}\n</source>" if text else source
+            msgs.append({"role": "user", "content": text})
+        if not allow_empty and not any(_has_content(m.get("content")) for m in msgs):
             raise InvalidRequest("the prompt is empty: give a prompt, a source or messages",
                                  param="prompt")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):

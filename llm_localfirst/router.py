@@ -102,10 +102,13 @@ class Router:
 
     Args:
         policy: The validated policy.
-        settings: Settings (probe TTL, limits, audit location).
-        audit: An audit store; by default the one ``LF_AUDIT_URL`` names.
+        settings: Settings (probe TTL, limits, audit location). When omitted, the
+            defaults: the constructor reads no environment and no ``.env``
+            (:meth:`from_env` does).
+        audit: An audit store; by default the one ``settings.audit_url`` names (else
+            SQLite in the platform data directory).
         provider_factory: Builds a provider for a destination (tests inject fakes).
-        probe_ttl: Seconds a reachability probe stays fresh (default ``LF_PROBE_TTL``).
+        probe_ttl: Seconds a reachability probe stays fresh (default ``settings.probe_ttl``).
         policy_source: Where the policy came from, for ``doctor``.
     """
 
@@ -160,7 +163,9 @@ class Router:
 
     @classmethod
     def from_policy(cls, path: str | Path, **kwargs: Any) -> Router:
-        """Build from a YAML policy file.
+        """Build from a YAML policy file (other arguments as the constructor's).
+
+        Reads no environment: pass ``settings=Settings.load()`` to apply ``LF_*``.
 
         Raises:
             PolicyError: the file is missing or invalid.
@@ -736,7 +741,7 @@ class Router:
             if isinstance(result, ChatResult):
                 out.tokens_in, out.tokens_out = result.input_tokens, result.output_tokens
                 out.completion_chars = len(result.text)
-            return result, out.decision, audit_id
+            return result, out.decision or decision, audit_id
         except asyncio.CancelledError as exc:
             out.outcome, out.error = "cancelled", exc
             raise
@@ -999,6 +1004,7 @@ class Router:
         """Close providers (in this loop) and flush the audit log."""
         for provider in [*self.providers.values(), *self._retired]:
             await provider.aclose()
+        self.spend.close()  # settled spend written back, budget leases handed back
         self._close_writer()
 
     def close(self) -> None:
@@ -1010,6 +1016,7 @@ class Router:
                 except (RuntimeError, TimeoutError):
                     log.debug("provider close failed")
             self._loop.stop()
+        self.spend.close()  # settled spend written back, budget leases handed back
         self._close_writer()
 
     def _close_writer(self) -> None:

@@ -15,13 +15,17 @@ from llm_localfirst.sensitivity.taint import message_digests
 from llm_localfirst.testing import FakeUpstream
 from tests.server.test_proxy_egress import TURN_1, cloud_first
 
-TURN_2 = [*TURN_1, {"role": "assistant", "content": "Understood."},
-          {"role": "user", "content": "Summarise   what I said."}]
+TURN_2 = [
+    *TURN_1,
+    {"role": "assistant", "content": "Understood."},
+    {"role": "user", "content": "Summarise   what I said."},
+]
 
 
 @pytest.fixture
-def routers(tmp_path: Path, fake_local: FakeUpstream,
-            fake_cloud: FakeUpstream) -> Iterator[tuple[Router, Router]]:
+def routers(
+    tmp_path: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> Iterator[tuple[Router, Router]]:
     """Two routers (two instances) sharing one SQLite audit file."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     policy = cloud_first(fake_local, fake_cloud)
@@ -42,8 +46,8 @@ def test_digests_are_normalised_hex_and_skip_system_messages() -> None:
 
 
 def test_a_resent_history_stays_sensitive_on_another_instance_and_fails_closed(
-        routers: tuple[Router, Router], fake_local: FakeUpstream,
-        fake_cloud: FakeUpstream) -> None:
+    routers: tuple[Router, Router], fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     first, second = routers
     turn_1 = first.complete(messages=TURN_1, headers={"x-lf-sensitive": "true"})
     assert turn_1.decision.target == "local"
@@ -54,18 +58,24 @@ def test_a_resent_history_stays_sensitive_on_another_instance_and_fails_closed(
     assert fake_cloud.model_calls() == []
 
 
-def test_an_unrelated_conversation_is_not_tainted(routers: tuple[Router, Router],
-                                                  fake_cloud: FakeUpstream) -> None:
+def test_an_unrelated_conversation_is_not_tainted(
+    routers: tuple[Router, Router], fake_cloud: FakeUpstream
+) -> None:
     first, second = routers
     first.complete(messages=TURN_1, sensitive=True)
-    other = second.complete(messages=[{"role": "system", "content": "You are helpful."},
-                                      {"role": "user", "content": "What is 2 + 2?"}])
+    other = second.complete(
+        messages=[
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": "What is 2 + 2?"},
+        ]
+    )
     assert other.decision.target == "cloud" and not other.decision.sensitive
     assert len(fake_cloud.model_calls()) == 1
 
 
-def test_a_sensitive_session_stays_sensitive(routers: tuple[Router, Router],
-                                             fake_cloud: FakeUpstream) -> None:
+def test_a_sensitive_session_stays_sensitive(
+    routers: tuple[Router, Router], fake_cloud: FakeUpstream
+) -> None:
     first, second = routers
     first.complete("the first turn", sensitive=True, session="conv-1")
     later = second.complete("a brand new question", session="conv-1")
@@ -76,13 +86,15 @@ def test_a_sensitive_session_stays_sensitive(routers: tuple[Router, Router],
     assert len(fake_cloud.model_calls()) == 1
 
 
-def test_the_taint_expires_after_its_ttl(tmp_path: Path, fake_local: FakeUpstream,
-                                         fake_cloud: FakeUpstream) -> None:
+def test_the_taint_expires_after_its_ttl(
+    tmp_path: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     clock = [1000.0]
     store: Any = open_store(f"sqlite:///{tmp_path / 'ttl.db'}", data_dir=tmp_path)
     store._clock = lambda: clock[0]
-    with Router(cloud_first(fake_local, fake_cloud, taint_ttl_s=60), audit=store,
-                probe_ttl=0.001) as router:
+    with Router(
+        cloud_first(fake_local, fake_cloud, taint_ttl_s=60), audit=store, probe_ttl=0.001
+    ) as router:
         router.complete(messages=TURN_1, sensitive=True)
         assert router.decide(messages=TURN_2).sensitive_reasons == ("taint",)
         clock[0] += 61
@@ -90,13 +102,13 @@ def test_the_taint_expires_after_its_ttl(tmp_path: Path, fake_local: FakeUpstrea
 
 
 def test_a_taint_lookup_that_fails_makes_the_request_sensitive(
-        fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: Any) -> None:
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: Any
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> str | None:
         raise RuntimeError("store down")
 
     memory_audit.taint_match = broken
-    with Router(cloud_first(fake_local, fake_cloud), audit=memory_audit,
-                probe_ttl=0.001) as router:
+    with Router(cloud_first(fake_local, fake_cloud), audit=memory_audit, probe_ttl=0.001) as router:
         answer = router.complete("hello")
     assert answer.decision.target == "local"
     assert answer.decision.sensitive_reasons == ("taint_error",)

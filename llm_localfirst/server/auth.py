@@ -152,9 +152,14 @@ class RequestGuard:
         allowed_origins: Extra accepted origins (``scheme://name[:port]``).
     """
 
-    def __init__(self, *, host: str | None = None, port: int | None = None,
-                 allowed_hosts: Sequence[str] = (), allowed_origins: Sequence[str] = ()
-                 ) -> None:
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        allowed_hosts: Sequence[str] = (),
+        allowed_origins: Sequence[str] = (),
+    ) -> None:
         self._port = port
         names: set[str] = set()
         pairs: set[tuple[str, int | None]] = set()
@@ -170,19 +175,26 @@ class RequestGuard:
                 pairs.add(split)
         self._names = frozenset(names)
         self._pairs = frozenset(pairs)
-        self._origins = frozenset(o.strip().rstrip("/").lower() for o in allowed_origins
-                                  if o.strip())
+        self._origins = frozenset(
+            o.strip().rstrip("/").lower() for o in allowed_origins if o.strip()
+        )
 
     @classmethod
-    def from_settings(cls, settings: object, *, host: str | None = None,
-                      port: int | None = None) -> RequestGuard:
+    def from_settings(
+        cls, settings: object, *, host: str | None = None, port: int | None = None
+    ) -> RequestGuard:
         """A guard from ``LF_ALLOWED_HOSTS``, ``LF_ALLOWED_ORIGINS`` and ``LF_CORS_ORIGINS``."""
+
         def listed(name: str) -> list[str]:
             raw = getattr(settings, name, "") or ""
             return [v.strip() for v in str(raw).split(",") if v.strip()]
 
-        return cls(host=host, port=port, allowed_hosts=listed("allowed_hosts"),
-                   allowed_origins=[*listed("allowed_origins"), *listed("cors_origins")])
+        return cls(
+            host=host,
+            port=port,
+            allowed_hosts=listed("allowed_hosts"),
+            allowed_origins=[*listed("allowed_origins"), *listed("cors_origins")],
+        )
 
     def check(self, raw_headers: Iterable[tuple[bytes, bytes]]) -> None:
         """Check an ASGI request's headers.
@@ -205,17 +217,21 @@ class RequestGuard:
         if count > MAX_HEADERS or size > MAX_HEADER_BYTES:
             raise HeadersTooLarge(
                 f"request headers are too large (limits: {MAX_HEADERS} headers, "
-                f"{MAX_HEADER_BYTES} bytes)")
+                f"{MAX_HEADER_BYTES} bytes)"
+            )
         host_text = host.decode("latin-1").strip() if host is not None else None
         if host_text is not None and not self._host_allowed(host_text):
             raise MisdirectedRequest(
                 "the Host header does not name this server; add the name to "
-                "LF_ALLOWED_HOSTS if it should")
-        if origin is not None and not self._origin_allowed(origin.decode("latin-1").strip(),
-                                                           host_text):
+                "LF_ALLOWED_HOSTS if it should"
+            )
+        if origin is not None and not self._origin_allowed(
+            origin.decode("latin-1").strip(), host_text
+        ):
             raise ForbiddenOrigin(
                 "requests from this browser origin are not allowed; add it to "
-                "LF_ALLOWED_ORIGINS if it should be")
+                "LF_ALLOWED_ORIGINS if it should be"
+            )
 
     def _host_allowed(self, value: str) -> bool:
         split = _split_host(value)
@@ -248,4 +264,5 @@ def require_json(content_type: bytes | None) -> None:
     media = (content_type or b"").split(b";", 1)[0].strip().lower()
     if media != b"application/json":
         raise UnsupportedMediaType(
-            "model endpoints accept only 'Content-Type: application/json' bodies")
+            "model endpoints accept only 'Content-Type: application/json' bodies"
+        )

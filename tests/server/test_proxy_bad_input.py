@@ -176,7 +176,8 @@ def test_header_injection_never_reaches_routing_or_upstream(proxy: LiveProxy,
                                                             injected: bytes) -> None:
     body = b'{"messages": [{"role": "user", "content": "hi"}]}'
     port = int(proxy.url.rsplit(":", 1)[1])
-    head = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
+            b"content-type: application/json\r\n"
             + injected + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
     answer = raw_request(port, head, body)
     status = int(answer.split(b" ", 2)[1]) if answer else 400
@@ -209,7 +210,8 @@ def test_unknown_paths_and_methods_answer_in_the_error_shape(proxy: LiveProxy) -
 def test_a_client_that_leaves_before_its_body_arrives_is_audited(proxy: LiveProxy) -> None:
     port = int(proxy.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
+                     b"content-type: application/json\r\n"
                      b"content-length: 1000\r\n\r\n{\"messages\": [")
     proxy.router.flush(10)
     with AuditRowsArrive(proxy) as rows:
@@ -313,7 +315,8 @@ def test_a_client_disconnect_mid_stream_cancels_upstream_and_is_audited(
     port = int(proxy.url.rsplit(":", 1)[1])
     body = b'{"stream": true, "messages": [{"role": "user", "content": "go on"}]}'
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: "
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
+                     b"content-type: application/json\r\ncontent-length: "
                      + str(len(body)).encode() + b"\r\n\r\n" + body)
         received = b""
         while b"first" not in received:

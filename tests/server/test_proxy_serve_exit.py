@@ -15,14 +15,24 @@ from tests.server.conftest import ONE_LOCAL_POLICY
 STARTED = "Application startup complete"
 
 
-def test_serve_exits_0_after_a_clean_sigterm_shutdown(tmp_path: Path,
-                                                      fake_local: FakeUpstream) -> None:
+def test_serve_exits_0_after_a_clean_sigterm_shutdown(
+    tmp_path: Path, fake_local: FakeUpstream
+) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(ONE_LOCAL_POLICY.format(name="local", url=fake_local.base_url))
-    command = [sys.executable, "-c", "import sys; from llm_localfirst.cli import main; "
-               "sys.exit(main())", "serve", "--policy", str(policy), "--port", "0"]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            text=True, cwd=tmp_path)
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from llm_localfirst.cli import main; sys.exit(main())",
+        "serve",
+        "--policy",
+        str(policy),
+        "--port",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path
+    )
     lines: queue.Queue[str] = queue.Queue()
 
     def read() -> None:

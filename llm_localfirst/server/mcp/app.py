@@ -247,6 +247,7 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
     import anyio
 
     from ...router import Router
+    from .stdio import run_stdio
 
     # No router.warm() here: importing a cloud SDK would delay `initialize` by ~1 s;
     # an MCP tool call can afford that once, a client waiting to connect should not.
@@ -258,7 +259,7 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
             # so in-flight requests are audited and the audit log is flushed.
             signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
-                anyio.run(_closing, router, server.run_stdio_async())
+                anyio.run(_closing, router, run_stdio(server))
             except KeyboardInterrupt:
                 router.close()
                 sys.stderr.flush()

@@ -30,8 +30,8 @@ from ...errors import (
     UpstreamTimeout,
     UsageError,
 )
-from ..auth import ForbiddenOrigin, HeadersTooLarge, MisdirectedRequest, UnsupportedMediaType
 from ...request import MAX_TAGS, TAG_PATTERN, Kind, Message, check_content_parts
+from ..auth import ForbiddenOrigin, HeadersTooLarge, MisdirectedRequest, UnsupportedMediaType
 
 __all__ = [
     "NO_RETRY_HEADER",
