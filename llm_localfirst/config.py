@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from .audit.factory import default_data_dir
 from .errors import ConfigError
 from .policy import ALL_DETECTORS, Policy, policy_from_data
+from .request import DEFAULT_MAX_INPUT_CHARS
 
 __all__ = ["Settings", "default_data_dir", "policy_from_settings"]
 
@@ -58,7 +59,7 @@ class Settings(BaseModel):
     data_dir: Path | None = None
     audit_url: str | None = None
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    max_input_chars: int = Field(default=4_000_000, ge=1)
+    max_input_chars: int = Field(default=DEFAULT_MAX_INPUT_CHARS, ge=1)
     proxy_keys: SecretStr | None = None
     admin_token: SecretStr | None = None
     mcp_token: SecretStr | None = None
