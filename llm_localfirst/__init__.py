@@ -20,7 +20,9 @@ from .errors import (
     PolicyError,
     PrivacyViolation,
     RoutingError,
+    UnsupportedEndpoint,
     UpstreamError,
+    UpstreamTimeout,
     UsageError,
 )
 from .policy import Policy, load_policy, parse_policy
@@ -54,7 +56,9 @@ __all__ = [
     "RoutingError",
     "Settings",
     "StreamChunk",
+    "UnsupportedEndpoint",
     "UpstreamError",
+    "UpstreamTimeout",
     "Usage",
     "UsageError",
     "Worker",
