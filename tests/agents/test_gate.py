@@ -76,7 +76,7 @@ def leaky_local(fake_local: FakeUpstream) -> FakeUpstream:
     return fake_local
 
 
-def test_the_worker_returns_a_redacted_answer_and_audits_kinds_and_counts_only(
+def test_invariant_the_answer_passes_the_outbound_gate_and_only_kinds_are_audited(
     small_router: Router, leaky_local: FakeUpstream, delegation_rows: Rows
 ) -> None:
     result = Worker(small_router).run("Summarize the customer file", source="customer file")

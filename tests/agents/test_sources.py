@@ -310,3 +310,53 @@ def test_lf_worker_roots_is_read_by_from_env_style_settings(
         assert Worker(router).run("x", paths=["notes.md"]).files == ("notes.md",)
     finally:
         router.close()
+
+
+# ------------------------------------------------------------------ invariant
+
+_PARTS = [
+    "..",
+    ".",
+    "contracts",
+    "acme.txt",
+    "link.txt",
+    "linkdir",
+    "private.txt",
+    "outside",
+    "*",
+    "**",
+    "*.txt",
+    "notes.md",
+    "root",
+]
+
+
+def test_invariant_the_worker_reads_only_inside_allowed_roots(tmp_path: Path) -> None:
+    """Any path a director can write either is refused or yields files inside a root."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    root = tmp_path / "root"
+    (root / "contracts").mkdir(parents=True)
+    (root / "notes.md").write_text("n", encoding="utf-8")
+    (root / "contracts" / "acme.txt").write_text("a", encoding="utf-8")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.txt").write_text("p", encoding="utf-8")
+    (root / "link.txt").symlink_to(outside / "private.txt")
+    (root / "linkdir").symlink_to(outside)
+    roots = Roots.of([root])
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(parts=st.lists(st.sampled_from(_PARTS), min_size=1, max_size=5), absolute=st.booleans())
+    def check(parts: list[str], absolute: bool) -> None:
+        path = os.path.join(str(tmp_path) if absolute else "", *parts)
+        try:
+            found = collect([path], roots, max_files=100, max_bytes=10_000)
+        except SourceRefused:
+            return
+        for file in found:
+            assert file.real.is_relative_to(root.resolve()), (path, file.real)
+            assert "private" not in file.real.name
+
+    check()
