@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llm_localfirst.health import Health, http_probe
-from llm_localfirst.registry import Destination
+from llm_localfirst.registry import Destination, TrustedHosts
 from llm_localfirst.testing import FakeUpstream
 
 
@@ -100,27 +102,50 @@ def test_the_http_probe_speaks_to_a_real_server_and_reports_refusal() -> None:
 
 
 def test_a_cloud_destination_without_its_key_is_not_configured_and_local_ones_need_none(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from llm_localfirst.health import missing_credentials
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no Anthropic SDK profile directory
     cases = {
         "haiku": ({"provider": "anthropic", "model": "claude-haiku-4-5"}, "ANTHROPIC_API_KEY"),
         "gpt": ({"provider": "openai", "model": "gpt-4o-mini"}, "OPENAI_API_KEY"),
-        "openai": ({"provider": "openai", "model": "m", "base_url": "https://api.openai.com/v1"},
-                   "OPENAI_API_KEY"),
-        "named": ({"provider": "openai", "model": "m", "base_url": "https://gw.example/v1",
-                   "api_key_env": "GW_KEY"}, "GW_KEY"),
-        "gateway": ({"provider": "openai", "model": "m", "base_url": "https://gw.example/v1"},
-                    None),
-        "local": ({"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1",
-                   "locality": "local", "api_key_env": "LOCAL_KEY"}, None),
+        "openai": (
+            {"provider": "openai", "model": "m", "base_url": "https://api.openai.com/v1"},
+            "OPENAI_API_KEY",
+        ),
+        "named": (
+            {
+                "provider": "openai",
+                "model": "m",
+                "base_url": "https://gw.example/v1",
+                "api_key_env": "GW_KEY",
+            },
+            "GW_KEY",
+        ),
+        "gateway": (
+            {"provider": "openai", "model": "m", "base_url": "https://gw.example/v1"},
+            None,
+        ),
+        "local": (
+            {
+                "provider": "openai",
+                "model": "m",
+                "base_url": "http://127.0.0.1:1/v1",
+                "locality": "local",
+                "api_key_env": "LOCAL_KEY",
+            },
+            None,
+        ),
     }
     for name, (fields, wanted) in cases.items():
         dest = Destination(name=name, **fields)
         why = missing_credentials(dest, {})
-        assert why == (None if wanted is None else
-                       f"not configured: set {wanted} (no API key in the environment)"), name
+        assert why == (
+            None
+            if wanted is None
+            else f"not configured: set {wanted} (no API key in the environment)"
+        ), name
         if wanted is not None:
             assert missing_credentials(dest, {wanted: "k"}) is None
     haiku = Destination(name="haiku", provider="anthropic", model="claude-haiku-4-5")
@@ -130,8 +155,9 @@ def test_a_cloud_destination_without_its_key_is_not_configured_and_local_ones_ne
 def test_health_reports_a_keyless_destination_as_down_but_keeps_it_routable() -> None:
     from llm_localfirst.health import missing_credentials
 
-    cloud = Destination(name="cloud", provider="openai", model="gpt-4o-mini",
-                        api_key_env="LF_TEST_ABSENT_KEY")
+    cloud = Destination(
+        name="cloud", provider="openai", model="gpt-4o-mini", api_key_env="LF_TEST_ABSENT_KEY"
+    )
 
     async def never(dest: Destination) -> tuple[bool, str]:
         raise AssertionError("cloud destinations are not probed")
@@ -141,3 +167,28 @@ def test_health_reports_a_keyless_destination_as_down_but_keeps_it_routable() ->
     snap = health.snapshot()["cloud"]
     assert snap["up"] is False and snap["configured"] is False
     assert str(snap["detail"]).startswith("not configured: set LF_TEST_ABSENT_KEY")
+
+
+def test_the_http_probe_connects_only_to_a_vetted_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+    answer = {"gpu.lan": "127.0.0.1"}
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return real_getaddrinfo(answer.get(host, host), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    trusted = TrustedHosts.parse(["gpu.lan"])
+    with FakeUpstream() as fake:
+        d = Destination(
+            name="gpu",
+            provider="openai",
+            model="m",
+            locality="local",
+            base_url=f"http://gpu.lan:{fake.port}/v1",
+        )
+        assert asyncio.run(http_probe(d, trusted=trusted)) == (True, "answered 200")
+        answer["gpu.lan"] = "8.8.8.8"
+        up, detail = asyncio.run(http_probe(d, trusted=trusted))
+    assert not up and "8.8.8.8" in detail and "not local" in detail
