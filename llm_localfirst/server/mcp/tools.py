@@ -6,7 +6,11 @@ argument schemas with per-argument descriptions, output schemas
 (:class:`RouteOutput`, :class:`CompleteOutput`, :class:`DelegateOutput`), progress
 notifications for long worker runs, and :func:`tool_error`, the one place where a
 ``LocalFirstError`` becomes an MCP tool error (``isError``) the model can read and
-act on.
+act on. ``delegate_to_worker``'s arguments are
+:class:`~llm_localfirst.agents.arguments.DelegateArgs`, the model every face
+shares; when a call names ``paths``, the client's roots (the folders it shares) are
+asked through the SDK's ``ListRoots`` resolver and added to ``LF_WORKER_ROOTS`` and
+the policy's ``worker.roots``.
 
 Auditing: ``route`` writes a dry-run row (face ``mcp``, endpoint ``route``);
 ``complete`` is audited by the router (face ``mcp``, endpoint ``complete``);
