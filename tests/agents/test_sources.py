@@ -360,3 +360,14 @@ def test_invariant_the_worker_reads_only_inside_allowed_roots(tmp_path: Path) ->
             assert "private" not in file.real.name
 
     check()
+
+
+@pytest.mark.parametrize(("module", "name"), [("pypdf", "a.pdf"), ("docx", "a.docx")])
+def test_a_missing_document_reader_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, module: str, name: str
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    with pytest.raises(UnreadableDocument, match=r"pip install 'llm-localfirst\[documents\]'"):
+        read_document(name, b"%PDF-1.4")
