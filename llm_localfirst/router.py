@@ -570,7 +570,8 @@ class Router:
         while the request is in flight cannot change where it may go. On success
         ``out.decision`` names the destination that answered.
         """
-        policy, providers = self.policy, self.providers
+        # Read together, before any await: the trusted networks parsed once per policy.
+        policy, providers, trusted = self.policy, self.providers, self.health.trusted
         last: AttemptFailed | None = None
         unsupported: UnsupportedEndpoint | None = None
         chain = list(decision.chain)  # a spent budget may append the local chain
@@ -579,7 +580,7 @@ class Router:
             locality = "local" if dest.is_local else "cloud"
             # A local-only request (the worker) is pinned local like a sensitive one.
             ticket = egress_guard(dest, sensitive=decision.sensitive or bool(request.local_only),
-                                  trusted=policy.trusted)
+                                  trusted=trusted)
             started = time.perf_counter()
             provider: Provider | None = None
             try:
