@@ -24,6 +24,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -149,15 +150,21 @@ class Ledger:
 
     Every :class:`~llm_localfirst.Router` keeps one (``router.ledger``). It is a guard
     rail for one process; budgets shared across instances live in the audit store
-    (see :class:`BudgetGate`).
+    (see :mod:`llm_localfirst.budget_gate`). It keeps totals per destination, so a
+    long-running server's ledger does not grow; :attr:`records` holds the most recent
+    calls only.
 
     Args:
         prices: Destination name -> :class:`Price`.
+        keep: How many recent :class:`CallRecord` to keep in :attr:`records`.
     """
 
-    def __init__(self, prices: Mapping[str, Price] | None = None) -> None:
+    def __init__(self, prices: Mapping[str, Price] | None = None, *, keep: int = 1000) -> None:
         self.prices: dict[str, Price] = dict(prices or {})
-        self._records: list[CallRecord] = []
+        self._recent: deque[CallRecord] = deque(maxlen=keep)
+        # (destination, target) -> [calls, input tokens, output tokens, unpriced calls]
+        self._totals: dict[tuple[str, str], list[int]] = {}
+        self._costs: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def record(self, model: Any, usage: Usage, *, target: str | None = None) -> CallRecord:
@@ -173,47 +180,59 @@ class Ledger:
         price = self.prices.get(name)
         record = CallRecord(name, where, usage, price.cost(usage) if price else None)
         with self._lock:
-            self._records.append(record)
+            self._recent.append(record)
+            row = self._totals.setdefault((name, where), [0, 0, 0, 0])
+            row[0] += 1
+            row[1] += usage.input_tokens
+            row[2] += usage.output_tokens
+            if record.cost is None:
+                row[3] += 1
+            else:
+                self._costs[name, where] = self._costs.get((name, where), 0.0) + record.cost
         return record
 
     def reset(self) -> None:
-        """Drop every record; prices are configuration and are kept."""
+        """Drop every record and total; prices are configuration and are kept."""
         with self._lock:
-            self._records.clear()
+            self._recent.clear()
+            self._totals.clear()
+            self._costs.clear()
 
     @property
     def records(self) -> list[CallRecord]:
-        """A copy of every record, oldest first."""
+        """The most recent calls (up to ``keep``), oldest first."""
         with self._lock:
-            return list(self._records)
+            return list(self._recent)
 
-    def _select(self, target: str | None) -> list[CallRecord]:
-        return [r for r in self.records if target is None or r.target == target]
+    def _rows(self, target: str | None) -> list[tuple[tuple[str, str], list[int]]]:
+        with self._lock:
+            return [
+                (k, list(v)) for k, v in self._totals.items() if target is None or k[1] == target
+            ]
 
     def calls(self, target: str | None = None) -> int:
         """Calls accounted (``"local"``, ``"cloud"`` or all)."""
-        return len(self._select(target))
+        return sum(row[0] for _, row in self._rows(target))
 
     def tokens(self, target: str | None = None) -> Usage:
         """Tokens accounted (``"local"``, ``"cloud"`` or all)."""
-        total = Usage()
-        for record in self._select(target):
-            total = total + record.usage
-        return total
+        rows = self._rows(target)
+        return Usage(sum(r[1] for _, r in rows), sum(r[2] for _, r in rows))
 
     def cost(self, target: str | None = None) -> float:
         """USD spent on priced calls; see :meth:`unpriced_calls` for the rest."""
-        return sum(r.cost for r in self._select(target) if r.cost is not None)
+        with self._lock:
+            return sum(v for k, v in self._costs.items() if target is None or k[1] == target)
 
     def unpriced_calls(self, target: str | None = None) -> int:
         """Calls to destinations with no price (unknown cost, never counted as free)."""
-        return sum(1 for r in self._select(target) if r.cost is None)
+        return sum(row[3] for _, row in self._rows(target))
 
     def by_model(self) -> dict[str, Usage]:
         """Tokens per destination."""
         totals: dict[str, Usage] = {}
-        for r in self.records:
-            totals[r.model] = totals.get(r.model, Usage()) + r.usage
+        for (name, _), row in self._rows(None):
+            totals[name] = totals.get(name, Usage()) + Usage(row[1], row[2])
         return totals
 
     def snapshot(self) -> dict[str, Any]:
