@@ -264,3 +264,23 @@ def test_policy_explain_shows_the_effect_of_a_given_label(
     assert main(["policy", "explain", str(path), "--prompt", "x"]) == 0
     assert "asks the local model 'local'" in capsys.readouterr().out
     assert not local.model_calls()  # explain never calls a model
+
+
+def test_identical_content_arriving_together_asks_the_model_once() -> None:
+    calls = 0
+
+    async def slow(text: str) -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)  # yield so that the others arrive while this one runs
+        return "general"
+
+    clf = Classifier(slow, labels=LABELS)
+
+    async def together() -> list[Any]:
+        return list(await asyncio.gather(*(clf.classify(["same"]) for _ in range(8))))
+
+    results = asyncio.run(together())
+    assert calls == 1
+    assert {r.label for r in results} == {"general"}
+    assert sum(not r.cached for r in results) == 1

@@ -116,6 +116,7 @@ class Classifier:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._cached = {label: self._result(label, 0.0, True) for label in self.labels}
+        self._inflight: dict[tuple[int, bytes], asyncio.Future[ClassifierResult]] = {}
         # An async function, or an object whose __call__ is one.
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             type(fn).__call__
@@ -151,6 +152,31 @@ class Classifier:
         hit = self.lookup(key)
         if hit is not None:
             return hit
+        # Single flight: identical content arriving together asks the model once.
+        flight = (id(asyncio.get_running_loop()), key)
+        pending = self._inflight.get(flight)
+        if pending is not None:
+            started = time.perf_counter()
+            try:
+                first = await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this caller was cancelled
+            else:
+                ms = round((time.perf_counter() - started) * 1000, 3)
+                return ClassifierResult(first.label, ms, first.label is not None, first.reason)
+        future: asyncio.Future[ClassifierResult] = asyncio.get_running_loop().create_future()
+        self._inflight[flight] = future
+        try:
+            result = await self._ask(key, texts)
+            future.set_result(result)
+            return result
+        finally:
+            if not future.done():
+                future.cancel()  # the waiters ask the model themselves
+            self._inflight.pop(flight, None)
+
+    async def _ask(self, key: bytes, texts: Sequence[str]) -> ClassifierResult:
         started = time.perf_counter()
         reason: str
         try:
