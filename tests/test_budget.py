@@ -227,3 +227,22 @@ def test_budget_status_prints_spent_and_left_and_json(
     (state,) = json.loads(capsys.readouterr().out)["budgets"]
     assert (state["spent_calls"], state["reserved_calls"]) == (1, 0)
     assert state["remaining"]["calls"] == 4
+
+
+def test_lf_proxy_keys_names_keys_inline_or_in_a_keys_file(tmp_path: Path) -> None:
+    from llm_localfirst import ConfigError, Settings
+
+    inline = Settings.load(env_file=None, environ={"LF_PROXY_KEYS": "alice:sk-a, bob:sk-b"})
+    assert inline.proxy_named_keys() == (("alice", "sk-a"), ("bob", "sk-b"))
+    assert inline.proxy_key_list() == ("sk-a", "sk-b")
+    bare = Settings.load(env_file=None, environ={"LF_PROXY_KEYS": "sk-1,sk-2"})
+    assert bare.proxy_named_keys() == (("key1", "sk-1"), ("key2", "sk-2"))
+    keys = tmp_path / "keys"
+    keys.write_text("# team keys\nalice: sk-a\n\ncarol:sk-c  # on call\n")
+    for value in (f"@{keys}", str(keys)):
+        from_file = Settings.load(env_file=None, environ={"LF_PROXY_KEYS": value})
+        assert from_file.proxy_named_keys() == (("alice", "sk-a"), ("carol", "sk-c"))
+    assert "sk-a" not in repr(from_file)
+    twice = Settings.load(env_file=None, environ={"LF_PROXY_KEYS": "a:k1,a:k2"})
+    with pytest.raises(ConfigError, match="used twice"):
+        twice.proxy_named_keys()
