@@ -27,9 +27,12 @@ _NAME_ENDS = (
 )
 
 
+# Names shorter than the four characters of _NAME_ENDS, which may start a text.
+_SHORT_NAMES = ("pw", "pwd", "mdp", "密码")
 # "password is ..." too; each more verb would cost a pass over the text.
-# ">" ends an XML element's start tag: "<password>...</password>".
-_ASSIGNMENT_OPS = (":", "=", "：", " is ", ">")
+# ">" ends an XML element's start tag: "<password>...</password>"; "|" separates a
+# Markdown table's cells: "| password | ... |".
+_ASSIGNMENT_OPS = (":", "=", "：", " is ", ">", "|")
 
 
 def _assignment(op: str, other: str = "") -> str:
@@ -42,11 +45,13 @@ def _assignment(op: str, other: str = "") -> str:
             this sweep instead of paying for its own.
     """
     if op.strip().isalpha():
-        return f"{op}(?<=(?i:{_NAME_ENDS}){op})"
+        return f"{op}(?<=(?is:{_NAME_ENDS}){op})"
     if op == ">":
-        return f">(?<=[A-Za-z\u00c0-\uffff]>)(?<=(?i:{_NAME_ENDS})>)(?=[^\\s<]{{6}})"
-    o, ends = re.escape(op), f"(?i:{_NAME_ENDS})"
-    quote, space = "[\"'`\\]]", "[ \t]"
+        return f">(?<=[A-Za-z\u00c0-\uffff]>)(?<=(?is:{_NAME_ENDS})>)(?=[^\\s<]{{6}})"
+    # "s": the padding before a short name ("\npwd: ...") may be a line break.
+    o, ends = re.escape(op), f"(?is:{_NAME_ENDS})"
+    # A quote may be escaped: '{\\"password\\": ...}' is JSON inside a string.
+    quote, space = r"""["'`\\\]]""", "[ \t]"
 
     def quoted(gap: str) -> str:
         # A name in quotes ('"password"', "['password']"), ``gap``, the operator.
@@ -62,6 +67,8 @@ def _assignment(op: str, other: str = "") -> str:
         f"(?<={space}{o})(?:(?<={ends}{space}{o})|(?<={quote}{space}{o})(?:{quoted(space)}))"
         f"|(?<={quote}{o})(?:{quoted('')})"
         f"|(?<=[A-Za-z\u00c0-\uffff]{o})(?<={ends}{o})"
+        # Names shorter than four characters at the very start of the text.
+        + "".join(f"|(?<=\\A(?i:{n}){gap}{o})" for n in _SHORT_NAMES for gap in ("", " "))
     )
     if other:
         return f"{o}(?:{other}|{behind})"
@@ -69,8 +76,8 @@ def _assignment(op: str, other: str = "") -> str:
 
 
 _ASSIGNED_VALUE = (
-    r"""(?:=|>)?[ \t]*(?:["'`][ \t]*)?(?:(?:Bearer|Basic|Token|token)[ \t]+)?"""
-    r"""(?P<value>[^\s"'`,;<>(){}\[\]]{6,200})"""
+    r"""(?:=|>)?[ \t]*(?:\\?["'`][ \t]*)?(?:(?:Bearer|Basic|Token|token)[ \t]+)?"""
+    r"""(?P<value>[^\s"'`,;<>(){}\[\]\\]{6,200})"""
 )
 # Names of settings that hold secrets: found anywhere in the name before ":" or "="
 # ("DB_PASSWORD", "clientSecret"), as a whole word ("db_pass", "pwd"), or ending
@@ -199,7 +206,7 @@ def _name(before: str) -> tuple[int, int]:
     if end and before[end - 1] in " \t":
         end -= 1
     for _ in range(2):
-        if end and before[end - 1] in "\"'`]":
+        if end and before[end - 1] in "\"'`]\\":
             end -= 1
     start = end
     while start and (before[start - 1].isalnum() or before[start - 1] in "_.-"):
@@ -242,6 +249,34 @@ def _on_assignment(text: str, m: re.Match[str], wanted: frozenset[str]) -> Itera
 # A Markdown table's "| label | value |" too.
 _KEY_THEN_VALUE = r"ey (?<=[kK]ey )(?:\|[ \t]*)?(?=[A-Za-z0-9+/=_~.-]{20})"
 _TOKEN_THEN_VALUE = r"en (?<=[tT]oken )(?:\|[ \t]*)?(?=[A-Za-z0-9+/=_~.-]{20})"
+
+
+# "password S3cr3t!x" with no operator, as in a .netrc file or a chat message.
+_PASSWORD_THEN_VALUE = r"word (?<=(?i:password) )(?=[^\s]{6})"
+
+
+def _on_password_then_value(
+    text: str, m: re.Match[str], wanted: frozenset[str]
+) -> Iterator[Finding]:
+    value_match = _rx().assigned_value.match(text, m.end())
+    if value_match is None:
+        return
+    value = value_match.group("value").rstrip(".?!:")
+    # A password mixes in digits or symbols: "password manager" is no password.
+    if any(not c.isalpha() for c in value) and _looks_secret(value):
+        start = value_match.start("value")
+        yield Finding("secret", "password_assignment", start, start + len(value))
+
+
+# A command-line flag and its value: "--password S3cr3t!x", "--client-secret ...".
+_FLAG_THEN_VALUE = r"--(?:[a-z]+-){0,3}(?:password|passwd|pass|secret|token)[ \t]+(?=[^\s-])"
+
+
+def _on_flag(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
+    value_match = _rx().assigned_value.match(text, m.end())
+    if value_match and _looks_secret(value := value_match.group("value").rstrip(".?!:")):
+        start = value_match.start("value")
+        yield Finding("secret", "password_assignment", start, start + len(value))
 
 
 def _on_label_then_value(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:

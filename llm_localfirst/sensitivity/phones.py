@@ -256,7 +256,7 @@ def _phone_labelled(text: str, start: int, end: int) -> bool:
 # Field names that say a value is a phone number, as one word ("phoneNumber").
 _CTX_PHONE_FIELD = _words(
     "msisdn e164 phonenumber mobilenumber mobilephone telephonenumber telnumber whatsappnumber"
-    " contactnumber cellnumber"
+    " contactnumber cellnumber recipient recipients sender caller callee callerid"
 )
 # "wa.me/447911123456" and "%2B447911123456" (a form body's "+"): E.164 by construction.
 # The sweeps over "." (`secrets`) and "%" (`emails`) find them; this is what follows "%".

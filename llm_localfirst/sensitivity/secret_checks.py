@@ -63,8 +63,14 @@ _RUNS = ("xxxx", "***", "...", "…", "•••", "####", "00000000", "${", "{{
 
 @functools.cache
 def _words_rx() -> re.Pattern[str]:
-    spellings = sorted({s for w in _WORDS for s in (w, w.upper(), w.title())})
-    return re.compile("|".join(spellings))
+    # A four-letter word ("your", "here", "fake") counts only at a word's edge
+    # ("your-api-key-here"): inside a long random token it turns up by chance.
+    def spell(word: str) -> str:
+        return "|".join(sorted({word, word.upper(), word.title()}))
+
+    long = "|".join(spell(w) for w in _WORDS if len(w) > 4)
+    short = "|".join(spell(w) for w in _WORDS if len(w) <= 4)
+    return re.compile(f"{long}|(?<![A-Za-z0-9])(?:{short})|(?:{short})(?![A-Za-z0-9])")
 
 
 @functools.cache
@@ -97,6 +103,30 @@ def _masked(value: str) -> bool:
         return True
     low = value.lower()
     return any(word in low for word in _PASSWORD_WORDS) or _marked(value, low)
+
+
+# What elides a key block's body: "...", "<your key>", "[REDACTED]", a long run of x.
+# Shorter runs ("xxxX") occur by chance in a key's thousand base64 characters.
+_ELISIONS = (
+    "...",
+    "…",
+    "<",
+    "xxxxxxxx",
+    "********",
+    "redacted",
+    "placeholder",
+    "example",
+    "your_",
+    "your-",
+    "_here",
+    "-here",
+)
+
+
+def _elided(body: str) -> bool:
+    """Whether a key block's body is an elided example rather than a key."""
+    low = body.lower()
+    return any(mark in low for mark in _ELISIONS) or bool(_marks_rx().search(body))
 
 
 # ----------------------------------------------------------------------------- checksums

@@ -23,15 +23,19 @@ from collections.abc import Callable, Iterator
 
 from .assignments import (
     _ASSIGNMENT_OPS,
+    _FLAG_THEN_VALUE,
     _KEY_THEN_VALUE,
+    _PASSWORD_THEN_VALUE,
     _TOKEN_THEN_VALUE,
     _assignment,
     _on_assignment,
+    _on_flag,
     _on_label_then_value,
+    _on_password_then_value,
 )
 from .finding import Finding
 from .phones import _on_e164
-from .secret_checks import _crc32_token, _discord_user_id, _masked, _placeholder
+from .secret_checks import _crc32_token, _discord_user_id, _elided, _masked, _placeholder
 from .text import _char_classes, _entropy, _joins
 
 _Handler = Callable[[str, re.Match[str], frozenset[str]], Iterator[Finding]]
@@ -146,7 +150,7 @@ def _private_key(text: str, start: int, end: int) -> Iterator[Finding]:
     # The head and tail of the body tell a key from its elided example ("..."); a
     # key's whole body costs more to read than it tells.
     sample = body if len(body) <= 800 else body[:600] + "\n" + body[-200:]
-    if _masked(sample) or not rx.base64_run.search(sample.replace("\\n", "\n")):
+    if _elided(sample) or not rx.base64_run.search(sample.replace("\\n", "\n")):
         return
     stop = close.end() if close else end
     kind = "private_key"
@@ -414,6 +418,8 @@ def _secret_passes() -> tuple[_Spec, ...]:
         (_ENTRA, secret, _on_entra, "~"),
         (_KEY_THEN_VALUE, secret, _on_label_then_value, "ey "),
         (_TOKEN_THEN_VALUE, secret, _on_label_then_value, "en "),
+        (_FLAG_THEN_VALUE, secret, _on_flag, "--"),
+        (_PASSWORD_THEN_VALUE, secret, _on_password_then_value, "word "),
     )
 
 

@@ -285,12 +285,26 @@ _SECRETS: dict[str, _Make] = {
     "grafana_token": lambda r: "glsa_" + _chars(r, ALNUM, 32) + "_" + _chars(r, HEX, 8),
     "groq_key": lambda r: "gsk_" + _chars(r, ALNUM, 52),
     "age_key": lambda r: "AGE-SECRET-KEY-1" + _chars(r, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58),
+    "password": _password,
     "google_oauth_token": lambda r: "ya29.a0" + _chars(r, B64URL, r.randint(100, 200)),
     "vault_token": lambda r: r.choice(["hvs.", "hvb."]) + _chars(r, B64URL, r.randint(90, 120)),
 }
 
 # Names that a value is usually given, per kind: (env/config names, prose labels).
 _NAMES: dict[str, tuple[list[str], list[str]]] = {
+    "password": (
+        [
+            "DB_PASSWORD",
+            "password",
+            "POSTGRES_PASSWORD",
+            "passwd",
+            "adminPassword",
+            "pwd",
+            "spring.datasource.password",
+            "SMTP_PASS",
+        ],
+        ["password", "db password", "mot de passe", "Passwort", "contraseña"],
+    ),
     "aws_access_key": (
         ["AWS_ACCESS_KEY_ID", "aws_access_key_id", "accessKeyId"],
         ["AWS access key", "access key id"],
@@ -359,7 +373,7 @@ _DEFAULT_NAMES = (
 )
 # Kinds recognisable only by their name: the template must carry the name.
 _NEEDS_NAME = frozenset(
-    {"azure_storage_key", "twilio_auth_token", "datadog_api_key", "datadog_app_key"}
+    {"azure_storage_key", "twilio_auth_token", "datadog_api_key", "datadog_app_key", "password"}
 )
 _MULTILINE = frozenset(
     {"gcp_service_account", "openssh_private_key", "pgp_private_key", "pem_private_key"}
@@ -387,15 +401,21 @@ def _named_forms(name: str, v: str) -> list[str]:
         f'$env:{name} = "{v}"',
         f'<add key="{name}" value="{v}" />',
         f"<config>\n  <{name}>{v}</{name}>\n</config>",
+        f'2024-05-02 ERROR payload="{{\\"{name}\\": \\"{v}\\"}}"',
     ]
 
 
-def _prose_forms(label: str, v: str) -> list[str]:
+# Labels that name a secret with no operator after them ("password S3cr3t!"); the
+# detectors read those in English only ("Passwort S3cr3t!" needs a ":").
+_BARE_LABELS = frozenset({"password", "db password"})
+
+
+def _prose_forms(label: str, v: str, kind: str = "") -> list[str]:
     """Where people paste a value in chat and tickets, in several languages."""
+    bare = kind != "password" or label in _BARE_LABELS
     return [
         f"Here is the {label}: {v}",
-        f"{label} {v}",
-        f"new {label} {v} (rotated today)",
+        *([f"{label} {v}", f"new {label} {v} (rotated today)"] if bare else []),
         f"my {label} is {v}, can you check why it fails?",
         f"Peux-tu vérifier cette clé ? {label} : {v}",
         f"Kannst du das prüfen? {label}: {v}",
@@ -444,6 +464,15 @@ def _secret_text(rng: random.Random, kind: str, v: str) -> str:
                 f"> {v.replace(chr(10), chr(10) + '> ')}",
             ]
         )
+    if kind == "password" and rng.random() < 0.3:
+        return rng.choice(
+            [
+                f"mysql -h db.internal --user root --password {v} app",
+                f"machine api.example.com login alice password={v}",
+                f"UPDATE users SET password = '{v}' WHERE id = 7;",
+                f"az login --service-principal -u app --password {v} --tenant t",
+            ]
+        )
     if kind == "datadog_api_key" and rng.random() < 0.3:
         return rng.choice(
             [
@@ -471,7 +500,7 @@ def _secret_text(rng: random.Random, kind: str, v: str) -> str:
     if roll < 0.45 or (kind in _NEEDS_NAME and roll < 0.6):
         return rng.choice(_named_forms(rng.choice(names), v))
     if roll < 0.7 or kind in _NEEDS_NAME:
-        return rng.choice(_prose_forms(rng.choice(labels), v))
+        return rng.choice(_prose_forms(rng.choice(labels), v, kind))
     return rng.choice(_bare_forms(v))
 
 
@@ -592,6 +621,7 @@ def _phone_field(rng: random.Random) -> str:
             f"<{name}>{v}</{name}>",
             f"{name},{v}",
             f"?{name}={v}&lang=en",
+            f'{{"recipient": "{v}", "text": "Your code is 4921"}}',
         ]
     )
 
