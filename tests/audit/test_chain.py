@@ -392,3 +392,32 @@ def test_intents_are_append_only_and_an_edited_intent_is_evident(tmp_path: Path)
     (problem,) = result.problems
     assert (problem.table, problem.id, problem.seq) == ("audit_intents", intents[1].id, 2)
     assert "edited" in problem.problem
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE audit_records SET outcome = 'error' WHERE seq = 3",
+        "DELETE FROM audit_records WHERE seq = 3",
+        "DELETE FROM audit_records WHERE seq = 6",
+        "INSERT INTO audit_records SELECT * FROM audit_records WHERE seq = 2",
+        "UPDATE audit_records SET seq = 7 - seq",
+        "UPDATE audit_records SET ts = '2020-01-01T00:00:00.000Z' WHERE seq = 1",
+    ],
+)
+def test_invariant_the_chain_makes_any_edit_deletion_insertion_or_reordering_evident(
+    sqlite_log: tuple[SQLiteAuditStore, Any], tamper: str
+) -> None:
+    store, raw = sqlite_log
+    assert verify_store(store).ok
+    _without_triggers(raw)
+    raw.execute("DROP INDEX audit_records_chain")
+    raw.execute("CREATE TABLE copy AS SELECT * FROM audit_records")
+    raw.execute("DROP TABLE audit_records")  # no primary key either: anything goes
+    raw.execute("ALTER TABLE copy RENAME TO audit_records")
+    raw.execute(tamper)
+
+    result = verify_store(store)
+
+    assert not result.ok
+    assert result.problems[0].chain_id == store.chain_ids["audit_records"]
