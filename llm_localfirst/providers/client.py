@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import select
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +50,8 @@ __all__ = [
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Says whether an address may be connected to (None: any address may).
 Vet = Callable[[IPAddress], bool]
+
+_poll = getattr(select, "poll", None)
 
 #: Buffered body chunks of a stream before the socket stops being read (backpressure).
 _HIGH_WATER = 64
@@ -229,6 +232,31 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         return not self.closed and transport is not None and not transport.is_closing()
 
+    def quiet(self) -> bool:
+        """Nothing is waiting on the idle socket: no FIN, no stray bytes not yet read.
+
+        A server may answer and close at once without ``connection: close``; the
+        loop reads that FIN an iteration after the answer, so without this look
+        (one non-blocking ``poll``) the next request would be written into a
+        closing connection, and it must then fail rather than be sent again.
+        """
+        transport = self.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return True
+        try:
+            fd = sock.fileno()
+        except OSError:
+            return False
+        if fd < 0:
+            return False
+        if _poll is None:  # pragma: no cover - Windows
+            readable, _, _ = select.select([fd], [], [], 0)
+            return not readable
+        poller = _poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return not poller.poll(0)
+
     def take_chunks(self) -> bytes:
         """Everything of the body received so far (and resume reading if paused)."""
         data = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
@@ -382,8 +410,8 @@ class Pool:
     def _idle_connection(self, vet: Vet | None) -> _Connection | None:
         while self._idle:
             conn = self._idle.pop()
-            if not conn.usable or conn.received:  # closed, or sent bytes while idle (a 408)
-                conn.close()
+            if not conn.usable or conn.received or not conn.quiet():  # closed, or bytes (a 408,
+                conn.close()  # a FIN) arrived while idle
             elif vet is not None and (conn.peer is None or not vet(conn.peer)):
                 conn.close()  # the trust changed since it was opened
             else:

@@ -258,3 +258,46 @@ def test_https_destinations_speak_tls_with_the_name_as_sni_and_verify_the_certif
         tls_context.cache_clear()
         assert asyncio.run(chat()) == "ok"
         assert server.requests[0].headers["host"] == f"localhost:{server.port}"
+
+
+def test_a_server_that_closes_after_each_answer_unannounced_never_gets_a_request_twice() -> None:
+    async def script(seen: Seen) -> bytes | None:
+        return None  # unused: the handler below answers, then closes unannounced
+
+    class ClosingServer(ScriptedServer):
+        async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._count(+1)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                self.requests.append(Seen(head.decode().split("\r\n")[0], {}, b"", 0))
+                writer.write(json_response(CHAT))  # no "connection: close", then a FIN
+                await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+                self._count(-1)
+
+    with ClosingServer(script) as server:
+        provider = OpenAICompatProvider(destination(server.url()))
+        ticket = egress_guard(provider.destination, sensitive=False)
+
+        async def main() -> tuple[int, set[str]]:
+            answered, failures = 0, set()
+            with anyio.fail_after(30):
+                for _ in range(40):
+                    try:
+                        await provider.chat(ticket, BODY)
+                        answered += 1
+                    except AttemptFailed as failed:  # written into a closing connection
+                        failures.add(failed.outcome)
+            await provider.aclose()
+            return answered, failures
+
+        answered, failures = asyncio.run(main())
+        # The FIN already in is seen before writing (no failure then); one that lands
+        # after the write fails that attempt. Either way nothing is sent twice.
+        assert answered > 0 and failures <= {"connect_error"}
+        assert len(server.requests) == answered
