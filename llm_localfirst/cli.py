@@ -389,25 +389,38 @@ EXPORT_PAGE = 1000
 def _every_row(store: Any, flt: Any, limit: int | None) -> Iterator[Any]:
     """Every row ``flt`` matches, newest first, one page in memory at a time.
 
-    Rows written while the export runs shift later pages by as many rows; the ids of
-    the previous page are remembered so a row is never written twice.
+    Pages are cut by time rather than by offset (an offset walks every skipped row
+    again, so a large log would take quadratic time): each page asks for rows older
+    than the last page's oldest millisecond, and the rows of that millisecond are
+    read whole first, so no row is skipped or written twice.
     """
     import dataclasses
+    import itertools
+    from datetime import datetime, timedelta
 
-    offset, sent, previous = 0, 0, set[str]()
-    while limit is None or sent < limit:
-        page = store.query(dataclasses.replace(flt, offset=offset))
-        for record in page:
-            if record.id in previous:
-                continue
-            yield record
-            sent += 1
-            if limit is not None and sent >= limit:
+    from .audit.record import format_iso
+
+    def pages_of(window: Any) -> Iterator[Any]:
+        for offset in itertools.count(0, window.limit):
+            page = store.query(dataclasses.replace(window, offset=offset))
+            yield from page
+            if len(page) < window.limit:
                 return
-        if len(page) < flt.limit:
-            return
-        offset += len(page)
-        previous = {r.id for r in page}
+
+    def rows() -> Iterator[Any]:
+        until = flt.until
+        while True:
+            page = store.query(dataclasses.replace(flt, until=until, offset=0))
+            if len(page) < flt.limit:
+                yield from page
+                return
+            last = page[-1].ts
+            yield from (r for r in page if r.ts != last)
+            after = format_iso(datetime.fromisoformat(last) + timedelta(milliseconds=1))
+            yield from pages_of(dataclasses.replace(flt, since=last, until=after))
+            until = last
+
+    return itertools.islice(rows(), limit)
 
 
 # ---------------------------------------------------------------------------- parser

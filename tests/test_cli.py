@@ -168,8 +168,8 @@ def test_policy_is_accepted_after_the_command_too(tmp_path: Path, fake_local: Fa
 # --------------------------------------------------------------------------- first hour
 
 
-def write_rows(count: int, start: datetime) -> list[str]:
-    """Append ``count`` rows, one a second from ``start``, to the store LF_* points at."""
+def write_rows(count: int, start: datetime, step: timedelta = timedelta(seconds=1)) -> list[str]:
+    """Append ``count`` rows, one each ``step`` from ``start``, to the store LF_* points at."""
     from llm_localfirst.audit import AuditRecord, new_id, open_store
     from llm_localfirst.audit.record import format_iso
     from llm_localfirst.config import Settings
@@ -177,7 +177,7 @@ def write_rows(count: int, start: datetime) -> list[str]:
     settings = Settings.load()
     store = open_store(settings.audit_url, data_dir=settings.resolved_data_dir)
     records = [AuditRecord(
-        id=new_id(), ts=format_iso(start + timedelta(seconds=i)), face="cli", endpoint="route",
+        id=new_id(), ts=format_iso(start + i * step), face="cli", endpoint="route",
         outcome="dry_run", kind="bulk", request_model="auto", sensitive=False,
         sensitive_reasons=(), rule="default", arm=None, destination="local", locality="local",
         model="m", fell_back=False, attempts=(), error_class=None, error_message=None,
@@ -201,6 +201,17 @@ def test_audit_export_streams_every_row_not_just_the_first_thousand(
     assert code == 0
     assert len(rows) == 2345 and {r["id"] for r in rows} == set(ids)
     assert [r["id"] for r in rows] == ids[::-1]  # newest first, each once
+
+
+def test_audit_export_pages_by_time_and_keeps_rows_that_share_a_millisecond(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    older = write_rows(700, START - timedelta(hours=1))
+    same = write_rows(2500, START, step=timedelta(0))  # three pages' worth in one millisecond
+    newer = write_rows(300, START + timedelta(hours=1))
+    code, out, _ = run(capsys, "audit", "export", "--json")
+    exported = [json.loads(line)["id"] for line in out.splitlines()]
+    assert code == 0 and len(exported) == len(set(exported)) == 3500
+    assert exported == newer[::-1] + sorted(same, reverse=True) + older[::-1]
 
 
 def test_audit_export_takes_since_until_and_the_filters_of_tail(
