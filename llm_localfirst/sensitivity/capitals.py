@@ -19,7 +19,7 @@ from .finding import Finding
 from .ibans import _iban
 from .national_ids import mx_curp, sg_nric
 from .secrets import _on_caps_secret
-from .text import _CTX_ID_CARD, _joins, _near
+from .text import _CTX_ID_CARD, _joins, _labelled_by
 
 _CAPS = (
     r"(?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
@@ -45,6 +45,20 @@ _CAPS = (
     r"|(?<=S)haredAccess(?:Key|Signature)=[A-Za-z0-9+/%=&:.-]{20,256}(?P<azure_shared_key>)"
     r")"
 )
+# Lettered ids in lower case, as typed in chat ("s1234567d", "rssmra85t10a562s"): found
+# by the digit pass at their first digit after a letter, so no pass starts at every letter.
+_LOWER_IDS = (
+    r"(?<=[stfgm][0-9])(?<![A-Za-z0-9_][a-z][0-9])[0-9]{6}[a-z](?![A-Za-z0-9])"
+    r"|(?<=[a-z]{6}[0-9])(?<![A-Za-z0-9_][a-z]{6}[0-9])"
+    r"[0-9lmnpqrstuv][abcdehlmprst][0-9lmnpqrstuv]{2}[a-z][0-9lmnpqrstuv]{3}[a-z](?![A-Za-z0-9])"
+)
+_LOWER_ID_RUN = re.compile(r"[a-z]+[0-9][0-9a-z]*")
+_LOWER_ID_SHAPES = {
+    9: ("sg_nric", re.compile(r"[STFGM][0-9]{7}[A-Z]")),
+    16: ("it_codice_fiscale", re.compile(
+        r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"
+    )),
+}
 _NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 
 
@@ -64,11 +78,27 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
     elif kind == "de_id_card":
         # The ICAO 9303 check digit passes one random value in ten: ask for a label.
         if ("national_id" in wanted and _icao_check(value.replace(" ", ""))
-                and _near(text, start, end, _CTX_ID_CARD)):
+                and _labelled_by(text, start, end, _CTX_ID_CARD)):
             yield Finding("national_id", kind, start, end)
     elif "secret" in wanted:
         # Placeholders and documented example keys are told apart in `secrets`.
         yield from _on_caps_secret(text, kind, start, end)
+
+
+def _on_lower_id(text: str, at: int, wanted: frozenset[str]) -> Iterator[Finding]:
+    """A Singapore NRIC or an Italian codice fiscale in lower case, from its first digit."""
+    if "national_id" not in wanted:
+        return
+    start = at - 1
+    while start > 0 and text[start - 1].isalpha():
+        start -= 1
+    m = _LOWER_ID_RUN.match(text, start)
+    if m is None or m.start() != start:
+        return
+    value = m.group().upper()
+    shape = _LOWER_ID_SHAPES.get(len(value))
+    if shape is not None and shape[1].fullmatch(value) and _valid_caps_id(shape[0], value):
+        yield Finding("national_id", shape[0], start, m.end())
 
 
 def _valid_caps_id(kind: str, value: str) -> bool:

@@ -113,7 +113,7 @@ _CTX_NIF = _words(
 _CTX_TR = _words("tc tckn tckimlik kimlik", "t.c.", "tc no", "kimlik no", "vatandaşlık")
 _CTX_ZA = _words("rsa", "identity number", "id number", "id no", "south african id", "sa id")
 _CTX_DNI = _words(
-    "dni", "d.n.i", "documento nacional", "documento de identidad", "nro de documento"
+    "dni documento", "d.n.i", "documento nacional", "documento de identidad", "nro de documento"
 )
 _CTX_CUIT = _words("cuit cuil", "c.u.i.t", "c.u.i.l", "clave única", "clave unica")
 _CTX_RUT = _words("rut run", "r.u.t", "r.u.n", "rol único tributario", "rol unico tributario")
@@ -312,12 +312,20 @@ def _rut(run: _Run, value: str) -> str | None:
     """A Chilean RUT/RUN: "12.345.678-5" counts as written; other forms need "RUT"."""
     lettered = len(value) > len(run.digits)  # "12.345.678-K": the K is no group
     body = run.sizes if lettered else run.sizes[:-1]
-    formatted = body in ((1, 3, 3), (2, 3, 3)) and (
-        run.seps == "." if lettered else run.seps == "-." and run.sizes[-1] == 1
+    # "12.345.678-5", and "12345678-5" as Chilean systems print it.
+    formatted = (body in ((1, 3, 3), (2, 3, 3)) or (len(body) == 1 and body[0] >= 7)) and (
+        run.seps in (".", "") if lettered else run.seps in ("-.", "-") and run.sizes[-1] == 1
     )
+    if formatted and len(body) == 1 and _yyyymmdd(run.digits):
+        formatted = False  # "20240315-1": a date and a counter, unless "RUT" says otherwise
     if not (formatted or run.own(_CTX_RUT)) or not cl_rut(value):
         return None
     return "cl_rut" if run.own(_CTX_RUT) or (formatted and run.plain()) else None
+
+
+def _yyyymmdd(digits: str) -> bool:
+    year, month, day = digits[:2], digits[4:6], digits[6:8]
+    return year in ("19", "20") and "01" <= month <= "12" and "01" <= day <= "31"
 
 
 def _seven_eight(run: _Run) -> str | None:
@@ -393,7 +401,8 @@ def _eleven(run: _Run) -> str | None:
         return "no_fodselsnummer"
     if run.bare and v.pesel(digits) and run.evident(_CTX_PESEL):
         return "pl_pesel"
-    if (run.bare or sizes == (3, 3, 3, 2)) and v.tckimlik(digits) and run.evident(_CTX_TR):
+    spaced = sizes == (3, 3, 3, 2) and run.seps == " "  # "123.456.789-01" is a CPF
+    if (run.bare or spaced) and v.tckimlik(digits) and run.evident(_CTX_TR):
         return "tr_tckimlik"
     return None
 

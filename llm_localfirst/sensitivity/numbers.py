@@ -33,7 +33,9 @@ from .text import (
     _CTX_MY_NUMBER,
     _CTX_NHS,
     _CTX_SSN,
+    _column_labelled,
     _joins,
+    _labelled_by,
     _near,
     _not_personal,
     _rx,
@@ -91,7 +93,9 @@ def _number_findings(text: str, m: re.Match[str]) -> list[Finding]:
     letter = (m.group("letter") or "").upper()
     if letter:
         value = "".join(c for c in text[start:end] if c.isalnum())
-        if len(value) == 9 and _stdnum().dni(value):
+        # "6.758.319-E": a DNI below ten million written with dots drops its leading 0.
+        dotted = len(value) == 8 and "." in text[start:end]
+        if (len(value) == 9 or dotted) and _stdnum().dni(value.zfill(9)):
             return [Finding("national_id", "es_dni", start, end)]
         lettered = _lettered_id(text, start, m.start("letter"), letter)
         if lettered:
@@ -188,7 +192,9 @@ def _classify_number(text: str, start: int, end: int) -> list[Finding]:
     # number too ("phone": "4915123341807" passes Luhn as a Visa number).
     if not found or _phone_labelled(text, start, end):
         region = _phone_region(text, start, end, run)
-        if region:
+        # Under a CSV column named for an id ("sin", "nhs"), a mistyped id, no phone.
+        if region and (found or not _column_labelled(text, start, _CTX_ID)
+                       or _phone_labelled(text, start, end)):
             found.append(Finding("phone", region.lower(), start, end))
     return found
 
@@ -243,7 +249,7 @@ def _card_counts(
     text: str, start: int, end: int, network: str, digits: str, sizes: tuple[int, ...]
 ) -> bool:
     """Whether a Luhn-valid number in a network's range counts as a card where it is."""
-    if _near(text, start, end, _CTX_CARD):
+    if _labelled_by(text, start, end, _CTX_CARD):
         return True
     if _near(text, start, end, _CTX_ID):
         return False  # "Aadhaar", "PESEL"... without "card": that id, not a card
@@ -252,6 +258,8 @@ def _card_counts(
         # A full-length card of a major network, written as one: even after "order"
         # or "ref" (issue 9); order numbers rarely pass Luhn in a network's range.
         return True
+    if len(digits) == 12 and len(sizes) == 1:
+        return False  # a bare 12-digit Maestro only with "card": account ids, order numbers
     if len(sizes) == 1 and 12 <= len(digits) <= 14 and _gtin(digits):
         return False  # an EAN-13, UPC-A or GTIN-14 barcode; a 13-digit Visa only with "card"
     return not (
@@ -348,7 +356,7 @@ def _timestamp(digits: str) -> bool:
 
 def _labelled(text: str, start: int, end: int, label: _Words) -> bool:
     """A label is near, or at least no word like "order" or "invoice" before, no unit after."""
-    return _near(text, start, end, label) or not (
+    return _labelled_by(text, start, end, label) or not (
         _not_personal(text, start) or _unit_after(text, end) or _near(text, start, end, _CTX_ID)
     )
 
@@ -370,18 +378,18 @@ def _national_id(
         return None
     if nd == 9:
         if (sizes == (3, 2, 4) and one_separator and separators <= {"-", " "}) or (
-            bare and _near(text, start, end, _CTX_SSN)
+            bare and _labelled_by(text, start, end, _CTX_SSN)
         ):
             if v.ssn(digits):
                 return "us_ssn"
             if v.itin(digits):
                 return "us_itin"
         if (sizes == (4, 2, 3) and separators == {"."}) or (
-            bare and _near(text, start, end, _CTX_BSN)
+            bare and _labelled_by(text, start, end, _CTX_BSN)
         ):
             return "nl_bsn" if v.bsn(digits) else None
     elif nd == 10:
-        return "gb_nhs" if v.nhs(digits) and _near(text, start, end, _CTX_NHS) else None
+        return "gb_nhs" if v.nhs(digits) and _labelled_by(text, start, end, _CTX_NHS) else None
     elif nd == 11:
         # Two check digits pass one random number in a hundred: bare, they still
         # need no "order", "invoice"... nearby unless their own label is there.
@@ -403,9 +411,9 @@ def _national_id(
         # Verhoeff and mod-11 each pass one random number in ten: ask for the
         # grouped format or a context word, and none of "order", "invoice", ...
         plain = not bare and not _not_personal(text, start)
-        if v.aadhaar(digits) and (plain or _near(text, start, end, _CTX_AADHAAR)):
+        if v.aadhaar(digits) and (plain or _labelled_by(text, start, end, _CTX_AADHAAR)):
             return "in_aadhaar"
-        if v.my_number(digits) and _near(text, start, end, _CTX_MY_NUMBER):
+        if v.my_number(digits) and _labelled_by(text, start, end, _CTX_MY_NUMBER):
             return "jp_my_number"
     elif nd == 14:
         # Bare, the branch number ("0001") must look like one: this keeps out the

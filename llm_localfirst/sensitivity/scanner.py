@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 
-from .capitals import _CAPS, _on_caps
+from .capitals import _CAPS, _LOWER_IDS, _on_caps, _on_lower_id
 from .emails import _email_passes
 from .finding import DETECTORS, Finding
 from .ibans import _on_glued_iban
@@ -63,13 +64,21 @@ class Scanner:
         Returns:
             Findings of the enabled detectors, without duplicates, sorted by span.
         """
+        found = self._findings(text)
+        for start, end, field in _form_fields(text):
+            found.update(
+                Finding(f.detector, f.kind, start, end) for f in self._findings(field)
+            )
+        return sorted(found, key=lambda f: (f.start, f.end, f.detector, f.kind))
+
+    def _findings(self, text: str) -> set[Finding]:
         found: set[Finding] = set()
         for scan_pass in self._passes:
             if scan_pass.needle not in text:
                 continue
             for match in scan_pass.find(text):
                 found.update(scan_pass.handle(text, match, self._detectors))
-        return sorted(found, key=lambda f: (f.start, f.end, f.detector, f.kind))
+        return found
 
     def scan(self, text: str) -> frozenset[str]:
         """Return the names of the detectors that fire on ``text``.
@@ -83,7 +92,15 @@ class Scanner:
         Returns:
             The subset of `detectors` with at least one finding.
         """
-        remaining = set(self._detectors)
+        remaining = self._scan(text, set(self._detectors))
+        if remaining:
+            for _, _, field in _form_fields(text):
+                if not self._scan(field, remaining):
+                    break
+        return self._detectors.difference(remaining)
+
+    def _scan(self, text: str, remaining: set[str]) -> set[str]:
+        """Discard from ``remaining`` the detectors that fire on ``text``; return it."""
         for scan_pass in self._passes:
             if scan_pass.detectors.isdisjoint(remaining) or scan_pass.needle not in text:
                 continue
@@ -93,11 +110,33 @@ class Scanner:
                     remaining.discard(finding.detector)
                 if len(remaining) < len(wanted):
                     if not remaining:
-                        return self._detectors
+                        return remaining
                     wanted = frozenset(remaining)
                     if scan_pass.detectors.isdisjoint(wanted):
                         break
-        return self._detectors.difference(remaining)
+        return remaining
+
+
+# A field of a URL-encoded form whose value holds "+" or "%XX": "iban=DE89+3704+0044...".
+# Starts with a literal; a value runs to the next "&", "=" or space: linear.
+_FORM_FIELD = re.compile(r"=([^\s&=]*?(?:\+|%[0-9A-Fa-f]{2})[^\s&=]*)")
+_FORM_KEY_MAX = 64
+
+
+def _form_fields(text: str) -> Iterator[tuple[int, int, str]]:
+    """The encoded form fields of ``text``: the value's span, and "key: value" decoded.
+
+    People paste form bodies ("name=Ana+Silva&iban=DE89+3704+...") whose values only
+    read as written once "+" and "%XX" are decoded; the key is the value's label.
+    """
+    if "=" not in text or ("+" not in text and "%" not in text):
+        return
+    for m in _FORM_FIELD.finditer(text):
+        start = m.start()
+        head = text[max(0, start - _FORM_KEY_MAX) : start]
+        key = head[max(head.rfind(c) for c in "&?; \t\n") + 1 :]
+        field = f"{key}: {m.group(1)}"
+        yield m.start(1), m.end(), urllib.parse.unquote_plus(field, errors="replace")
 
 
 @functools.cache
@@ -151,10 +190,11 @@ class _Pass:
 
 
 # Digits and capitals in one pass, only where a token starts: not after a letter or digit.
-# Or a digit right after a letter that starts a card or an IBAN: "order4111...", "de89 3704...".
+# Or a digit right after a letter that starts a card, an IBAN or a lower-case id:
+# "order4111...", "de89 3704...", "s1234567d".
 _TOKEN = (
     rf"[+(0-9A-Z](?:(?<![A-Za-z0-9_][A-Za-z0-9])"
-    rf"(?:(?<=[A-Z]){_CAPS}|{_NUMBER}(?P<number>))|{_GLUED}(?P<glued>))"
+    rf"(?:(?<=[A-Z]){_CAPS}|{_NUMBER}(?P<number>))|(?:{_GLUED}|{_LOWER_IDS})(?P<glued>))"
 )
 
 
@@ -163,7 +203,9 @@ def _on_token(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[F
         return _on_number(text, m, wanted)
     if m.lastgroup == "glued":
         return itertools.chain(
-            _on_glued(text, m.start(), wanted), _on_glued_iban(text, m.start(), wanted)
+            _on_glued(text, m.start(), wanted),
+            _on_glued_iban(text, m.start(), wanted),
+            _on_lower_id(text, m.start(), wanted),
         )
     return _on_caps(text, m, wanted)
 

@@ -25,6 +25,7 @@ class _Rx:
 
     def __init__(self) -> None:
         # Words, split where the script changes: "RRN은", "的NIF是" hold the label.
+        self.camel = re.compile(r"(?<=[a-z])(?=[A-Z])")
         self.word = re.compile(r"[A-Za-z\u00c0-\u024f]+|[^\W\d_A-Za-z\u00c0-\u024f]+")
         self.date = re.compile(_DATE)
         # The digit groups of a run; "2A" and "2B" are the Corsican départements.
@@ -90,7 +91,7 @@ _CTX_PHONE = _words(
 )
 _CTX_CARD = _words(
     "card cards carte karte kartennummer tarjeta carta cartão cartao visa mastercard amex cc"
-    " credit debit cvv cvc expiry exp pan",
+    " credit debit cvv cvc expiry exp pan paid pay payment charge charged",
     "kreditkarte",
     "クレジット",
     "カード",
@@ -159,8 +160,14 @@ _UNITS = _words(
 
 
 def _lowered(text: str, lo: int, hi: int) -> str:
-    """The window of ``text`` where words are looked for: "social_insurance_number" too."""
-    return text[max(0, lo) : hi].lower().replace("_", " ")
+    """The window of ``text`` where words are looked for, "social_insurance_number" and
+    "SocialInsuranceNumber" (keys of JSON, XML, code) as words too."""
+    window = text[max(0, lo) : hi]
+    if not window.islower():
+        split = _rx().camel.sub(" ", window)
+        if split != window:  # both readings: "IdNr" is "idnr", "nroDocumento" "nro documento"
+            window = f"{window} | {split}"
+    return window.lower().replace("_", " ")
 
 
 def _has_words(text: str, lo: int, hi: int, ctx: _Words) -> bool:
@@ -173,6 +180,24 @@ def _has_words(text: str, lo: int, hi: int, ctx: _Words) -> bool:
 def _near(text: str, start: int, end: int, ctx: _Words) -> bool:
     """Whether a context word occurs shortly before or just after a span."""
     return _has_words(text, start - 40, end + 20, ctx)
+
+
+def _column_labelled(text: str, start: int, ctx: _Words) -> bool:
+    """Whether the header of the CSV column a position is in holds a context word."""
+    span = _csv_header(text, start)
+    return span is not None and _has_words(text, span[0], span[1], ctx)
+
+
+def _labelled_by(text: str, start: int, end: int, ctx: _Words) -> bool:
+    """Whether an id's label is near, as far as a SQL column list, or heads its CSV column.
+
+    Labels of ids are farther away than a phone's "Tel:": in SQL ("INSERT INTO p
+    (name, ssn) VALUES ('Ana Silva', '...')") or in a CSV row under its header.
+    """
+    if _has_words(text, start - 80, end + 24, ctx):
+        return True
+    span = _csv_header(text, start)
+    return span is not None and _has_words(text, span[0], span[1], ctx)
 
 
 # A CSV row longer than this is no row; a header more than _HEADER_ROWS rows up is not
