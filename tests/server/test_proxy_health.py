@@ -116,10 +116,11 @@ def test_readyz_is_503_when_the_audit_store_cannot_be_used(
 # --------------------------------------------------------------------------- x-should-retry
 
 
-def test_the_sdk_sends_a_fail_closed_request_once(proxy: LiveProxy) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_the_sdk_sends_a_fail_closed_request_once(proxy: LiveProxy, stream: bool) -> None:
     proxy.local.stop()
     with pytest.raises(openai.InternalServerError) as caught:
-        chat(sdk(proxy), "redact this record", extra_headers=SENSITIVE)
+        chat(sdk(proxy), "redact this record", extra_headers=SENSITIVE, stream=stream)
     assert caught.value.status_code == 503
     assert caught.value.response.headers["x-should-retry"] == "false"
     (row,) = proxy.rows()
