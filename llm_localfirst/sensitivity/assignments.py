@@ -244,15 +244,16 @@ def _on_assignment(text: str, m: re.Match[str], wanted: frozenset[str]) -> Itera
         yield Finding("secret", kind, start, start + len(value))
 
 
-# "datadog api key 3f9a...", "Twilio auth token 3f9a...": a label, a space, a value.
-# Each costs a sweep for "ey " or "en ", so the value must look like a key.
-# A Markdown table's "| label | value |" too.
+# "datadog api key 3f9a...", "| Twilio auth token | 3f9a... |": a label, a space,
+# a value. Each sweep costs about what the "in" test of its needle does (a longer
+# needle is a cheaper one), and the value must look like a key.
 _KEY_THEN_VALUE = r"ey (?<=[kK]ey )(?:\|[ \t]*)?(?=[A-Za-z0-9+/=_~.-]{20})"
-_TOKEN_THEN_VALUE = r"en (?<=[tT]oken )(?:\|[ \t]*)?(?=[A-Za-z0-9+/=_~.-]{20})"
+_TOKEN_THEN_VALUE = r"oken (?<=[tT]oken )(?:\|[ \t]*)?(?=[A-Za-z0-9+/=_~.-]{20})"
 
 
-# "password S3cr3t!x" with no operator, as in a .netrc file or a chat message.
-_PASSWORD_THEN_VALUE = r"word (?<=(?i:password) )(?=[^\s]{6})"
+# "password S3cr3t!x" with no operator: a .netrc file, a chat message, or a
+# command's flag ("--password S3cr3t!x"). A long needle is a cheap one.
+_PASSWORD_THEN_VALUE = r"assword (?<=[Pp]assword )(?=[^\s]{6})"
 
 
 def _on_password_then_value(
@@ -268,19 +269,8 @@ def _on_password_then_value(
         yield Finding("secret", "password_assignment", start, start + len(value))
 
 
-# A command-line flag and its value: "--password S3cr3t!x", "--client-secret ...".
-_FLAG_THEN_VALUE = r"--(?:[a-z]+-){0,3}(?:password|passwd|pass|secret|token)[ \t]+(?=[^\s-])"
-
-
-def _on_flag(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
-    value_match = _rx().assigned_value.match(text, m.end())
-    if value_match and _looks_secret(value := value_match.group("value").rstrip(".?!:")):
-        start = value_match.start("value")
-        yield Finding("secret", "password_assignment", start, start + len(value))
-
-
 def _on_label_then_value(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Finding]:
-    named = _secret_name(text[max(0, m.start() - 60) : m.start() + 2])
+    named = _secret_name(text[max(0, m.start() - 60) : m.start() + m.group().index(" ")])
     if named is None or (named[1] and named[0] == "password_assignment"):
         return  # no label, or only "the key" with no vendor or kind of key
     value = _rx().label_value.match(text, m.end())

@@ -23,13 +23,11 @@ from collections.abc import Callable, Iterator
 
 from .assignments import (
     _ASSIGNMENT_OPS,
-    _FLAG_THEN_VALUE,
     _KEY_THEN_VALUE,
     _PASSWORD_THEN_VALUE,
     _TOKEN_THEN_VALUE,
     _assignment,
     _on_assignment,
-    _on_flag,
     _on_label_then_value,
     _on_password_then_value,
 )
@@ -417,9 +415,8 @@ def _secret_passes() -> tuple[_Spec, ...]:
         (_DOTTED, frozenset({"secret", "phone"}), _on_dotted, "."),
         (_ENTRA, secret, _on_entra, "~"),
         (_KEY_THEN_VALUE, secret, _on_label_then_value, "ey "),
-        (_TOKEN_THEN_VALUE, secret, _on_label_then_value, "en "),
-        (_FLAG_THEN_VALUE, secret, _on_flag, "--"),
-        (_PASSWORD_THEN_VALUE, secret, _on_password_then_value, "word "),
+        (_TOKEN_THEN_VALUE, secret, _on_label_then_value, "oken "),
+        (_PASSWORD_THEN_VALUE, secret, _on_password_then_value, "assword "),
     )
 
 
