@@ -85,7 +85,7 @@ def body(size: int = 8 * 1024) -> dict[str, object]:
     i = 0
     while len(orjson.dumps(out)) < size:
         role = "user" if i % 2 == 0 else "assistant"
-        messages.append({"role": role, "content": turn * 2})
+        messages.append({"role": role, "content": f"({i}) " + turn * 2})
         i += 1
     return out
 
@@ -109,6 +109,50 @@ def main() -> None:
             f"p95 {samples[int(len(samples) * 0.95)]:7.1f} us"
         )
     router.close()
+    taint_lookup(data)
+
+
+def taint_lookup(data: dict[str, object]) -> None:
+    """The taint lookup every request with messages pays: SQLite, off the event loop."""
+    import asyncio
+    import tempfile
+    from pathlib import Path
+
+    from llm_localfirst.audit import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"sqlite:///{Path(tmp) / 'audit.db'}", data_dir=Path(tmp))
+        router = Router(POLICY, probe_ttl=3600, audit=store)
+        messages = data["messages"]
+        assert isinstance(messages, list)
+        request = Request.build(None, messages=messages, allow_empty=True)
+        router.remember_sensitive(Request.build("something else", sensitive=True))
+
+        async def run() -> list[float]:
+            samples = []
+            for _ in range(2000):
+                started = time.perf_counter()
+                await router.aassess(request)
+                samples.append((time.perf_counter() - started) * 1e6)
+            return samples
+
+        scan_only = []
+        for _ in range(2000):
+            started = time.perf_counter()
+            router.assess_content(request)
+            scan_only.append((time.perf_counter() - started) * 1e6)
+        inline = []
+        for _ in range(2000):
+            started = time.perf_counter()
+            router.assess(request)
+            inline.append((time.perf_counter() - started) * 1e6)
+        samples = asyncio.run(run())
+        print(f"{'assess (taint inline)':24} SQLite: median {statistics.median(inline):7.1f} us")
+        print(
+            f"{'aassess (scan + taint)':24} SQLite: median {statistics.median(samples):7.1f} us "
+            f"(scan alone {statistics.median(scan_only):7.1f} us)"
+        )
+        router.close()
 
 
 if __name__ == "__main__":

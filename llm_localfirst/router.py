@@ -189,7 +189,7 @@ class Router:
         self.health = Health(policy.destinations, probe, trusted=policy.trusted,
                              ttl=self._probe_ttl, credentials=missing_credentials)
         self._scanner = scanner_for(policy.sensitivity.detectors)
-        self._scan_cache: dict[bytes, frozenset[str]] = {}
+        self._scan_cache: dict[bytes | tuple[int, int], frozenset[str]] = {}
         try:
             self.classifier = build_classifier(policy.sensitivity.classifier,
                                                self._classifier_hook, self._ask_local_model)
@@ -467,14 +467,19 @@ class Router:
         return decision
 
     def _scan(self, text: str) -> frozenset[str]:
-        """Scan one message, remembering long ones by digest.
+        """Scan one string of a body, remembering the result by digest, never the text.
 
-        Chat clients resend the whole history every turn; a digest costs ~1/20 of a
-        scan, and only the digest is kept, never the text.
+        Chat clients resend the whole history, tools and schemas every turn. A long
+        string is keyed by its BLAKE2b digest (~1/20 of a scan); a short one by its
+        length and Python's keyed string hash (SipHash, randomised per process), as a
+        digest would cost as much as scanning it.
         """
+        key: bytes | tuple[int, int]
         if len(text) < _SCAN_CACHE_MIN_CHARS:
-            return self._scanner.scan(text)
-        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            key = (len(text), hash(text))
+        else:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"),
+                                  digest_size=16).digest()
         cache = self._scan_cache
         found = cache.get(key)
         if found is None:
