@@ -427,6 +427,7 @@ class Spend:
         self._gate: BudgetGate | None = None
         self._gate_lock = threading.Lock()
         self._flushing = False
+        self._stop = threading.Event()
         if budget is not None:
             budget.require_prices_for(self.cloud, self.prices)
         problems = check_budget_prices(self.specs, self.prices, self.cloud)
@@ -450,8 +451,27 @@ class Spend:
                     self._gate = BudgetGate(
                         self.specs, self.prices, self.cloud, self._store_factory()
                     )
+                    if self._gate.store.blocking:
+                        self._start_flusher(self._gate)
                 gate = self._gate
         return gate
+
+    def _start_flusher(self, gate: BudgetGate) -> None:
+        """A daemon thread that writes spend back and hands back idle leases twice a second,
+        so an instance that goes quiet does not keep its share of a budget."""
+
+        def run() -> None:
+            while not self._stop.wait(0.5):
+                if not gate.holding:
+                    continue
+                try:
+                    gate.flush()
+                except Exception as exc:  # the store is down: try again next tick
+                    logging.getLogger("llm_localfirst").warning(
+                        "budget write-back failed (%s); retrying", type(exc).__name__
+                    )
+
+        threading.Thread(target=run, name="lf-budget-flush", daemon=True).start()
 
     def cost(self, destination: str, tokens_in: int | None, tokens_out: int | None) -> int | None:
         """A call's cost in micro-USD; ``None`` when the destination has no price."""
@@ -546,6 +566,7 @@ class Spend:
 
     def close(self) -> None:
         """Write back settled spend and hand back every lease (the router is closing)."""
+        self._stop.set()
         if self._gate is not None:
             try:
                 self._gate.flush(release_all=True)

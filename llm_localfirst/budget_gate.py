@@ -19,6 +19,9 @@ handed back at the next flush. It must never read the environment nor decide rou
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -49,6 +52,9 @@ FLUSH_CALLS = 128
 FLUSH_SECONDS = 0.1
 #: A lease untouched this long is handed back at the next flush.
 IDLE_SECONDS = 0.2
+#: A holder's lease rows expire this long after its last write (a crashed instance's
+#: share comes back after this); live holders refresh them every LEASE_TTL / 4.
+LEASE_TTL = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +142,7 @@ class BudgetState:
 class _Lease:
     """This process's slice of one budget period: held in the store, used by calls here."""
 
-    __slots__ = ("held", "last_take", "release", "spent", "used")
+    __slots__ = ("beat", "held", "last_take", "release", "spent", "used")
 
     def __init__(self) -> None:
         self.held = [0, 0, 0]  # micros, tokens, calls reserved in the store by this process
@@ -144,6 +150,7 @@ class _Lease:
         self.spent = [0, 0, 0]  # settled, not yet written back
         self.release = [0, 0, 0]  # reserved to hand back to the store, not yet written
         self.last_take = 0.0
+        self.beat = time.monotonic()  # last write of this lease's row in the store
 
     def fits(self, need: tuple[int, int, int]) -> bool:
         held, used = self.held, self.used
@@ -176,6 +183,8 @@ class BudgetGate:
         self._store_lock = threading.Lock()  # one store round trip at a time per process
         self._pending = 0
         self._flushed = time.monotonic()
+        #: Who this process is in ``lf_budget_leases`` (host, pid, a random part).
+        self.holder = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
         cloud_names = frozenset(cloud)
         # Destination -> the budgets whose scope holds it (keys are checked per call).
         self._by_dest: dict[str, tuple[BudgetSpec, ...]] = {
@@ -295,8 +304,10 @@ class BudgetGate:
         ]
         for ask in (chunk, short):  # a whole lease if it fits, else just this call
             name, period = key_period
-            if self.store.reserve(name, period, ask[0], ask[1], ask[2], *limits):
+            amount = (ask[0], ask[1], ask[2])
+            if self.store.reserve(name, period, amount, limits, holder=self.holder, ttl=LEASE_TTL):
                 with self._lock:
+                    lease.beat = time.monotonic()
                     _add(lease.held, ask)
                     _add(lease.used, need)
                     lease.last_take = time.monotonic()
@@ -350,17 +361,27 @@ class BudgetGate:
             writes = []
             for key_period, lease in self._leases.items():
                 if release_all or (now - lease.last_take >= IDLE_SECONDS):
-                    idle = [lease.held[i] - lease.used[i] for i in range(3)]
+                    idle = [max(0, lease.held[i] - lease.used[i]) for i in range(3)]
                     _sub(lease.held, idle)
                     _add(lease.release, idle)
-                if any(lease.release) or any(lease.spent):
-                    writes.append((key_period, tuple(lease.release), tuple(lease.spent)))
+                beat = any(lease.held) and now - lease.beat >= LEASE_TTL / 4
+                if any(lease.release) or any(lease.spent) or beat:
+                    writes.append((key_period, _triple(lease.release), _triple(lease.spent)))
                     lease.release = [0, 0, 0]
                     lease.spent = [0, 0, 0]
+                    lease.beat = now
             self._pending = 0
             self._flushed = now
-        for (name, period), (rm, rt, rc), (sm, st, sc) in writes:
-            self.store.settle(name, period, rm, rt, rc, sm, st, sc)
+        for (name, period), release, spent in writes:
+            self.store.settle(name, period, release, spent, holder=self.holder, ttl=LEASE_TTL)
+
+    @property
+    def holding(self) -> bool:
+        """Whether this process holds any lease or has spend not yet written back."""
+        with self._lock:
+            return self._pending > 0 or any(
+                any(lease.held) or any(lease.spent) for lease in self._leases.values()
+            )
 
     # ------------------------------------------------------------------ status
 
@@ -394,6 +415,10 @@ def _held(spec: BudgetSpec, micros: int, tokens: int) -> tuple[int, int, int]:
         tokens if spec.limit_tokens is not None else 0,
         1 if spec.limit_calls is not None else 0,
     )
+
+
+def _triple(values: list[int]) -> tuple[int, int, int]:
+    return values[0], values[1], values[2]
 
 
 def _add(into: list[int], amount: Iterable[int]) -> None:

@@ -1,9 +1,13 @@
 """Budget counters in the audit store: atomic reserve and settle across processes.
 
-This module owns the ``lf_budget_usage`` table (created by the audit migration
-``m007_budget_usage``): one row per budget and period with what is *spent* (settled
-calls) and what is *reserved* (calls in flight). It must never hold prompt text and
-never decide whether a call may go (that is :mod:`llm_localfirst.budget`).
+This module owns two tables (created by the audit migration ``m007_budget_usage``):
+``lf_budget_usage``, one row per budget and period with what is *spent* (settled
+calls) and what is *reserved* (leases that instances hold for calls in flight); and
+``lf_budget_leases``, which instance (a *holder*) holds how much of that reservation,
+until when. A holder refreshes its rows whenever it writes; rows past their expiry
+(an instance that crashed) are reaped at the next reservation, so a dead instance
+cannot keep a budget's share forever. It must never hold prompt text and never
+decide whether a call may go (that is :mod:`llm_localfirst.budget_gate`).
 
 Atomicity:
 
@@ -11,7 +15,8 @@ Atomicity:
   check and the increment of a reservation are one step for every process on the file.
 - PostgreSQL: one conditional ``UPDATE ... WHERE spent + reserved + estimate <= limit
   RETURNING``; the row lock serialises concurrent updates and the condition is
-  re-checked against the committed row.
+  re-checked against the committed row. Reaping and the holder's row share its
+  transaction.
 - Memory: a lock, for one process (``memory:`` audit stores and 0.2.0 budgets).
 """
 
@@ -19,7 +24,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +42,9 @@ __all__ = [
 
 #: spent micros, spent tokens, spent calls, reserved micros, reserved tokens, reserved calls
 Counters = tuple[int, int, int, int, int, int]
+Triple = tuple[int, int, int]
 _TABLE = "lf_budget_usage"
+_LEASES = "lf_budget_leases"
 _ZERO: Counters = (0, 0, 0, 0, 0, 0)
 
 
@@ -50,28 +58,28 @@ class BudgetStore(Protocol):
         self,
         budget: str,
         period: str,
-        micros: int,
-        tokens: int,
-        calls: int,
-        limit_micros: int | None,
-        limit_tokens: int | None,
-        limit_calls: int | None,
+        amount: Triple,
+        limits: tuple[int | None, int | None, int | None],
+        *,
+        holder: str,
+        ttl: float,
     ) -> bool:
-        """Add a reservation if spent + reserved + it stays within every limit given."""
+        """Reserve ``amount`` (micro-USD, tokens, calls) for ``holder`` if spent + reserved +
+        it stays within every limit given; expired holders are reaped first."""
         ...
 
     def settle(
         self,
         budget: str,
         period: str,
-        release_micros: int,
-        release_tokens: int,
-        release_calls: int,
-        micros: int,
-        tokens: int,
-        calls: int,
+        release: Triple,
+        spent: Triple,
+        *,
+        holder: str,
+        ttl: float,
     ) -> None:
-        """Release a reservation and add what the call really spent, in one step."""
+        """Hand back ``release`` of the holder's reservation and add ``spent``, in one step;
+        refreshes the holder's expiry."""
         ...
 
     def read(self, budget: str, period: str) -> Counters:
@@ -81,68 +89,6 @@ class BudgetStore(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
-
-
-def _conditions(
-    p: str,
-    micros: int,
-    tokens: int,
-    calls: int,
-    limit_micros: int | None,
-    limit_tokens: int | None,
-    limit_calls: int | None,
-) -> tuple[str, list[object]]:
-    clauses: list[str] = []
-    params: list[object] = []
-    if limit_micros is not None:
-        clauses.append(f"spent_micros + reserved_micros + {p} <= {p}")
-        params += [micros, limit_micros]
-    if limit_tokens is not None:
-        clauses.append(f"spent_tokens + reserved_tokens + {p} <= {p}")
-        params += [tokens, limit_tokens]
-    if limit_calls is not None:
-        clauses.append(f"spent_calls + reserved_calls + {p} <= {p}")
-        params += [calls, limit_calls]
-    return "".join(f" AND {c}" for c in clauses), params
-
-
-def _statements(p: str) -> tuple[str, str, str]:
-    insert = (
-        f"INSERT INTO {_TABLE} (budget, period_start, spent_micros, "  # noqa: S608
-        "spent_tokens, "
-        "spent_calls, reserved_micros, reserved_tokens, reserved_calls, updated_at) "
-        f"VALUES ({p}, {p}, 0, 0, 0, 0, 0, 0, {p}) "
-        "ON CONFLICT (budget, period_start) DO NOTHING"
-    )
-    reserve = (
-        f"UPDATE {_TABLE} SET reserved_micros = reserved_micros + {p}, "  # noqa: S608
-        f"reserved_tokens = reserved_tokens + {p}, reserved_calls = reserved_calls + {p}, "
-        f"updated_at = {p} WHERE budget = {p} AND period_start = {p}"
-    )
-    settle = (
-        f"UPDATE {_TABLE} SET "  # noqa: S608
-        f"reserved_micros = MAX_(reserved_micros - {p}), "
-        f"reserved_tokens = MAX_(reserved_tokens - {p}), "
-        f"reserved_calls = MAX_(reserved_calls - {p}), "
-        f"spent_micros = spent_micros + {p}, spent_tokens = spent_tokens + {p}, "
-        f"spent_calls = spent_calls + {p}, updated_at = {p} "
-        f"WHERE budget = {p} AND period_start = {p}"
-    )
-    return insert, reserve, settle
-
-
-_READ = (
-    "SELECT spent_micros, spent_tokens, spent_calls, reserved_micros, "  # noqa: S608
-    f"reserved_tokens, reserved_calls FROM {_TABLE} WHERE budget = {{p}} "
-    "AND period_start = {p}"
-)
-
-
-def _counters(row: tuple[Any, ...] | None) -> Counters:
-    if row is None:
-        return _ZERO
-    a, b, c, d, e, f = (int(v) for v in row)
-    return a, b, c, d, e, f
 
 
 class MemoryBudgetStore:
@@ -158,45 +104,36 @@ class MemoryBudgetStore:
         self,
         budget: str,
         period: str,
-        micros: int,
-        tokens: int,
-        calls: int,
-        limit_micros: int | None,
-        limit_tokens: int | None,
-        limit_calls: int | None,
+        amount: Triple,
+        limits: tuple[int | None, int | None, int | None],
+        *,
+        holder: str = "",
+        ttl: float = 0.0,
     ) -> bool:
         with self._lock:
             row = self._rows.setdefault((budget, period), [0] * 6)
-            if (
-                (limit_micros is not None and row[0] + row[3] + micros > limit_micros)
-                or (limit_tokens is not None and row[1] + row[4] + tokens > limit_tokens)
-                or (limit_calls is not None and row[2] + row[5] + calls > limit_calls)
-            ):
-                return False
-            row[3] += micros
-            row[4] += tokens
-            row[5] += calls
+            for i, limit in enumerate(limits):
+                if limit is not None and row[i] + row[3 + i] + amount[i] > limit:
+                    return False
+            for i in range(3):
+                row[3 + i] += amount[i]
             return True
 
     def settle(
         self,
         budget: str,
         period: str,
-        release_micros: int,
-        release_tokens: int,
-        release_calls: int,
-        micros: int,
-        tokens: int,
-        calls: int,
+        release: Triple,
+        spent: Triple,
+        *,
+        holder: str = "",
+        ttl: float = 0.0,
     ) -> None:
         with self._lock:
             row = self._rows.setdefault((budget, period), [0] * 6)
-            row[3] = max(0, row[3] - release_micros)
-            row[4] = max(0, row[4] - release_tokens)
-            row[5] = max(0, row[5] - release_calls)
-            row[0] += micros
-            row[1] += tokens
-            row[2] += calls
+            for i in range(3):
+                row[3 + i] = max(0, row[3 + i] - release[i])
+                row[i] += spent[i]
 
     def read(self, budget: str, period: str) -> Counters:
         with self._lock:
@@ -207,7 +144,159 @@ class MemoryBudgetStore:
         """Nothing to release."""
 
 
-class SQLiteBudgetStore:
+class _Tx(Protocol):
+    def __call__(self, sql: str, params: Sequence[object] = ()) -> Any: ...
+
+
+class _SQLBudgetStore:
+    """The statements both SQL dialects share; subclasses give transactions."""
+
+    blocking = True
+    param = "?"
+    greatest = "MAX"
+    returning = False
+
+    def _transaction(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def reserve(
+        self,
+        budget: str,
+        period: str,
+        amount: Triple,
+        limits: tuple[int | None, int | None, int | None],
+        *,
+        holder: str,
+        ttl: float,
+    ) -> bool:
+        p = self.param
+        now, stamp = time.time(), utc_now_iso()
+        where: list[str] = []
+        params: list[object] = []
+        for column, value, limit in zip(("micros", "tokens", "calls"), amount, limits, strict=True):
+            if limit is not None:
+                where.append(f" AND spent_{column} + reserved_{column} + {p} <= {p}")
+                params += [value, limit]
+        with self._transaction() as tx:
+            tx(
+                f"INSERT INTO {_TABLE} (budget, period_start, spent_micros, spent_tokens, "  # noqa: S608
+                "spent_calls, reserved_micros, reserved_tokens, reserved_calls, updated_at) "
+                f"VALUES ({p}, {p}, 0, 0, 0, 0, 0, 0, {p}) "
+                "ON CONFLICT (budget, period_start) DO NOTHING",
+                (budget, period, stamp),
+            )
+            self._reap(tx, budget, period, now, stamp)
+            cur = tx(
+                f"UPDATE {_TABLE} SET reserved_micros = reserved_micros + {p}, "  # noqa: S608
+                f"reserved_tokens = reserved_tokens + {p}, "
+                f"reserved_calls = reserved_calls + {p}, updated_at = {p} "
+                f"WHERE budget = {p} AND period_start = {p}"
+                + "".join(where)
+                + (" RETURNING 1" if self.returning else ""),
+                (*amount, stamp, budget, period, *params),
+            )
+            granted = cur.fetchone() is not None if self.returning else cur.rowcount == 1
+            if granted:
+                tx(
+                    f"INSERT INTO {_LEASES} (budget, period_start, holder, micros, tokens, "  # noqa: S608
+                    f"calls, expires_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}) "
+                    "ON CONFLICT (budget, period_start, holder) DO UPDATE SET "
+                    f"micros = {_LEASES}.micros + excluded.micros, "
+                    f"tokens = {_LEASES}.tokens + excluded.tokens, "
+                    f"calls = {_LEASES}.calls + excluded.calls, "
+                    "expires_at = excluded.expires_at",
+                    (budget, period, holder, *amount, now + ttl),
+                )
+            return granted
+
+    def _reap(self, tx: _Tx, budget: str, period: str, now: float, stamp: str) -> None:
+        """Hand back the reservations of holders past their expiry (crashed instances)."""
+        p = self.param
+        rows = tx(
+            f"SELECT micros, tokens, calls FROM {_LEASES} WHERE budget = {p} "  # noqa: S608
+            f"AND period_start = {p} AND expires_at < {p}",
+            (budget, period, now),
+        ).fetchall()
+        if not rows:
+            return
+        dead = tuple(sum(int(r[i]) for r in rows) for i in range(3))
+        self._move(tx, budget, period, dead, (0, 0, 0), stamp)
+        tx(
+            f"DELETE FROM {_LEASES} WHERE budget = {p} AND period_start = {p} "  # noqa: S608
+            f"AND expires_at < {p}",
+            (budget, period, now),
+        )
+
+    def _move(
+        self,
+        tx: _Tx,
+        budget: str,
+        period: str,
+        release: Sequence[int],
+        spent: Sequence[int],
+        stamp: str,
+    ) -> None:
+        p, g = self.param, self.greatest
+        tx(
+            f"UPDATE {_TABLE} SET "  # noqa: S608
+            f"reserved_micros = {g}(0, reserved_micros - {p}), "
+            f"reserved_tokens = {g}(0, reserved_tokens - {p}), "
+            f"reserved_calls = {g}(0, reserved_calls - {p}), "
+            f"spent_micros = spent_micros + {p}, spent_tokens = spent_tokens + {p}, "
+            f"spent_calls = spent_calls + {p}, updated_at = {p} "
+            f"WHERE budget = {p} AND period_start = {p}",
+            (*release, *spent, stamp, budget, period),
+        )
+
+    def settle(
+        self,
+        budget: str,
+        period: str,
+        release: Triple,
+        spent: Triple,
+        *,
+        holder: str,
+        ttl: float,
+    ) -> None:
+        p, g = self.param, self.greatest
+        with self._transaction() as tx:
+            row = tx(
+                f"SELECT micros, tokens, calls FROM {_LEASES} WHERE budget = {p} "  # noqa: S608
+                f"AND period_start = {p} AND holder = {p}",
+                (budget, period, holder),
+            ).fetchone()
+            # Hand back no more than this holder still holds: if its lease was reaped
+            # (it looked dead), others' reservations must not shrink.
+            held = tuple(int(v) for v in row) if row is not None else (0, 0, 0)
+            mine = tuple(min(release[i], held[i]) for i in range(3))
+            self._move(tx, budget, period, mine, spent, utc_now_iso())
+            if row is not None:
+                tx(
+                    f"UPDATE {_LEASES} SET micros = {g}(0, micros - {p}), "  # noqa: S608
+                    f"tokens = {g}(0, tokens - {p}), calls = {g}(0, calls - {p}), "
+                    f"expires_at = {p} WHERE budget = {p} AND period_start = {p} "
+                    f"AND holder = {p}",
+                    (*mine, time.time() + ttl, budget, period, holder),
+                )
+                tx(
+                    f"DELETE FROM {_LEASES} WHERE budget = {p} AND period_start = {p} "  # noqa: S608
+                    f"AND holder = {p} AND micros = 0 AND tokens = 0 AND calls = 0",
+                    (budget, period, holder),
+                )
+
+    def read(self, budget: str, period: str) -> Counters:
+        p = self.param
+        with self._transaction() as tx:
+            row = tx(
+                "SELECT spent_micros, spent_tokens, spent_calls, reserved_micros, "  # noqa: S608
+                f"reserved_tokens, reserved_calls FROM {_TABLE} WHERE budget = {p} "
+                f"AND period_start = {p}",
+                (budget, period),
+            ).fetchone()
+        return _counters(row)
+
+
+class SQLiteBudgetStore(_SQLBudgetStore):
     """Counters in the audit SQLite file, one ``BEGIN IMMEDIATE`` transaction per step.
 
     Args:
@@ -215,18 +304,12 @@ class SQLiteBudgetStore:
         busy_timeout: Seconds to wait for another process's write lock.
     """
 
-    blocking = True
-
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
         self._path = Path(path)
         self._busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        insert, reserve, settle = _statements("?")
-        self._insert, self._reserve = insert, reserve
-        self._settle = settle.replace("MAX_(", "MAX(0, ")
-        self._read = _READ.format(p="?")
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -244,147 +327,52 @@ class SQLiteBudgetStore:
         return conn
 
     @contextmanager
-    def _immediate(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[_Tx]:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
+            yield lambda sql, params=(): conn.execute(sql, params)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
-    def reserve(
-        self,
-        budget: str,
-        period: str,
-        micros: int,
-        tokens: int,
-        calls: int,
-        limit_micros: int | None,
-        limit_tokens: int | None,
-        limit_calls: int | None,
-    ) -> bool:
-        where, params = _conditions(
-            "?", micros, tokens, calls, limit_micros, limit_tokens, limit_calls
-        )
-        now = utc_now_iso()
-        with self._immediate() as conn:
-            conn.execute(self._insert, (budget, period, now))
-            cur = conn.execute(
-                self._reserve + where, (micros, tokens, calls, now, budget, period, *params)
-            )
-            return cur.rowcount == 1
-
-    def settle(
-        self,
-        budget: str,
-        period: str,
-        release_micros: int,
-        release_tokens: int,
-        release_calls: int,
-        micros: int,
-        tokens: int,
-        calls: int,
-    ) -> None:
-        with self._immediate() as conn:
-            conn.execute(
-                self._settle,
-                (
-                    release_micros,
-                    release_tokens,
-                    release_calls,
-                    micros,
-                    tokens,
-                    calls,
-                    utc_now_iso(),
-                    budget,
-                    period,
-                ),
-            )
-
-    def read(self, budget: str, period: str) -> Counters:
-        return _counters(self._conn().execute(self._read, (budget, period)).fetchone())
-
     def close(self) -> None:
+        """Close this store's connections (the audit store keeps its own)."""
         with self._lock:
             conns, self._all = self._all, []
         for conn in conns:
             conn.close()
 
 
-class PostgresBudgetStore:
+class PostgresBudgetStore(_SQLBudgetStore):
     """Counters in the audit PostgreSQL database: one conditional UPDATE per reservation.
 
     Args:
         pool: The audit store's connection pool (autocommit connections).
     """
 
-    blocking = True
+    param = "%s"
+    greatest = "GREATEST"
+    returning = True
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
-        insert, reserve, settle = _statements("%s")
-        self._insert, self._reserve = insert, reserve
-        self._settle = settle.replace("MAX_(", "GREATEST(0, ")
-        self._read = _READ.format(p="%s")
 
-    def reserve(
-        self,
-        budget: str,
-        period: str,
-        micros: int,
-        tokens: int,
-        calls: int,
-        limit_micros: int | None,
-        limit_tokens: int | None,
-        limit_calls: int | None,
-    ) -> bool:
-        where, params = _conditions(
-            "%s", micros, tokens, calls, limit_micros, limit_tokens, limit_calls
-        )
-        now = utc_now_iso()
-        with self._pool.connection() as conn:
-            conn.execute(self._insert, (budget, period, now))
-            row = conn.execute(
-                self._reserve + where + " RETURNING 1",
-                (micros, tokens, calls, now, budget, period, *params),
-            ).fetchone()
-            return row is not None
-
-    def settle(
-        self,
-        budget: str,
-        period: str,
-        release_micros: int,
-        release_tokens: int,
-        release_calls: int,
-        micros: int,
-        tokens: int,
-        calls: int,
-    ) -> None:
-        with self._pool.connection() as conn:
-            conn.execute(
-                self._settle,
-                (
-                    release_micros,
-                    release_tokens,
-                    release_calls,
-                    micros,
-                    tokens,
-                    calls,
-                    utc_now_iso(),
-                    budget,
-                    period,
-                ),
-            )
-
-    def read(self, budget: str, period: str) -> Counters:
-        with self._pool.connection() as conn:
-            return _counters(conn.execute(self._read, (budget, period)).fetchone())
+    @contextmanager
+    def _transaction(self) -> Iterator[_Tx]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield lambda sql, params=(): conn.execute(sql, params or None)
 
     def close(self) -> None:
         """The pool belongs to the audit store, which closes it."""
+
+
+def _counters(row: Sequence[Any] | None) -> Counters:
+    if row is None:
+        return _ZERO
+    a, b, c, d, e, f = (int(v) for v in row)
+    return a, b, c, d, e, f
 
 
 def budget_store_for(audit: object) -> BudgetStore:

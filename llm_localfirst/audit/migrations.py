@@ -432,3 +432,19 @@ def m007_budget_usage(db: MigrationDB) -> None:
         )
         """
     )
+    # Which instance holds how much of that reservation, until when (Unix seconds);
+    # rows past expires_at belong to instances that died and are handed back.
+    db.execute(
+        """
+        CREATE TABLE lf_budget_leases (
+            budget TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            micros BIGINT NOT NULL,
+            tokens BIGINT NOT NULL,
+            calls BIGINT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (budget, period_start, holder)
+        )
+        """
+    )
