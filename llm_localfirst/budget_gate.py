@@ -14,7 +14,9 @@ recorded spend can pass it only by what calls in flight spend beyond their
 estimate. The estimate is an upper bound of input tokens (UTF-8 bytes) plus
 ``max_tokens`` (1024 when the caller sets none). Near the limit a lease shrinks to
 one call's estimate, so no instance hoards the last of a budget; an idle lease is
-handed back at the next flush. It must never read the environment nor decide routes.
+handed back within about half a second (``Spend`` runs a flusher thread), and the
+lease of an instance that died is reaped ``LEASE_TTL`` (1 h) after its last write.
+It must never read the environment nor decide routes.
 """
 
 from __future__ import annotations
