@@ -72,6 +72,9 @@ def _assignment(op: str, other: str = "") -> str:
     )
     if other:
         return f"{o}(?:{other}|{behind})"
+    if op == "|":
+        # "str | None", "a || b": most "|" in code have no value after them.
+        return f"{o}(?=[ \t]*[^\s|]{{6}})(?:{behind})"
     return f"{o}(?:{behind})"
 
 
