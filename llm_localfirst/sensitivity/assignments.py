@@ -74,7 +74,7 @@ def _assignment(op: str, other: str = "") -> str:
         return f"{o}(?:{other}|{behind})"
     if op == "|":
         # "str | None", "a || b": most "|" in code have no value after them.
-        return f"{o}(?=[ \t]*[^\s|]{{6}})(?:{behind})"
+        return f"{o}(?=[ \t]*[^\\s|]{{6}})(?:{behind})"
     return f"{o}(?:{behind})"
 
 
