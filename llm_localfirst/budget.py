@@ -512,7 +512,7 @@ class Spend:
         if got is None or isinstance(got, Reservation):
             return got
         spec = got
-        if spec.on_exceeded == "refuse":
+        if spec.on_exceeded == "refuse" or not self.local:
             unit, limit = next(
                 (u, v)
                 for u, v in (
@@ -522,8 +522,9 @@ class Spend:
                 )
                 if v is not None
             )
+            why = "" if self.local else " (on_exceeded is local, but the policy has none)"
             raise BudgetExceeded(
-                exceeded_message(spec, destination),
+                exceeded_message(spec, destination) + why,
                 budget=spec.name,
                 destination=destination,
                 limit=float(limit),
