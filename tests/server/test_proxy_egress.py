@@ -642,3 +642,35 @@ def test_a_detectable_value_anywhere_in_a_random_body_never_reaches_the_cloud(
     for seen in egress.cloud.model_calls():
         sent = orjson.dumps(seen.body).decode()
         assert secret not in sent and "4111" not in sent
+
+
+ANTHROPIC_FIELDS = [
+    "user",
+    "stop",
+    "tool description",
+    "response_format schema",
+    "message name",
+    "tool-call arguments object",
+    "text part not a string",
+    "card as a bare number part",
+]
+
+
+@pytest.mark.parametrize("field", ANTHROPIC_FIELDS)
+def test_an_anthropic_cloud_gets_nothing_the_translation_would_carry(
+    proxy: LiveProxy, field: str
+) -> None:
+    # The scan reads the OpenAI-shaped body before translation; the translation only
+    # moves its strings (user -> metadata.user_id, stop -> stop_sequences, ...).
+    _, body = FIELDS[field]
+    response = post(proxy, CHAT, body, **{"x-lf-kind": "reason"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-lf-locality"] == "local"
+    assert proxy.cloud.model_calls() == []
+
+
+def test_an_anthropic_cloud_still_gets_a_clean_reasoning_request(proxy: LiveProxy) -> None:
+    response = post(proxy, CHAT, chat(user="team-a", stop=["END"]), **{"x-lf-kind": "reason"})
+    assert response.headers["x-lf-locality"] == "cloud"
+    (seen,) = proxy.cloud.model_calls()
+    assert seen.body["metadata"] == {"user_id": "team-a"}

@@ -9,6 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx2
+
 from llm_localfirst.testing import FakeUpstream
 from tests.server.conftest import ONE_LOCAL_POLICY
 
@@ -56,5 +58,39 @@ def test_serve_exits_0_after_a_clean_sigterm_shutdown(
             proc.kill()
             proc.wait(timeout=10)
         reader.join(10)
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_the_mcp_http_server_exits_0_after_a_clean_sigterm_shutdown(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from llm_localfirst.cli import main; sys.exit(main())",
+        "mcp",
+        "--transport",
+        "http",
+        "--port",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "MCP server on http" not in line:
+            line = proc.stderr.readline()
+            assert line, "the MCP server exited before it started"
+        url = line.split(" on ", 1)[1].split(" ", 1)[0]
+        # An answer means uvicorn is serving, so its signal handlers are in place.
+        with httpx2.Client(timeout=30, trust_env=False) as client:
+            assert client.get(url).status_code < 500
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
         assert proc.stderr is not None
         proc.stderr.close()

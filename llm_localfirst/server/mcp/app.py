@@ -284,13 +284,21 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
         sys.stderr.write(f"llm-localfirst MCP server on http://{shown}:{bound}{MCP_PATH} "
                          f"(token {'required' if token else 'off'})\n")
         sys.stderr.flush()
+        # uvicorn re-raises the SIGTERM it caught after shutting down; with the default
+        # handler the process would die with 143 after a clean shutdown (0 is documented).
+        previous = signal.signal(signal.SIGTERM, _after_shutdown)
         try:
             anyio.run(_closing, router, uv.serve([sock]))
         finally:
+            signal.signal(signal.SIGTERM, previous)
             sock.close()
         return 0
     finally:
         router.close()
+
+
+def _after_shutdown(signum: int, frame: object) -> None:
+    log.debug("signal %d after shutdown: exiting normally", signum)
 
 
 def _listed(value: str) -> list[str]:
