@@ -24,12 +24,10 @@ from collections.abc import Callable, Iterator
 from .assignments import (
     _ASSIGNMENT_OPS,
     _KEY_THEN_VALUE,
-    _PASSWORD_THEN_VALUE,
-    _TOKEN_THEN_VALUE,
     _assignment,
     _on_assignment,
+    _on_flag,
     _on_label_then_value,
-    _on_password_then_value,
 )
 from .finding import Finding
 from .phones import _on_e164
@@ -73,6 +71,9 @@ _UNDERSCORE_PREFIXED = (
 )
 _DASH_PREFIXED = (
     r"-(?:----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----(?P<private_key>)"
+    # A command-line flag and its value: "--password S3cr3t!", "--client-secret ...".
+    r"|(?<=[\s\"'`]-)-(?:[a-z]+-){0,3}(?:password|passwd|pass|secret|token)[ \t]+"
+    r"(?=[^\s-])(?P<flag>)"
     r"|(?<=[A-Za-z0-9]-)(?=[A-Za-z0-9_-]{10})(?:"
     r"(?<=\bgl(?:pat|ptt|cbt|imt|oas)-)[\w-]{20,512}(?P<gitlab_token>)"
     r"|(?<=\bgl(?:dt|rt|ft)-)[\w-]{20,512}(?P<gitlab_token_>)"
@@ -112,6 +113,9 @@ def _on_prefixed(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterato
     kind = (m.lastgroup or "").rstrip("_")
     if kind == "private_key":
         yield from _private_key(text, start, end)
+        return
+    if kind == "flag":
+        yield from _on_flag(text, m, wanted)
         return
     body = text[start + 1 : end]
     # Back over the prefix ("ghp", "github", "sk") that the look-behind checked.
@@ -415,8 +419,6 @@ def _secret_passes() -> tuple[_Spec, ...]:
         (_DOTTED, frozenset({"secret", "phone"}), _on_dotted, "."),
         (_ENTRA, secret, _on_entra, "~"),
         (_KEY_THEN_VALUE, secret, _on_label_then_value, "ey "),
-        (_TOKEN_THEN_VALUE, secret, _on_label_then_value, "oken "),
-        (_PASSWORD_THEN_VALUE, secret, _on_password_then_value, "assword "),
     )
 
 

@@ -405,14 +405,13 @@ def _named_forms(name: str, v: str) -> list[str]:
     ]
 
 
-# Labels that name a secret with no operator after them ("password S3cr3t!"); the
-# detectors read those in English only ("Passwort S3cr3t!" needs a ":").
-_BARE_LABELS = frozenset({"password", "db password"})
-
-
 def _prose_forms(label: str, v: str, kind: str = "") -> list[str]:
-    """Where people paste a value in chat and tickets, in several languages."""
-    bare = kind != "password" or label in _BARE_LABELS
+    """Where people paste a value in chat and tickets, in several languages.
+
+    A label with no operator after it ("Datadog API key 3f9a...") is read for keys
+    only: a password or an auth token needs one ("password: ...").
+    """
+    bare = label.lower().endswith("key") or kind not in _NEEDS_NAME
     return [
         f"Here is the {label}: {v}",
         *([f"{label} {v}", f"new {label} {v} (rotated today)"] if bare else []),
