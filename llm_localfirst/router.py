@@ -786,7 +786,9 @@ class Router:
             face: Which face is calling (audit).
             **kwargs: ``source``, ``system``, ``messages``, ``kind``, ``sensitive``,
                 ``model``, ``tags``, ``headers``, ``metadata``, ``ab_key``,
-                ``max_tokens``, ``temperature``.
+                ``max_tokens``, ``temperature``, ``extra`` (pass-through body fields,
+                scanned like the rest), ``session`` (a conversation id: once
+                sensitive, it stays sensitive for the taint TTL).
 
         Raises:
             InvalidRequest: bad input.

@@ -674,3 +674,12 @@ def test_an_anthropic_cloud_still_gets_a_clean_reasoning_request(proxy: LiveProx
     assert response.headers["x-lf-locality"] == "cloud"
     (seen,) = proxy.cloud.model_calls()
     assert seen.body["metadata"] == {"user_id": "team-a"}
+
+
+def test_a_repeated_session_header_is_refused(egress: LiveProxy) -> None:
+    with egress.client() as client:
+        response = client.post(
+            CHAT, json=chat(), headers=[("x-lf-session", "s-1"), ("x-lf-session", "s-2")]
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "x-lf-session"

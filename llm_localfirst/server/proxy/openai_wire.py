@@ -128,6 +128,9 @@ def routing_input(raw_headers: Iterable[tuple[bytes, bytes]]) -> RoutingInput:
         session = headers.get("x-lf-session")
         if session is not None:
             _check_ab_key(session, "x-lf-session")
+            if "," in session:  # repeated: two sessions would match neither one's taint
+                raise InvalidRequest("x-lf-session must be one value without commas",
+                                     param="x-lf-session")
     except InvalidRequest as exc:
         return RoutingInput(headers=headers, authorization=authorization, problem=exc)
     return RoutingInput(kind=kind, tags=tags, ab_key=ab_key, headers=headers,
