@@ -39,7 +39,9 @@ def _scanner() -> Scanner:
     return Scanner()
 
 
-def _rates(samples: tuple[Sample, ...], fired: bool) -> tuple[dict[str, float], dict[str, list]]:
+def _rates(
+    samples: tuple[Sample, ...], fired: bool
+) -> tuple[dict[str, float], dict[str, list[str]]]:
     """Per kind, the share of samples on which the scanner fires (as expected or not)."""
     hits: Counter[str] = Counter()
     totals: Counter[str] = Counter()
@@ -58,7 +60,7 @@ def _rates(samples: tuple[Sample, ...], fired: bool) -> tuple[dict[str, float], 
     return rates, examples
 
 
-def _report(rates: dict[str, float], examples: dict[str, list]) -> str:
+def _report(rates: dict[str, float], examples: dict[str, list[str]]) -> str:
     return "\n".join(
         f"{kind}: {rate:.3f} e.g. {examples.get(kind, [])[:2]!r}"
         for kind, rate in sorted(rates.items(), key=lambda kv: kv[1])

@@ -760,7 +760,10 @@ def _placeholder_token(rng: random.Random) -> str:
 
 def _benign_values(rng: random.Random) -> dict[str, Callable[[], str]]:
     r = rng
-    uid = lambda: str(uuid.UUID(int=r.getrandbits(128)))  # noqa: E731
+
+    def uid() -> str:
+        return str(uuid.UUID(int=r.getrandbits(128)))
+
     return {
         "documented_example": lambda: r.choice(
             [
