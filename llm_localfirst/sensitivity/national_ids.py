@@ -40,11 +40,10 @@ from .text import (
     _CTX_BARCODE,
     _CTX_ID,
     _CTX_PHONE,
-    _csv_header,
-    _lowered,
+    _Labels,
+    _labels_at,
     _near,
     _not_personal,
-    _rx,
     _unit_after,
     _Words,
     _words,
@@ -209,31 +208,6 @@ def au_medicare(digits: str) -> bool:
 # ----------------------------------------------------------------------------- digit runs
 
 
-class _Labels:
-    """The words around a run where its label may be: a wide window and a CSV header.
-
-    Labels of ids are farther away than a phone's "Tel:": in SQL ("INSERT INTO p
-    (name, pesel) VALUES ('Jan Kowalski', '...')") or in a CSV row under its header.
-    """
-
-    __slots__ = ("header", "header_words", "window", "words")
-
-    def __init__(self, text: str, start: int, end: int) -> None:
-        self.window = _lowered(text, start - 80, end + 24)
-        self.words = frozenset(_rx().word.findall(self.window))
-        span = _csv_header(text, start)
-        self.header = _lowered(text, *span) if span else ""
-        self.header_words = frozenset(_rx().word.findall(self.header))
-
-    def has(self, label: _Words) -> bool:
-        return (
-            not label.words.isdisjoint(self.words)
-            or any(p in self.window for p in label.phrases)
-            or not label.words.isdisjoint(self.header_words)
-            or any(p in self.header for p in label.phrases)
-        )
-
-
 class _Run:
     """A run of digit groups being read, with its label tests."""
 
@@ -250,7 +224,7 @@ class _Run:
     def own(self, label: _Words) -> bool:
         """Whether the id's own label is near, or heads its CSV column."""
         if self._labels is None:  # read once per run, whichever ids are tried
-            self._labels = _Labels(self.text, self.start, self.end)
+            self._labels = _labels_at(self.text, self.start, self.end)
         return self._labels.has(label)
 
     def plain(self) -> bool:

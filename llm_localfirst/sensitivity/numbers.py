@@ -59,9 +59,12 @@ _NUMBER = (
     rf"(?:(?:{_S}?(?:{_D}|[./]){_S}?|{_S}|{_S}?\({_S}?|{_S}?\){_S}?)(?:2[AB](?={_S}|\.)|[0-9]+))*"
     r"(?:[- ]?(?P<letter>[A-Zxk])(?![A-Za-z0-9_]))?"  # "...002x", "12.345.678-k" in lower case too
 )
-# A digit right after a letter, followed by a card's digits or an IBAN's groups.
-_GLUED = (
-    r"(?<=[A-Za-z][0-9])(?=[0-9]{3}(?:[ .-]?[0-9]){8}"
+# A digit right after a letter (one test, shared by every reading of a glued digit:
+# most digits the pass looks at are inside numbers), followed by a card's digits or an
+# IBAN's groups.
+_GLUED = r"(?<=[A-Za-z][0-9])"
+_GLUED_CARD_IBAN = (
+    r"(?=[0-9]{3}(?:[ .-]?[0-9]){8}"
     r"|(?<=[A-Za-z]{2}[0-9])[0-9][ .-]?[0-9A-Za-z]{4}[ .-]?[0-9A-Za-z]{4}[ .-]?[0-9A-Za-z]{2})"
 )
 _PLAIN = str.maketrans("\u00a0\u2009\u202f\u2010\u2011\u2012\u2013", "   ----")

@@ -18,7 +18,7 @@ from .capitals import _CAPS, _LOWER_IDS, _on_caps, _on_lower_id
 from .emails import _email_passes
 from .finding import DETECTORS, Finding
 from .ibans import _on_glued_iban
-from .numbers import _GLUED, _NUMBER, _on_glued, _on_number
+from .numbers import _GLUED, _GLUED_CARD_IBAN, _NUMBER, _on_glued, _on_number
 from .secrets import _secret_passes
 
 __all__ = ["Scanner", "scanner_for"]
@@ -194,7 +194,7 @@ class _Pass:
 # "order4111...", "de89 3704...", "s1234567d".
 _TOKEN = (
     rf"[+(0-9A-Z](?:(?<![A-Za-z0-9_][A-Za-z0-9])"
-    rf"(?:(?<=[A-Z]){_CAPS}|{_NUMBER}(?P<number>))|(?:{_GLUED}|{_LOWER_IDS})(?P<glued>))"
+    rf"(?:(?<=[A-Z]){_CAPS}|{_NUMBER}(?P<number>))|{_GLUED}(?:{_GLUED_CARD_IBAN}|{_LOWER_IDS})(?P<glued>))"
 )
 
 

@@ -188,16 +188,50 @@ def _column_labelled(text: str, start: int, ctx: _Words) -> bool:
     return span is not None and _has_words(text, span[0], span[1], ctx)
 
 
-def _labelled_by(text: str, start: int, end: int, ctx: _Words) -> bool:
-    """Whether an id's label is near, as far as a SQL column list, or heads its CSV column.
+class _Labels:
+    """The words around a value where an id's label may be: a wide window, a CSV header.
 
     Labels of ids are farther away than a phone's "Tel:": in SQL ("INSERT INTO p
-    (name, ssn) VALUES ('Ana Silva', '...')") or in a CSV row under its header.
+    (name, ssn) VALUES ('Ana Silva', '...')") or in a CSV row under its header. Read
+    once per value, however many ids are tried on it (`_labels_at`).
     """
-    if _has_words(text, start - 80, end + 24, ctx):
-        return True
-    span = _csv_header(text, start)
-    return span is not None and _has_words(text, span[0], span[1], ctx)
+
+    __slots__ = ("header", "header_words", "window", "words")
+
+    def __init__(self, text: str, start: int, end: int) -> None:
+        self.window = _lowered(text, start - 80, end + 24)
+        self.words = frozenset(_rx().word.findall(self.window))
+        span = _csv_header(text, start)
+        self.header = _lowered(text, *span) if span else ""
+        self.header_words = frozenset(_rx().word.findall(self.header)) if span else frozenset()
+
+    def has(self, label: _Words) -> bool:
+        return (
+            not label.words.isdisjoint(self.words)
+            or any(p in self.window for p in label.phrases)
+            or not label.words.isdisjoint(self.header_words)
+            or any(p in self.header for p in label.phrases)
+        )
+
+
+# The labels of the value read last: a run's readings ask for them one after another.
+# One tuple, replaced whole, so that threads sharing a scanner never mix two entries.
+_last_labels: tuple[str, int, int, _Labels] | None = None
+
+
+def _labels_at(text: str, start: int, end: int) -> _Labels:
+    global _last_labels
+    last = _last_labels
+    if last is not None and last[0] is text and last[1] == start and last[2] == end:
+        return last[3]
+    labels = _Labels(text, start, end)
+    _last_labels = (text, start, end, labels)
+    return labels
+
+
+def _labelled_by(text: str, start: int, end: int, ctx: _Words) -> bool:
+    """Whether an id's label is near, as far as a SQL column list, or heads its CSV column."""
+    return _labels_at(text, start, end).has(ctx)
 
 
 # A CSV row longer than this is no row; a header more than _HEADER_ROWS rows up is not
