@@ -113,3 +113,18 @@ def test_a_taint_lookup_that_fails_makes_the_request_sensitive(
     assert answer.decision.target == "local"
     assert answer.decision.sensitive_reasons == ("taint_error",)
     assert fake_cloud.model_calls() == []
+
+
+def test_lf_taint_ttl_overrides_the_policy(
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: Any
+) -> None:
+    from llm_localfirst import Settings
+
+    policy = cloud_first(fake_local, fake_cloud, taint_ttl_s=600)
+    with Router(policy, audit=memory_audit) as router:
+        assert router.taint_ttl == 600
+    settings = Settings.load(environ={"LF_TAINT_TTL": "5"}, env_file=None)
+    with Router(policy, audit=memory_audit, settings=settings) as router:
+        assert router.taint_ttl == 5
+    with Router(cloud_first(fake_local, fake_cloud), audit=memory_audit) as router:
+        assert router.taint_ttl == 86400

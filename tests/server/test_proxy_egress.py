@@ -683,3 +683,17 @@ def test_a_repeated_session_header_is_refused(egress: LiveProxy) -> None:
         )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "x-lf-session"
+
+
+def test_a_streamed_request_is_scanned_the_same_way(egress: LiveProxy) -> None:
+    sdk = openai.OpenAI(base_url=egress.base_url, api_key="k", max_retries=0, timeout=10)
+    with sdk.chat.completions.with_streaming_response.create(
+        model="auto",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        metadata={"contact": EMAIL},
+        store=True,
+    ) as response:
+        assert response.headers["x-lf-locality"] == "local"
+        assert "".join(response.iter_lines())
+    assert egress.cloud.model_calls() == []
