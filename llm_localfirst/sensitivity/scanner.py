@@ -20,6 +20,7 @@ from .finding import DETECTORS, Finding
 from .ibans import _on_glued_iban
 from .numbers import _GLUED, _GLUED_CARD_IBAN, _NUMBER, _on_glued, _on_number
 from .secrets import _secret_passes
+from .text import _forget
 
 __all__ = ["Scanner", "scanner_for"]
 
@@ -64,11 +65,14 @@ class Scanner:
         Returns:
             Findings of the enabled detectors, without duplicates, sorted by span.
         """
-        found = self._findings(text)
-        for start, end, field in _form_fields(text):
-            found.update(
-                Finding(f.detector, f.kind, start, end) for f in self._findings(field)
-            )
+        try:
+            found = self._findings(text)
+            for start, end, field in _form_fields(text):
+                found.update(
+                    Finding(f.detector, f.kind, start, end) for f in self._findings(field)
+                )
+        finally:
+            _forget()
         return sorted(found, key=lambda f: (f.start, f.end, f.detector, f.kind))
 
     def _findings(self, text: str) -> set[Finding]:
@@ -92,11 +96,14 @@ class Scanner:
         Returns:
             The subset of `detectors` with at least one finding.
         """
-        remaining = self._scan(text, set(self._detectors))
-        if remaining:
-            for _, _, field in _form_fields(text):
-                if not self._scan(field, remaining):
-                    break
+        try:
+            remaining = self._scan(text, set(self._detectors))
+            if remaining:
+                for _, _, field in _form_fields(text):
+                    if not self._scan(field, remaining):
+                        break
+        finally:
+            _forget()
         return self._detectors.difference(remaining)
 
     def _scan(self, text: str, remaining: set[str]) -> set[str]:

@@ -170,9 +170,21 @@ def _lowered(text: str, lo: int, hi: int) -> str:
     return window.lower().replace("_", " ")
 
 
+# The window read last and its words: a value's readings ask about the same window
+# for one context after another. One tuple, replaced whole (threads share scanners).
+_last_window: tuple[str, int, int, str, frozenset[str]] | None = None
+
+
 def _has_words(text: str, lo: int, hi: int, ctx: _Words) -> bool:
-    window = _lowered(text, lo, hi)
-    if not ctx.words.isdisjoint(_rx().word.findall(window)):
+    global _last_window
+    last = _last_window
+    if last is not None and last[0] is text and last[1] == lo and last[2] == hi:
+        window, words = last[3], last[4]
+    else:
+        window = _lowered(text, lo, hi)
+        words = frozenset(_rx().word.findall(window))
+        _last_window = (text, lo, hi, window, words)
+    if not ctx.words.isdisjoint(words):
         return True
     return any(phrase in window for phrase in ctx.phrases)
 
@@ -227,6 +239,12 @@ def _labels_at(text: str, start: int, end: int) -> _Labels:
     labels = _Labels(text, start, end)
     _last_labels = (text, start, end, labels)
     return labels
+
+
+def _forget() -> None:
+    """Drop the windows read last, so that no text outlives the scan that read it."""
+    global _last_window, _last_labels
+    _last_window = _last_labels = None
 
 
 def _labelled_by(text: str, start: int, end: int, ctx: _Words) -> bool:
