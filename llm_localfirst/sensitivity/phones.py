@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from .finding import Finding
-from .text import _CTX_ID, _CTX_PHONE, _near, _not_personal, _rx, _words
+from .text import _CTX_ID, _CTX_PHONE, _labelled_by, _near, _not_personal, _rx, _words
 
 # Regions tried for numbers in national format, with the groupings (sizes of the
 # digit groups as written) their numbers are written in, for numbers written
@@ -222,7 +222,9 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
             return region
     # A word such as "phone" nearby admits any grouping and more regions, and a bare
     # run in E.164 without its "+" ("msisdn": "447911123456").
-    if _phone_labelled(text, start, end):
+    if _phone_labelled(text, start, end) or (
+        len(digits) >= 8 and _labelled_by(text, start, end, _CTX_PHONE_COLUMN)
+    ):
         region = _national_region(run, digits, sizes, context=True)
         if region is None and len(groups) == 1 and len(digits) >= 10:
             region = _international_region(digits)
@@ -244,6 +246,15 @@ def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
     return "." not in run or not (
         set(run) - set("0123456789.") or len(groups) < 3 or (len(groups) == 4 and max(sizes) <= 3)
     )
+
+
+# Names of a phone field as a SQL column list or a CSV header gives them, farther
+# from the value than a "Tel:" ("INSERT INTO c (name, phone) VALUES ('Ana', '...')").
+_CTX_PHONE_COLUMN = _words(
+    "phone phones telephone tel mobile cell cellphone fax msisdn whatsapp telefon telefono"
+    " telefone téléphone handy celular cellulare gsm movil móvil portable phonenumber"
+    " mobilenumber mobilephone telnumber"
+)
 
 
 def _phone_labelled(text: str, start: int, end: int) -> bool:
