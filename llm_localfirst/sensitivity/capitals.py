@@ -19,7 +19,7 @@ from .finding import Finding
 from .ibans import _iban
 from .national_ids import mx_curp, sg_nric
 from .secrets import _on_caps_secret
-from .text import _CTX_ID_CARD, _joins, _labelled_by
+from .text import _CTX_ID_CARD, _id_labelled_by, _joins
 
 _CAPS = (
     r"(?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
@@ -78,7 +78,7 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
     elif kind == "de_id_card":
         # The ICAO 9303 check digit passes one random value in ten: ask for a label.
         if ("national_id" in wanted and _icao_check(value.replace(" ", ""))
-                and _labelled_by(text, start, end, _CTX_ID_CARD)):
+                and _id_labelled_by(text, start, end, _CTX_ID_CARD)):
             yield Finding("national_id", kind, start, end)
     elif "secret" in wanted:
         # Placeholders and documented example keys are told apart in `secrets`.

@@ -71,6 +71,8 @@ _CTX_MEDICARE = _words("medicare")
 _CTX_PESEL = _words("pesel")
 _CTX_SE = _words(
     "personnummer personnr pnr samordningsnummer",
+    "pers.nr",
+    "pers. nr",
     "person number",
     "personal identity number",
 )
@@ -96,6 +98,7 @@ _CTX_AHV = _words(
 _CTX_CPR = _words("cpr personnummer", "cpr-nr", "cpr nummer", "personnummer")
 _CTX_NO = _words(
     "fødselsnummer fodselsnummer fnr personnummer",
+    "f.nr",
     "d-nummer",
     "fødselsnr",
     "birth number",
@@ -221,11 +224,12 @@ class _Run:
         self.bare = len(sizes) == 1
         self._labels: _Labels | None = None
 
-    def own(self, label: _Words) -> bool:
-        """Whether the id's own label is near, or heads its CSV column."""
+    def own(self, label: _Words, *, any_id: bool = True) -> bool:
+        """Whether the id's own label is near, or heads its CSV column; or, unless
+        ``any_id`` is false (ids without a check digit), a label any id may have."""
         if self._labels is None:  # read once per run, whichever ids are tried
             self._labels = _labels_at(self.text, self.start, self.end)
-        return self._labels.has(label)
+        return self._labels.has(label) or (any_id and self._labels.any_id())
 
     def plain(self) -> bool:
         """No "order", "invoice"... just before, and no barcode or phone label near."""
@@ -312,7 +316,13 @@ def _seven_eight(run: _Run) -> str | None:
     dotted = run.sizes in ((1, 3, 3), (2, 3, 3)) and run.seps in (".", " ")
     # "DNI 12345678-Z" with a wrong letter is a Spanish DNI, not an Argentinian one.
     lettered = _SPANISH_LETTER.match(run.text, run.end, run.end + 3) is not None
-    if (run.bare or dotted) and digits[0] != "0" and not lettered and run.own(_CTX_DNI):
+    # No check digit: its own label, or in the dotted format any id's label ("ID number").
+    if (
+        (run.bare or dotted)
+        and digits[0] != "0"
+        and not lettered
+        and run.own(_CTX_DNI, any_id=dotted and run.seps == ".")
+    ):
         return "ar_dni"
     return None
 
@@ -406,9 +416,14 @@ def _thirteen(run: _Run) -> str | None:
     # Since October 2020 the last six digits are random: next to its label, the
     # shape suffices (test data often has no valid date either).
     dashed = sizes == (6, 7) and run.seps in ("-", " ")
-    if (dashed or run.bare) and run.own(_CTX_KR):
+    if (dashed or run.bare) and run.own(_CTX_KR, any_id=False):
         return "kr_rrn"
-    if dashed and kr_rrn_date(digits) and v.rrn(digits) and run.plain():
+    if (
+        (dashed or run.bare)
+        and kr_rrn_date(digits)
+        and v.rrn(digits)
+        and (run.own(_CTX_KR) or (dashed and run.plain()))
+    ):
         return "kr_rrn"
     za_format = run.bare or sizes in ((6, 4, 2, 1), (6, 4, 3), (6, 7))
     if za_format and v.za_idnr(digits) and run.evident(_CTX_ZA):

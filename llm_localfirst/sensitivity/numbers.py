@@ -34,6 +34,7 @@ from .text import (
     _CTX_NHS,
     _CTX_SSN,
     _column_labelled,
+    _id_labelled_by,
     _joins,
     _labelled_by,
     _near,
@@ -359,7 +360,7 @@ def _timestamp(digits: str) -> bool:
 
 def _labelled(text: str, start: int, end: int, label: _Words) -> bool:
     """A label is near, or at least no word like "order" or "invoice" before, no unit after."""
-    return _labelled_by(text, start, end, label) or not (
+    return _id_labelled_by(text, start, end, label) or not (
         _not_personal(text, start) or _unit_after(text, end) or _near(text, start, end, _CTX_ID)
     )
 
@@ -381,18 +382,18 @@ def _national_id(
         return None
     if nd == 9:
         if (sizes == (3, 2, 4) and one_separator and separators <= {"-", " "}) or (
-            bare and _labelled_by(text, start, end, _CTX_SSN)
+            bare and _id_labelled_by(text, start, end, _CTX_SSN)
         ):
             if v.ssn(digits):
                 return "us_ssn"
             if v.itin(digits):
                 return "us_itin"
         if (sizes == (4, 2, 3) and separators == {"."}) or (
-            bare and _labelled_by(text, start, end, _CTX_BSN)
+            bare and _id_labelled_by(text, start, end, _CTX_BSN)
         ):
             return "nl_bsn" if v.bsn(digits) else None
     elif nd == 10:
-        return "gb_nhs" if v.nhs(digits) and _labelled_by(text, start, end, _CTX_NHS) else None
+        return "gb_nhs" if v.nhs(digits) and _id_labelled_by(text, start, end, _CTX_NHS) else None
     elif nd == 11:
         # Two check digits pass one random number in a hundred: bare, they still
         # need no "order", "invoice"... nearby unless their own label is there.
@@ -414,9 +415,9 @@ def _national_id(
         # Verhoeff and mod-11 each pass one random number in ten: ask for the
         # grouped format or a context word, and none of "order", "invoice", ...
         plain = not bare and not _not_personal(text, start)
-        if v.aadhaar(digits) and (plain or _labelled_by(text, start, end, _CTX_AADHAAR)):
+        if v.aadhaar(digits) and (plain or _id_labelled_by(text, start, end, _CTX_AADHAAR)):
             return "in_aadhaar"
-        if v.my_number(digits) and _labelled_by(text, start, end, _CTX_MY_NUMBER):
+        if v.my_number(digits) and _id_labelled_by(text, start, end, _CTX_MY_NUMBER):
             return "jp_my_number"
     elif nd == 14:
         # Bare, the branch number ("0001") must look like one: this keeps out the

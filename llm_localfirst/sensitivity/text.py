@@ -125,6 +125,38 @@ _CTX_ID = _words(
     "rijksregister",
     "registre national",
 )
+# Labels any national id may have, as whole words: " id number " is no "valid number".
+_ANY_ID_PHRASES = (
+    " national id ",
+    " national identity ",
+    " personal id ",
+    " id number ",
+    " id no ",
+    " id nr ",
+    " identity number ",
+    " identity no ",
+    " identification number ",
+    " citizen id ",
+    " documento de identidad ",
+    " número de identificación ",
+    " numero de identificacion ",
+    " numéro d identité ",
+    " numéro d identification ",
+    " numero di identificazione ",
+    " identiteitsnummer ",
+    " identifikationsnummer ",
+    " personennummer ",
+    " numer identyfikacyjny ",
+    " kimlik numarası ",
+    " 身份证 ",
+    " 证件号码 ",
+)
+# Words that make "ID number" some other thing's number: "customer ID number".
+_NOT_PERSON_IDS = _words(
+    "customer user account client order invoice transaction ticket session request employee"
+    " member product device tracking reference case booking store vendor supplier item job"
+    " task build app group message event trace span tax vat company business"
+).words
 _CTX_NOT_PERSONAL = _words(
     "order invoice inv tracking track ref reference ticket case sku isbn serial part po"
     " receipt confirmation booking transaction txn build version batch lot item product"
@@ -208,7 +240,7 @@ class _Labels:
     once per value, however many ids are tried on it (`_labels_at`).
     """
 
-    __slots__ = ("header", "header_words", "window", "words")
+    __slots__ = ("_any_id", "header", "header_words", "window", "words")
 
     def __init__(self, text: str, start: int, end: int) -> None:
         self.window = _lowered(text, start - 80, end + 24)
@@ -216,6 +248,17 @@ class _Labels:
         span = _csv_header(text, start)
         self.header = _lowered(text, *span) if span else ""
         self.header_words = frozenset(_rx().word.findall(self.header)) if span else frozenset()
+        self._any_id: bool | None = None
+
+    def any_id(self) -> bool:
+        """Whether a label any national id may have is near: "ID number", "national ID"."""
+        if self._any_id is None:
+            self._any_id = any(
+                _any_id_label(" ".join(_rx().word.findall(part)))
+                for part in (self.window, self.header)
+                if "id" in part or "ident" in part or "身份" in part or "证件" in part
+            )
+        return self._any_id
 
     def has(self, label: _Words) -> bool:
         return (
@@ -241,6 +284,17 @@ def _labels_at(text: str, start: int, end: int) -> _Labels:
     return labels
 
 
+def _any_id_label(words: str) -> bool:
+    joined = f" {words} "
+    for phrase in _ANY_ID_PHRASES:
+        at = joined.find(phrase)
+        if at >= 0:
+            before = joined[:at].rsplit(" ", 1)[-1]
+            if before not in _NOT_PERSON_IDS:
+                return True
+    return False
+
+
 def _forget() -> None:
     """Drop the windows read last, so that no text outlives the scan that read it."""
     global _last_window, _last_labels
@@ -250,6 +304,12 @@ def _forget() -> None:
 def _labelled_by(text: str, start: int, end: int, ctx: _Words) -> bool:
     """Whether an id's label is near, as far as a SQL column list, or heads its CSV column."""
     return _labels_at(text, start, end).has(ctx)
+
+
+def _id_labelled_by(text: str, start: int, end: int, ctx: _Words) -> bool:
+    """Whether an id's own label, or one any id may have ("ID number"), is near."""
+    labels = _labels_at(text, start, end)
+    return labels.has(ctx) or labels.any_id()
 
 
 # A CSV row longer than this is no row; a header more than _HEADER_ROWS rows up is not

@@ -902,8 +902,34 @@ _UNLABELLED = {
 }
 
 
+# More of the ways each label is written, and labels any id may have.
+_MORE_LABELS = {
+    "cn_ric": ["身份证号码", "公民身份号码", "ID No."],
+    "kr_rrn": ["resident registration number", "주민등록 번호"],
+    "ca_sin": ["SIN #", "S.I.N.", "Social Insurance No."],
+    "au_tfn": ["Tax File No.", "TFN no"],
+    "au_medicare": ["Medicare No", "Medicare card number"],
+    "se_personnummer": ["pers.nr", "personnummer (ÅÅMMDD-NNNN)"],
+    "dk_cpr": ["CPR nr.", "cpr-nummer"],
+    "no_fodselsnummer": ["f.nr.", "fødselsnr"],
+    "pt_nif": ["NIF/NIPC", "contribuinte n.º", "nº de contribuinte"],
+    "ar_dni": ["D.N.I.", "DNI N°", "documento"],
+    "cl_rut": ["cédula de identidad", "RUN", "Rol Único Tributario"],
+    "jp_my_number": ["個人番号（マイナンバー）"],
+    "de_idnr": ["steuerliche Identifikationsnummer", "Steuer-IdNr."],
+    "nl_bsn": ["sofinummer", "BSN-nummer"],
+    "gb_nhs": ["NHS No:", "NHS#"],
+    "de_id_card": ["Ausweis-Nr.", "Personalausweis"],
+    "za_idnr": ["ID-nommer", "RSA ID"],
+    "sg_nric": ["NRIC/FIN", "IC no."],
+    "tr_tckimlik": ["TC No", "Kimlik No"],
+}
+_ANY_ID_LABELS = ["national ID", "ID number", "personal ID no.", "identity number"]
+
+
 def _id_case(r: random.Random, kind: str) -> Case:
     maker, labels, keys, _ = _ID_MAKERS[kind]
+    labels = labels + _MORE_LABELS.get(kind, []) + (_ANY_ID_LABELS if r.random() < 0.15 else [])
     spellings = _id_spellings(kind, maker(r))
     bare_ok = _UNLABELLED.get(kind, ())
     if bare_ok and r.random() < 0.4:
