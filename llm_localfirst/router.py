@@ -215,14 +215,22 @@ class Router:
         """Add the classifier's label (and any sensitivity it implies) to an assessment."""
         if self.classifier is None:
             return assessment
-        got = await self.classifier.classify(request.texts())
+        got = await self.classifier.classify(self._classified_texts(request))
         return self._with_label(assessment, got)
+
+    @staticmethod
+    def _classified_texts(request: Request) -> list[str]:
+        """What the classifier reads: the messages, or for the other endpoints (embeddings,
+        completions, responses) every string of the body that will be sent."""
+        if request.messages or request.body is None:
+            return request.texts()
+        return walk(request.outbound()).strings
 
     def _classify_cached(self, request: Request, assessment: Assessment) -> Assessment:
         """The no-I/O path: the cached label, or fail closed (``classifier_not_run``)."""
         if self.classifier is None:
             return assessment
-        got = self.classifier.lookup(self.classifier.digest(request.texts()))
+        got = self.classifier.lookup(self.classifier.digest(self._classified_texts(request)))
         if got is None:
             return dataclasses.replace(
                 assessment, reasons=(*assessment.reasons, "classifier_not_run"))

@@ -58,9 +58,13 @@ def _policy(local: FakeUpstream, cloud: FakeUpstream, on_exceeded: str) -> Any:
 def make(
     proxy_factory: Callable[..., LiveProxy], fake_local: FakeUpstream, fake_cloud: FakeUpstream
 ) -> Callable[[str], LiveProxy]:
-    fake_local.reply = lambda body: (
-        "general" if str(body["messages"][-1]["content"]).endswith("Label:") else "local answer"
-    )
+    def reply(body: dict[str, Any]) -> str:
+        text = str(body["messages"][-1]["content"])
+        if not text.endswith("Label:"):
+            return "local answer"
+        return "legal" if "contract" in text else "general"
+
+    fake_local.reply = reply
     return lambda on_exceeded: proxy_factory(
         policy=_policy(fake_local, fake_cloud, on_exceeded), proxy_keys="alice:sk-alice,bob:sk-bob"
     )
@@ -144,3 +148,13 @@ def test_a_streamed_cloud_answer_is_costed_and_settled(make: Callable[[str], Liv
     assert row.destination == "haiku" and int(row.metadata["lf.cost_usd_micros"]) > 0
     (state,) = proxy.router.spend.status()
     assert state.spent_calls == 1 and state.spent_micros == int(row.metadata["lf.cost_usd_micros"])
+
+
+def test_the_classifier_reads_every_endpoints_body(make: Callable[[str], LiveProxy]) -> None:
+    proxy = make("refuse")
+    with proxy.client(headers={"authorization": "Bearer sk-alice"}) as http:
+        http.post("/v1/embeddings", json={"model": "auto", "input": "the contract terms"})
+    (row,) = proxy.rows()
+    assert row.endpoint == "embeddings" and row.metadata["lf.classifier"] == "legal"
+    assert "classifier:legal" in row.sensitive_reasons  # so it never went to the cloud
+    assert proxy.cloud.model_calls() == []
