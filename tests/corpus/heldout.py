@@ -977,6 +977,8 @@ def _card_spelling(r: random.Random, v: str) -> str:
         return grouped.replace(" ", "-")
     if how == 2:
         return grouped.replace(" ", ".") if len(v) in (16, 19) else grouped
+    if how == 3:
+        return grouped.replace(" ", "  ")  # as copied from a PDF
     return grouped
 
 
