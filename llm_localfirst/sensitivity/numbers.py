@@ -88,7 +88,7 @@ def _number_findings(text: str, m: re.Match[str]) -> list[Finding]:
     if end - start < 7:
         return []
     if _glued(text, start, end):
-        if start > 1 and text[start - 1] == "-" and text[start - 2].isalpha():
+        if start > 1 and text[start - 1] == "-" and _after_word(text, start - 1, end):
             # "order-4111-1111-1111-1111": a card only, as right after a word.
             return list(_on_glued(text, start, _CARD_ONLY))
         return []
@@ -119,6 +119,17 @@ def _number_findings(text: str, m: re.Match[str]) -> list[Finding]:
         for s, e in _segments(text, start, end):
             found += _classify_number(text, s, e)
     return found
+
+
+def _after_word(text: str, dash: int, end: int) -> bool:
+    """Whether a run after a dash follows a whole word and ends the token: "REF-4111...",
+    not a UUID's or a hash's inner group ("3a-6639-4419-9616-eb6c")."""
+    word = dash
+    while word > 0 and text[word - 1].isalpha() and dash - word < 24:
+        word -= 1
+    if word == dash or (word > 0 and (text[word - 1].isalnum() or text[word - 1] in "-_")):
+        return False
+    return not (text[end : end + 1] == "-" and text[end + 1 : end + 2].isalnum())
 
 
 def _lettered_id(text: str, start: int, end: int, letter: str) -> str | None:
