@@ -253,7 +253,11 @@ def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
 _CTX_PHONE_COLUMN = _words(
     "phone phones telephone tel mobile cell cellphone fax msisdn whatsapp telefon telefono"
     " telefone téléphone handy celular cellulare gsm movil móvil portable phonenumber"
-    " mobilenumber mobilephone telnumber"
+    " mobilenumber mobilephone telnumber телефон тел мобильный cep",
+    "手机",
+    "电话",
+    "전화",
+    "휴대폰",
 )
 
 
@@ -268,6 +272,11 @@ def _phone_labelled(text: str, start: int, end: int) -> bool:
 _CTX_PHONE_FIELD = _words(
     "msisdn e164 phonenumber mobilenumber mobilephone telephonenumber telnumber whatsappnumber"
     " contactnumber cellnumber recipient recipients sender caller callee callerid"
+    " телефон тел мобильный моб cep",
+    "手机",
+    "电话",
+    "전화",
+    "휴대폰",
 )
 # "wa.me/447911123456" and "%2B447911123456" (a form body's "+"): E.164 by construction.
 # The sweeps over "." (`secrets`) and "%" (`emails`) find them; this is what follows "%".
