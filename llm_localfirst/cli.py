@@ -155,8 +155,15 @@ def _stream(router: Any, args: argparse.Namespace, source: str | None) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.proxy import serve
+    from .server.proxy.workers import resolve_workers
 
-    return serve(policy=args.policy, host=args.host, port=args.port, insecure=args.insecure)
+    try:
+        workers = resolve_workers(args.workers)
+    except ValueError as exc:
+        sys.stderr.write(f"llm-localfirst: {exc}\n")
+        return 2
+    return serve(policy=args.policy, host=args.host, port=args.port, insecure=args.insecure,
+                 workers=workers)
 
 
 def desktop_config(environ: Any = None) -> dict[str, Any]:
@@ -492,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8787)
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback bind without LF_PROXY_KEYS")
+    p.add_argument("--workers", default="1", metavar="N",
+                   help="worker processes on the one port, or 'auto' for one per core "
+                        "(default 1); SIGHUP and /admin/reload reach every worker")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("mcp", parents=[common],

@@ -31,7 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
@@ -43,6 +43,9 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from ...audit.record import AuditRecord
+
+if TYPE_CHECKING:
+    from .workers import MetricsSharing
 
 log = logging.getLogger("llm_localfirst")
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics", "RequestClock"]
@@ -118,6 +121,8 @@ class ProxyMetrics:
         self.in_flight = 0
         #: Reads every policy budget's current period (set by ``create_app``).
         self.budgets: Callable[[], list[Any]] | None = None
+        #: Adds up the other workers' samples under ``serve --workers`` (else None).
+        self.shared: MetricsSharing | None = None
         self.total = _Histogram(_LATENCY_BUCKETS)
         self.upstream = _Histogram(_LATENCY_BUCKETS)
         self.overhead = _Histogram(_OVERHEAD_BUCKETS)
@@ -242,5 +247,7 @@ class ProxyMetrics:
         return family
 
     def render(self) -> bytes:
-        """The text exposition format of every metric."""
+        """The text exposition format of every metric (every worker's, when shared)."""
+        if self.shared is not None:
+            return self.shared.render(self)
         return generate_latest(self.registry)

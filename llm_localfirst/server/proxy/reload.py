@@ -109,7 +109,10 @@ class PolicyReloader:
             log.info("policy reloaded from %s (%s): %d destinations, %d rules", self.source,
                      trigger, len(policy.destinations), len(policy.rules))
             self._report("ok")
-            return policy
+        from .workers import notify_reloaded  # under serve --workers: reload the others too
+
+        notify_reloaded(trigger)
+        return policy
 
     def _report(self, result: str) -> None:
         if self._on_result is not None:
