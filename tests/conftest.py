@@ -24,6 +24,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if name.startswith(("LF_", "ANTHROPIC_", "OPENAI_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LF_DATA_DIR", str(tmp_path / "data"))
+    # Router(...) reads no LF_* (only from_env does): its default data dir must be in tmp too.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("LF_FAKE_CLOUD_KEY", "test-key-not-secret")
     monkeypatch.chdir(tmp_path)
     return tmp_path
