@@ -60,7 +60,7 @@ _PASSWORD_WORDS = (
     "-here",
 )
 # What marks a placeholder anywhere: runs of x, "*", "#" or "0", an ellipsis.
-_RUNS = ("xxxx", "***", "...", "…", "•••", "####", "00000000", "${", "{{")
+_RUNS = ("xxxxx", "***", "...", "…", "•••", "####", "00000000", "${", "{{")
 
 
 @functools.cache
