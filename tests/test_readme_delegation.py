@@ -141,3 +141,31 @@ async def test_the_snippet_runs_and_its_director_delegates_to_the_local_model_on
     (call,) = fake_local.model_calls()
     assert SOURCE in sent_texts([call]) and fake_cloud.model_calls() == []
     assert answer == f"echo: {ARGS['task']}\n\n<source>\n{SOURCE}\n</source>"
+
+
+def private_delegation_blocks(language: str) -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("### Private delegation")
+    end = text.index(SECTION, start)
+    return re.findall(rf"```{language}\n(.*?)```", text[start:end], re.DOTALL)
+
+
+def test_the_private_delegation_config_and_policy_are_valid_as_printed(tmp_path: Path) -> None:
+    import json
+
+    from llm_localfirst.config import Settings
+    from llm_localfirst.policy import policy_from_data
+
+    ((config_text,),) = [private_delegation_blocks("json")]
+    (entry,) = json.loads(config_text)["mcpServers"].values()
+    assert entry["command"].startswith("/") and entry["args"] == ["mcp"]
+    settings = Settings.load(environ=entry["env"], env_file=None)
+    assert settings.worker_roots
+    ((policy_text,),) = [private_delegation_blocks("yaml")]
+    worker = yaml.safe_load(policy_text)
+    policy = policy_from_data({
+        "version": 1, **worker,
+        "destinations": {"local": {"provider": "openai", "base_url": "http://127.0.0.1:1/v1",
+                                   "model": "m", "locality": "local", "max_concurrency": 4}},
+        "default": {"to": ["local"]}})
+    assert policy.worker.outbound == "redact" and policy.worker.max_files == 200
