@@ -1,4 +1,4 @@
-"""policy.py: schema errors, rule matching, weighted arms, the privacy pin — all offline."""
+"""The policy package: schema errors, rule matching, weighted arms, the privacy pin — all offline."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...config import Settings, policy_from_settings
 from ...errors import LocalFirstError, UsageError
-from ...policy import load_policy
+from ...policy import Policy, load_policy
 from ...providers import make_provider
 from ...registry import is_loopback_host
 from ...router import Router
@@ -112,7 +112,8 @@ class ProxyApp:
         self._openapi = dumps(openapi_document(admin=self.admin_enabled))
         self._own_router = own_router
         self._tasks: set[asyncio.Task[None]] = set()
-        self._models: tuple[int, bytes] | None = None
+        # Keyed by the policy object itself (not its id(), which a new policy may reuse).
+        self._models: tuple[Policy, bytes] | None = None
         self._routes: dict[str, tuple[str, Handler]] = {
             path: ("POST", calls.handler(parser, endpoint))
             for path, (parser, endpoint) in _MODEL_ROUTES.items()}
@@ -182,12 +183,12 @@ class ProxyApp:
     def _models_body(self) -> bytes:
         policy = self.router.policy
         cached = self._models
-        if cached is None or cached[0] != id(policy):
+        if cached is None or cached[0] is not policy:
             data = [{"id": "auto", "object": "model", "created": 0, "owned_by": "llm-localfirst"}]
             data += [{"id": name, "object": "model", "created": 0,
                       "owned_by": f"llm-localfirst:{dest.locality}"}
                      for name, dest in policy.destinations.items()]
-            cached = self._models = (id(policy), dumps({"object": "list", "data": data}))
+            cached = self._models = (policy, dumps({"object": "list", "data": data}))
         return cached[1]
 
     async def _list_models(self, scope: Scope, receive: Receive, send: Send) -> None:
