@@ -162,6 +162,47 @@ def test_held_out_look_alikes_fire_on_at_most_1_percent_of_texts() -> None:
     assert overall <= MAX_FALSE_POSITIVES, _table(rates, examples, worst_first=False)
 
 
+# ----------------------------------------------------------------------------- spellings
+
+
+def test_values_in_a_url_encoded_form_body_are_read_decoded_with_their_field_name() -> None:
+    scanner = _scanner()
+    body = "name=Ana+Silva&iban=DE89+3704+0044+0532+0130+00&nif=123+456+789&ok=1"
+    findings = scanner.findings(body)
+    assert {f.detector for f in findings} == {"iban", "national_id"}
+    iban = next(f for f in findings if f.detector == "iban")
+    assert body[iban.start : iban.end] == "DE89+3704+0044+0532+0130+00"
+    assert scanner.scan(body) == {"iban", "national_id"}
+
+
+def test_lettered_ids_typed_in_lower_case_are_found() -> None:
+    scanner = _scanner()
+    assert scanner.scan("my nric is s1234567d, thanks") == {"national_id"}
+    assert scanner.scan("cf: rssmra85t10a562s") == {"national_id"}
+    assert not scanner.scan("ref s1234567x and rssmra85t10a562q")  # wrong check letters
+
+
+def test_an_id_label_in_a_camel_case_key_or_a_sql_column_list_counts() -> None:
+    scanner = _scanner()
+    assert scanner.scan('{"socialInsuranceNumber": "046 454 286"}') == {"national_id"}
+    sql = "INSERT INTO people (name, city, pesel) VALUES ('Jan Kowalski', 'Kraków', '44051401359');"
+    assert scanner.scan(sql) == {"national_id"}
+
+
+def test_the_inner_groups_of_a_uuid_are_no_card() -> None:
+    assert not _scanner().scan("request_id=4a543a3a-6639-4419-9616-eb6cda5921d9")
+    assert _scanner().scan("REF-4111-1111-1111-1111") == {"payment_card"}
+
+
+def test_no_scanned_text_is_kept_once_the_scan_returns() -> None:
+    from llm_localfirst.sensitivity import text
+
+    _scanner().findings("NHS number 943 476 5919, SIN 046 454 286")
+    _scanner().scan("PESEL 44051401359")
+    assert text._last_window is None
+    assert text._last_labels is None
+
+
 def main() -> None:
     """Print recall per kind and false positives per category."""
     for group in (_NUMBERS, _OTHERS):
