@@ -91,7 +91,7 @@ _CTX_PHONE = _words(
 )
 _CTX_CARD = _words(
     "card cards carte karte kartennummer tarjeta carta cartão cartao visa mastercard amex cc"
-    " credit debit cvv cvc expiry exp pan paid pay payment charge charged",
+    " credit debit cvv cvc expiry exp pan paid charge charged",
     "kreditkarte",
     "クレジット",
     "カード",
