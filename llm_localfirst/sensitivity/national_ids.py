@@ -15,7 +15,10 @@ Three tiers, by how often a random number of the same shape passes:
   ("YYMMDD-NNNNNNN", "20-12345678-3", "12.345.678-5", "YYMMDD-NNNN"). Counted
   in that format; compact, they need their label.
 - *Label only*: one weak check digit or none (SIN, TFN, Medicare, NIF, CPR, a
-  bare DNI): counted only next to their label, in the languages of the country.
+  bare DNI): counted only next to their label, in the languages of the country,
+  or, when they have a check digit, next to a label any id may have ("ID number",
+  "national ID", as whole words and not after "customer", "order"...). A label
+  counts as far as a SQL column list, in a camelCase key, or heading a CSV column.
 
 python-stdnum validates most of them (`checksums._stdnum`). Written here: the
 Chilean RUT (python-stdnum refuses bodies under seven digits), the Mexican CURP
