@@ -4,8 +4,9 @@ This module owns the order of the passes, which detectors each one serves, and
 when a pass may be skipped: a text without its needle, or, in `Scanner.scan`, a
 pass whose detectors have all fired already. It also reads the fields of a
 URL-encoded form body ("iban=DE89+3704+...") a second time, decoded and after their
-field name, and reports what they hold at the encoded value's span. Each pass compiles its pattern the
-first time a text holds its needle, so building a scanner compiles nothing.
+field name, and reports what they hold at the encoded value's span. Each pass
+compiles its pattern the first time a text holds its needle, so building a scanner
+compiles nothing.
 """
 
 from __future__ import annotations
