@@ -90,7 +90,7 @@ def _on_lower_id(text: str, at: int, wanted: frozenset[str]) -> Iterator[Finding
     if "national_id" not in wanted:
         return
     start = at - 1
-    while start > 0 and text[start - 1].isalpha():
+    while start > max(0, at - 7) and text[start - 1].isalpha():  # six letters at most
         start -= 1
     m = _LOWER_ID_RUN.match(text, start)
     if m is None or m.start() != start:
