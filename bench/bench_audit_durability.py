@@ -75,9 +75,9 @@ def run(mode: str, concurrency: int, total: int, base_url: str, folder: Path) ->
     settings = Settings.load(env_file=None, environ={}, audit_durability=mode)
     router = Router(local_policy(base_url), settings=settings, audit=store, probe_ttl=3600)
     try:
-        router.run_sync(_load(router, concurrency, 20))  # warm: pools, providers, writer
+        router.lifecycle.run_sync(_load(router, concurrency, 20))  # warm: pools, providers, writer
         started = time.perf_counter()
-        latencies = router.run_sync(_load(router, concurrency, total))
+        latencies = router.lifecycle.run_sync(_load(router, concurrency, total))
         elapsed = time.perf_counter() - started
     finally:
         router.close()

@@ -100,7 +100,7 @@ def main() -> None:
 
 def cache_hit() -> None:
     """What the router adds on a cache hit: digest the content, look it up, copy the label."""
-    from llm_localfirst.router import Router
+    from llm_localfirst.assessment import with_label
     from llm_localfirst.sensitivity.classifier import Classifier
 
     clf = Classifier(lambda text: "general", labels=["general", "legal"])
@@ -109,7 +109,6 @@ def cache_hit() -> None:
     base = Assessment()
     samples = []
     clock = time.perf_counter_ns
-    with_label = Router._with_label  # what the router runs
     for _ in range(N):
         t0 = clock()
         got = clf.lookup(Classifier.digest(texts))

@@ -1,6 +1,6 @@
 """Scan cost of a whole outbound body (~8 KB): walk every string, run the detectors.
 
-Measures ``Router.assess_content`` (no taint lookup) on a realistic chat body with
+Measures ``Assessor.content`` (no taint lookup) on a realistic chat body with
 tools, a JSON-schema response format, metadata and a multi-turn history, once cold
 (the scan cache empty, what a new conversation costs) and warm (long messages
 resent by the client are found by digest).
@@ -99,9 +99,9 @@ def main() -> None:
         samples = []
         for _ in range(2000):
             if not warm:
-                router._scan_cache.clear()
+                router.lifecycle.assessor.scan_cache.clear()
             started = time.perf_counter()
-            router.assess_content(request)
+            router.lifecycle.assessor.content(request)
             samples.append((time.perf_counter() - started) * 1e6)
         samples.sort()
         print(
@@ -126,25 +126,25 @@ def taint_lookup(data: dict[str, object]) -> None:
         messages = data["messages"]
         assert isinstance(messages, list)
         request = Request.build(None, messages=messages, allow_empty=True)
-        router.remember_sensitive(Request.build("something else", sensitive=True))
+        router.lifecycle.assessor.remember(Request.build("something else", sensitive=True))
 
         async def run() -> list[float]:
             samples = []
             for _ in range(2000):
                 started = time.perf_counter()
-                await router.aassess(request)
+                await router.lifecycle.assessor.aassess(request)
                 samples.append((time.perf_counter() - started) * 1e6)
             return samples
 
         scan_only = []
         for _ in range(2000):
             started = time.perf_counter()
-            router.assess_content(request)
+            router.lifecycle.assessor.content(request)
             scan_only.append((time.perf_counter() - started) * 1e6)
         inline = []
         for _ in range(2000):
             started = time.perf_counter()
-            router.assess(request)
+            router.lifecycle.assessor.assess(request)
             inline.append((time.perf_counter() - started) * 1e6)
         samples = asyncio.run(run())
         print(f"{'assess (taint inline)':24} SQLite: median {statistics.median(inline):7.1f} us")

@@ -90,14 +90,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_route(args: argparse.Namespace) -> int:
     router = _router(args)
     try:
-        request = router.build_request(args.prompt, face="cli", allow_empty=True,
-                                       **_request_kwargs(args))
-        try:
-            decision = router.decide_for(request)
-        except LocalFirstError as exc:
-            router.record_decision(request, None, exc)
-            raise
-        audit_id = router.record_decision(request, decision)
+        request = router.lifecycle.build(args.prompt, face="cli", endpoint="route",
+                                         allow_empty=True, **_request_kwargs(args))
+        decision, audit_id = router.lifecycle.preview(request)
     finally:
         router.close()
     if args.json:
@@ -149,7 +144,7 @@ def _stream(router: Any, args: argparse.Namespace, source: str | None) -> int:
             sys.stdout.flush()
         sys.stdout.write("\n")
 
-    router.run_sync(run())
+    router.lifecycle.run_sync(run())
     return 0
 
 

@@ -30,7 +30,7 @@ def _key_status(router: Router, name: str) -> str | None:
 
 def report(router: Router) -> dict[str, Any]:
     """Probe local destinations once and describe the configuration."""
-    router.run_sync(router.health.refresh(force=True), timeout=30)
+    router.lifecycle.run_sync(router.health.refresh(force=True), timeout=30)
     health = router.health.snapshot()
     destinations = {}
     for name, dest in router.policy.destinations.items():

@@ -1,9 +1,10 @@
 """A routed stream: the decision is known before the first chunk; closing early cancels.
 
-This module owns :class:`RoutedStream`, what ``Router.open_stream`` returns. It
-never decides or fails over (the router did that before the first chunk); it
-only relays chunks, accounts for them, and has the router write the one audit row
-when the stream ends, fails mid-way, or is closed early.
+This module owns :class:`RoutedStream`, what ``router.lifecycle.stream`` returns
+(``Router.astream`` reads it as text chunks). It never decides or fails over (the
+lifecycle did that before the first chunk); it only relays chunks, accounts for them
+in the request's :class:`~llm_localfirst.lifecycle.Outcome`, and has the lifecycle
+write the one audit row when the stream ends, fails mid-way, or is closed early.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .providers.base import AttemptFailed
 from .request import Decision, Request
 
 if TYPE_CHECKING:
-    from .router import Router, _Outcome
+    from .lifecycle import Lifecycle, Outcome
 
 __all__ = ["RoutedStream", "chunk_text", "exc_decision_id"]
 
@@ -30,6 +31,7 @@ def exc_decision_id(exc: LocalFirstError, audit_id: str) -> None:
 
 
 def chunk_text(chunk: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The text and finish reason of one OpenAI ``chat.completion.chunk``."""
     choices = chunk.get("choices") or []
     if not choices:
         return "", None
@@ -49,22 +51,19 @@ class RoutedStream:
 
     def __init__(
         self,
-        router: Router,
+        lifecycle: Lifecycle,
         request: Request,
-        out: _Outcome,
-        audit_id: str,
-        endpoint: str,
+        out: Outcome,
         iterator: AsyncIterator[Mapping[str, Any]],
         first: Mapping[str, Any],
         *,
         release: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._router = router
+        self._lifecycle = lifecycle
         self._release = release
         self._request = request
         self._out = out
-        self.audit_id = audit_id
-        self._endpoint = endpoint
+        self.audit_id = out.audit_id
         self._iterator = iterator
         self._first: Mapping[str, Any] | None = first or None
         self._done = False
@@ -86,7 +85,7 @@ class RoutedStream:
                 await self._finish("ok")
                 raise
             except AttemptFailed as failure:
-                self._router.health.record_failure(self.decision.destination)
+                self._lifecycle.router.health.record_failure(self.decision.destination)
                 attempts = self._out.attempts
                 if attempts:  # the attempt that answered failed after all
                     attempts[-1] = dataclasses.replace(
@@ -132,9 +131,7 @@ class RoutedStream:
                 await closer()
         if self._release is not None:
             await self._release()
-        self._router.record(
-            self._request, self._out, endpoint=self._endpoint, audit_id=self.audit_id
-        )
+        self._lifecycle.record(self._request, self._out)
 
     async def aclose(self) -> None:
         """Stop early: cancel the upstream request and audit as ``cancelled``."""

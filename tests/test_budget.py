@@ -168,11 +168,11 @@ def test_a_budget_scoped_to_a_key_counts_only_that_key(
     spec = {"name": "alice", "limit_calls": 1, "scope": {"keys": ["alice"]}}
     r = Router(policy_from_data(_data(local, cloud, spec)), audit=MemoryAuditStore())
     try:
-        req = r.build_request("hi", client_key="alice")
-        r.run_sync(r.acomplete_request(req))
+        req = r.lifecycle.build("hi", client_key="alice")
+        r.lifecycle.run_sync(r.lifecycle.complete(req))
         with pytest.raises(BudgetExceeded):
-            r.run_sync(r.acomplete_request(r.build_request("hi", client_key="alice")))
-        r.run_sync(r.acomplete_request(r.build_request("hi", client_key="bob")))
+            r.lifecycle.run_sync(r.lifecycle.complete(r.lifecycle.build("hi", client_key="alice")))
+        r.lifecycle.run_sync(r.lifecycle.complete(r.lifecycle.build("hi", client_key="bob")))
     finally:
         r.close()
 

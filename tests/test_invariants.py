@@ -161,7 +161,7 @@ def test_no_sensitive_request_ever_reaches_a_cloud_destination_and_each_leaves_o
                     async def consume(p: str = prompt, kw: dict[str, Any] = kwargs) -> None:
                         async for _ in router.astream(p, **kw):
                             pass
-                    router.run_sync(consume())
+                    router.lifecycle.run_sync(consume())
                 else:
                     router.complete(prompt, **kwargs)
             except LocalFirstError:
@@ -189,7 +189,8 @@ def test_invariant_detector_failure_fails_closed(router: Router,
     def boom(text: str) -> frozenset[str]:
         raise TimeoutError("detector timed out")
 
-    monkeypatch.setattr(router, "_scanner", type("Broken", (), {"scan": staticmethod(boom)})())
+    broken = type("Broken", (), {"scan": staticmethod(boom)})()
+    monkeypatch.setattr(router.lifecycle.assessor, "scanner", broken)
     assert router.decide("anything").sensitive
 
 

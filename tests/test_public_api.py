@@ -12,7 +12,8 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
     public = {n for n in dir(llm_localfirst) if not n.startswith("_")} | {"Worker", "__version__"}
     modules = {"agents", "audit", "cli", "config", "doctor", "errors", "health", "policy",
                "providers", "registry", "request", "router", "sensitivity", "testing", "server",
-               "adapters", "integrations", "annotations", "stream", "budget", "budget_gate"}
+               "adapters", "integrations", "annotations", "stream", "budget", "budget_gate",
+               "lifecycle", "assessment"}
     assert set(llm_localfirst.__all__) == public - modules
     assert list(llm_localfirst.__all__) == sorted(llm_localfirst.__all__)
 

@@ -124,7 +124,8 @@ def test_a_failing_detector_makes_the_request_sensitive(
     def boom(text: str) -> frozenset[str]:
         raise RuntimeError("detector crashed")
 
-    monkeypatch.setattr(router, "_scanner", type("Broken", (), {"scan": staticmethod(boom)})())
+    broken = type("Broken", (), {"scan": staticmethod(boom)})()
+    monkeypatch.setattr(router.lifecycle.assessor, "scanner", broken)
     d = router.decide("harmless", kind="reason")
     assert d.sensitive and d.sensitive_reasons == ("detector_error",) and d.target == "local"
 
@@ -226,7 +227,7 @@ def test_closing_a_stream_early_audits_it_as_cancelled(
         router: Router, memory_audit: MemoryAuditStore) -> None:
     async def run() -> None:
         with anyio.fail_after(10):
-            stream = await router.open_stream(router.build_request("stream me"))
+            stream = await router.lifecycle.stream(router.lifecycle.build("stream me"))
             await stream.__anext__()
             await stream.aclose()
 
@@ -277,14 +278,14 @@ def test_every_request_leaves_exactly_one_audit_row(
 def test_long_messages_resent_in_a_chat_history_are_scanned_once(
         router: Router, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = router._scanner
+    real = router.lifecycle.assessor.scanner
 
     class Counting:
         def scan(self, text: str) -> frozenset[str]:
             calls.append(len(text))
             return real.scan(text)
 
-    monkeypatch.setattr(router, "_scanner", Counting())
+    monkeypatch.setattr(router.lifecycle.assessor, "scanner", Counting())
     history = "Meeting notes. " * 100 + " Reach me at jane.roe@example.org."
     first = router.decide(messages=[{"role": "user", "content": history}])
     again = router.decide(messages=[{"role": "user", "content": history},
@@ -297,4 +298,4 @@ def test_long_messages_resent_in_a_chat_history_are_scanned_once(
     # hash) for short ones.
     assert all((isinstance(k, bytes) and len(k) == 16)
                or (isinstance(k, tuple) and all(isinstance(i, int) for i in k))
-               for k in router._scan_cache)
+               for k in router.lifecycle.assessor.scan_cache)

@@ -122,9 +122,9 @@ def test_lf_taint_ttl_overrides_the_policy(
 
     policy = cloud_first(fake_local, fake_cloud, taint_ttl_s=600)
     with Router(policy, audit=memory_audit) as router:
-        assert router.taint_ttl == 600
+        assert router.lifecycle.assessor.taint_ttl == 600
     settings = Settings.load(environ={"LF_TAINT_TTL": "5"}, env_file=None)
     with Router(policy, audit=memory_audit, settings=settings) as router:
-        assert router.taint_ttl == 5
+        assert router.lifecycle.assessor.taint_ttl == 5
     with Router(cloud_first(fake_local, fake_cloud), audit=memory_audit) as router:
-        assert router.taint_ttl == 86400
+        assert router.lifecycle.assessor.taint_ttl == 86400

@@ -9,7 +9,7 @@ reads extract and classify answers (:mod:`.output`) with one repair each.
 
 Map calls (and the merges of one reduce level) run concurrently, up to the
 ``max_concurrency`` of the worker's first destination, and keep their order.
-Every call is one ``Router.route_call`` of a ``local_only`` request naming the
+Every call is one ``router.lifecycle.call`` of a ``local_only`` request naming the
 worker's destinations: the policy keeps only local candidates, the router fails
 over among them and the egress guard refuses anything else, so the run itself
 never probes, reorders or retries. A source made of files is split per file,
@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalFirstError, UpstreamError
-from ..providers.base import ChatResult, EgressTicket, Provider
 from ..request import Request
 from .chunking import CHARS_PER_TOKEN, Budget, estimate_tokens, pack, split_files, split_text
 from .output import WorkerOutputError, WorkerResult, parse_json, pick_label
@@ -222,13 +221,8 @@ class Run:
         request = self.worker.request_for(
             self.spec, prompt, source, max_tokens=max_tokens, destinations=self.names
         )
-        body = request.chat_body()
-
-        async def op(provider: Provider, ticket: EgressTicket) -> ChatResult:
-            return await provider.chat(ticket, body)
-
         try:
-            result, decision, audit_id = await router.route_call(request, op, endpoint="worker")
+            result, decision, audit_id = await router.lifecycle.call(request, endpoint="worker")
         except UpstreamError as exc:
             self.audit_ids.extend(filter(None, [exc.decision_id]))
             if exc.status in (400, 413, 422) and _OVERFLOW.search(exc.message):

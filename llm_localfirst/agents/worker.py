@@ -37,7 +37,7 @@ token figures the savings ledger reads (``source_tokens``, ``answer_tokens``,
 ``saved_tokens``).
 
 It must never choose a cloud destination, never send text anywhere but through
-``Router.route_call`` (the egress guard), and never log source or output text.
+``router.lifecycle.call`` (the egress guard), and never log source or output text.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ class Worker:
                 ):
                     raise InvalidRequest(f"{name} must be a list of strings", param=name)
         except InvalidRequest as exc:
-            self.router.record_rejected(face="worker", endpoint="worker", error=exc, kind="bulk")
+            self.router.lifecycle.reject(face="worker", endpoint="worker", error=exc, kind="bulk")
             raise
         try:
             names = self.local_destinations()
@@ -304,7 +304,9 @@ class Worker:
             request = self.request_for(
                 spec, spec.single(), "", max_tokens=None, destinations=self.requested
             )
-            self.router.record_decision(request, None, exc, endpoint="worker")
+            self.router.lifecycle.reject(
+                face="worker", endpoint="worker", error=exc, request=request
+            )
             raise
         facts = _RunFacts(spec, by_reference=bool(paths or documents))
         try:
@@ -329,7 +331,7 @@ class Worker:
                 else "error"
             )
             if isinstance(exc, InvalidRequest) and not isinstance(exc, SourceRefused):
-                self.router.record_rejected(
+                self.router.lifecycle.reject(
                     face="worker", endpoint="worker", error=exc, kind="bulk"
                 )
             else:
@@ -366,7 +368,7 @@ class Worker:
         Raises:
             The same errors as :meth:`arun`.
         """
-        return self.router.run_sync(
+        return self.router.lifecycle.run_sync(
             self.arun(
                 task,
                 source,
@@ -462,7 +464,7 @@ class Worker:
         model: str | None = None,
     ) -> str:
         """The audit row of the whole delegation (see the module docstring)."""
-        return self.router.record_run(
+        return self.router.lifecycle.run_row(
             face="worker",
             endpoint="worker",
             outcome=outcome,
@@ -520,8 +522,9 @@ class Worker:
         Local-only says where the call may run; it adds no sensitivity reason, so
         a worker row is sensitive only when its text really is (a detector fired).
         """
-        return self.router.build_request(
+        return Request.build(
             prompt.instruction,
+            max_input_chars=self.router.settings.max_input_chars,
             source=source or None,
             system=prompt.system,
             face="worker",

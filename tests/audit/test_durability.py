@@ -205,7 +205,7 @@ def test_durability_comes_from_the_env_then_the_policy_then_defaults_to_intent(
     fake_local: FakeUpstream,
 ) -> None:
     policy = offline_policy(fake_local)
-    assert Router(policy, settings=_settings()).audit_durability == "intent"
+    assert Router(policy, settings=_settings()).lifecycle.audit_durability == "intent"
     data = {
         "version": 1,
         "audit": {"durability": "batch"},
@@ -220,9 +220,9 @@ def test_durability_comes_from_the_env_then_the_policy_then_defaults_to_intent(
         "default": {"to": ["local"]},
     }
     batch_policy = policy_from_data(data)
-    assert Router(batch_policy, settings=_settings()).audit_durability == "batch"
+    assert Router(batch_policy, settings=_settings()).lifecycle.audit_durability == "batch"
     env = Settings.load(env_file=None, environ={"LF_AUDIT_DURABILITY": "intent"})
-    assert Router(batch_policy, settings=env).audit_durability == "intent"
+    assert Router(batch_policy, settings=env).lifecycle.audit_durability == "intent"
 
 
 def test_two_threads_first_use_creates_one_store_and_one_writer(
@@ -240,7 +240,7 @@ def test_two_threads_first_use_creates_one_store_and_one_writer(
     def first_use() -> None:
         try:
             barrier.wait()
-            seen.append((id(router.writer), id(router.audit)))
+            seen.append((id(router.lifecycle.writer), id(router.audit)))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -356,7 +356,7 @@ async def worker():
 async def main():
     await asyncio.gather(*(worker() for _ in range(8)))
 
-router.run_sync(main())
+router.lifecycle.run_sync(main())
 """
 
 

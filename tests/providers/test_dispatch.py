@@ -141,7 +141,7 @@ def test_astream_raises_when_the_stream_ends_without_its_end_marker(
             assert failed.value.attempts[-1].outcome == "incomplete_stream"
             return texts
 
-        assert router.run_sync(main()) == ["par"]
+        assert router.lifecycle.run_sync(main()) == ["par"]
         row = rows(router, memory_audit)[0]
     assert row.outcome == "error" and row.attempts[-1].outcome == "incomplete_stream"
 
@@ -164,7 +164,7 @@ def test_a_200_stream_with_no_parseable_chunk_fails_over_before_the_first_byte(
             with anyio.fail_after(10):
                 return "".join([c.text async for c in router.astream("hi")])
 
-        assert router.run_sync(main()).startswith("echo: hi")
+        assert router.lifecycle.run_sync(main()).startswith("echo: hi")
         row = rows(router, memory_audit)[0]
     assert row.outcome == "ok" and row.destination == "b"
     assert [a.outcome for a in row.attempts] == ["error", "ok"]
@@ -240,8 +240,8 @@ def test_a_stream_in_flight_survives_a_reload_and_its_provider_closes_after_it(
 
     async def main() -> str:
         with anyio.fail_after(10):
-            request = router.build_request("hello there")
-            stream = await router.open_stream(request)
+            request = router.lifecycle.build("hello there")
+            stream = await router.lifecycle.stream(request)
             old = router.providers["a"]
             router.reload(policy({"a": local(fake_local.base_url, model="new")}, ["a"]))
             texts = []
@@ -256,7 +256,7 @@ def test_a_stream_in_flight_survives_a_reload_and_its_provider_closes_after_it(
             return "".join(texts)
 
     try:
-        assert router.run_sync(main()).startswith("echo: hello")
+        assert router.lifecycle.run_sync(main()).startswith("echo: hello")
     finally:
         router.close()
 

@@ -198,7 +198,7 @@ def tool_error(exc: LocalFirstError, tool: str = "delegate_to_worker") -> CallTo
 
 def classifier_note(router: Any, decision: Any) -> str | None:
     """The plain sentence ``route`` adds when the content classifier is on."""
-    clf = router.classifier
+    clf = router.lifecycle.assessor.classifier
     if clf is None or decision.classifier_ms is None:
         return None
     who = (f"the local model {clf.destination!r}" if clf.destination
@@ -252,7 +252,7 @@ class LocalFirstMCP(MCPServer[Any]):
             first = cause.errors(include_url=False)[0]["loc"] if cause.error_count() else ()
             error = InvalidRequest("; ".join(problems)[:500],
                                    param=str(first[0]) if first else None)
-            self.router.record_rejected(face="mcp", endpoint=ENDPOINTS[name], error=error)
+            self.router.lifecycle.reject(face="mcp", endpoint=ENDPOINTS[name], error=error)
             return tool_error(error, name)
 
 
@@ -320,22 +320,19 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         model: Annotated[str, Field(description=_DESC["model"])] = "auto",
         tags: Annotated[list[str] | None, Field(description=_DESC["tags"])] = None,
     ) -> Annotated[CallToolResult, RouteOutput]:
+        lifecycle = router.lifecycle
         try:
-            check_tags(tags or (), "tags")
-            request = router.build_request(prompt or None, face="mcp", kind=kind,
-                                           sensitive=sensitive, model=model, tags=tags or (),
-                                           allow_empty=True, session=session_of(ctx))
-        except InvalidRequest as exc:
-            router.record_rejected(face="mcp", endpoint="route", error=exc, kind=kind,
-                                   model=model)
+            try:
+                check_tags(tags or (), "tags")
+            except InvalidRequest as exc:
+                lifecycle.reject(face="mcp", endpoint="route", error=exc, kind=kind, model=model)
+                raise
+            request = lifecycle.build(prompt or None, face="mcp", endpoint="route", kind=kind,
+                                      sensitive=sensitive, model=model, tags=tags or (),
+                                      allow_empty=True, session=session_of(ctx))
+            decision, audit_id = await lifecycle.apreview(request)
+        except LocalFirstError as exc:  # audited by the lifecycle
             return tool_error(exc, "route")
-        try:
-            decision = await router.adecide_request(request,
-                                                    assessment=await router.aassess(request))
-        except LocalFirstError as exc:
-            router.record_decision(request, None, exc, endpoint="route")
-            return tool_error(exc, "route")
-        audit_id = router.record_decision(request, decision, endpoint="route")
         note = classifier_note(router, decision)
         output = RouteOutput(**decision.to_dict(), audit_id=audit_id, classifier=note)
         return _ok(output, f"{decision} (audit id {audit_id})" + (f". {note}" if note else ""))
@@ -359,8 +356,8 @@ def register_tools(server: MCPServer[Any], router: Router, *,
             try:
                 check_tags(tags or (), "tags")
             except InvalidRequest as exc:
-                router.record_rejected(face="mcp", endpoint="complete", error=exc, kind=kind,
-                                       model=model)
+                router.lifecycle.reject(face="mcp", endpoint="complete", error=exc, kind=kind,
+                                        model=model)
                 raise
             out = await router.acomplete(prompt, face="mcp", source=source, system=system,
                                          kind=kind, sensitive=sensitive, model=model,
@@ -387,7 +384,7 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         try:
             local = worker()
         except LocalFirstError as exc:  # no local destination: refused before any request
-            router.record_rejected(face="mcp", endpoint="worker", error=exc)
+            router.lifecycle.reject(face="mcp", endpoint="worker", error=exc)
             return tool_error(exc)
         args = DelegateArgs.model_validate(arguments)
         roots = [str(root.uri) for root in client_roots.roots] if client_roots else []

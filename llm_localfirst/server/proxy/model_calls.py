@@ -2,14 +2,14 @@
 
 This module owns one request's way through the proxy: check the client key,
 read the body (counting bytes against ``LF_MAX_BODY_BYTES``), parse and validate
-it once, build the ``Request``, then hand it to ``Router.route_call`` (JSON
-answers) or ``Router.open_stream`` (server-sent events). Failover happens inside
-the router before the first byte; after it, a failure ends the stream with an
+it once, build the ``Request``, then hand it to ``router.lifecycle.call`` (JSON
+answers) or ``router.lifecycle.stream`` (server-sent events). Failover happens inside
+the lifecycle before the first byte; after it, a failure ends the stream with an
 error event. A client that disconnects mid-stream cancels the upstream request.
 
 It must never answer a model request without an audit row: refusals before the
-``Request`` exists are recorded with ``Router.record_rejected``, everything after
-by the router itself. It never logs request content.
+``Request`` exists are recorded with ``router.lifecycle.reject``, everything after
+by the lifecycle itself. It never logs request content.
 """
 
 from __future__ import annotations
@@ -225,26 +225,27 @@ class ModelCalls:
             return _Admitted(call, self._build(call, info))
         except UsageError as exc:
             model = body.get("model") if body is not None else None
-            self.router.record_rejected(
+            self.router.lifecycle.reject(
                 face="proxy", endpoint=endpoint, error=exc,
                 kind=info.kind if info is not None and info.problem is None else "auto",
                 model=model if isinstance(model, str) else "auto")
             await send_error(send, exc)
         except ClientDisconnected as exc:
-            self.router.record_rejected(face="proxy", endpoint=endpoint, error=exc)
+            self.router.lifecycle.reject(face="proxy", endpoint=endpoint, error=exc)
         return None
 
     def _build(self, call: ParsedCall, info: RoutingInput) -> Request:
         # Non-chat bodies are forwarded as sent: the Request carries them, so the scan
         # reads exactly what leaves (token ids there count as unreadable).
         chat = call.endpoint in ("chat", "stream")
-        return self.router.build_request(
-            None, messages=call.messages, kind=info.kind, model=call.model,
-            tags=info.tags, headers=info.headers,
+        return Request.build(
+            None, messages=call.messages, kind=info.kind, model=call.model, tags=info.tags,
+            headers=info.headers,
             ab_key=info.ab_key or call.user, face="proxy", max_tokens=call.max_tokens,
             temperature=call.temperature, extra=call.extra, allow_empty=True,
             body=None if chat else call.body, session=info.session,
-            client_key=self._keys.name_of(info.authorization))
+            client_key=self._keys.name_of(info.authorization),
+            max_input_chars=self.router.settings.max_input_chars)
 
     async def _read_body(self, receive: Receive, declared: int | None) -> bytes:
         limit = self._max_body
@@ -279,9 +280,9 @@ class ModelCalls:
             await self._stream(call, request, receive, send, clock)
             return
         try:
-            result, decision, audit_id = await self.router.route_call(
+            result, decision, audit_id = await self.router.lifecycle.call(
                 request, self._op(call, request), endpoint=call.endpoint)
-        except LocalFirstError as exc:  # audited by route_call
+        except LocalFirstError as exc:  # audited by the lifecycle
             await send_error(send, exc)
             return
         headers = decision_headers(decision, audit_id)
@@ -297,7 +298,7 @@ class ModelCalls:
     def _op(self, call: ParsedCall,
             request: Request) -> Callable[[Provider, EgressTicket], Awaitable[ChatResult]]:
         if call.endpoint == "chat":
-            chat_body = self.router.chat_body(request)
+            chat_body = request.chat_body()
 
             async def chat(provider: Provider, ticket: EgressTicket) -> ChatResult:
                 return await provider.chat(ticket, chat_body)
@@ -322,7 +323,7 @@ class ModelCalls:
     async def _stream(self, call: ParsedCall, request: Request, receive: Receive, send: Send,
                       clock: RequestClock) -> None:
         try:
-            stream = await self.router.open_stream(request, endpoint="stream")
+            stream = await self.router.lifecycle.stream(request, endpoint="stream")
         except LocalFirstError as exc:  # before the first byte: failover already happened
             await send_error(send, exc)
             return

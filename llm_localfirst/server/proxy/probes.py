@@ -34,7 +34,7 @@ def liveness() -> dict[str, Any]:
 
 def _audit_writable(router: Router) -> bool:
     """The store answers a one-row read, its writer runs, and a file store can be written."""
-    if router.writer.closed:
+    if router.lifecycle.writer.closed:
         return False
     store = router.audit
     store.query(AuditFilter(limit=1))
