@@ -179,7 +179,10 @@ def test_lettered_ids_typed_in_lower_case_are_found() -> None:
     scanner = _scanner()
     assert scanner.scan("my nric is s1234567d, thanks") == {"national_id"}
     assert scanner.scan("cf: rssmra85t10a562s") == {"national_id"}
+    assert scanner.scan("NIE x1234567l") == {"national_id"}
+    assert scanner.scan("NI number ab123456c") == {"national_id"}
     assert not scanner.scan("ref s1234567x and rssmra85t10a562q")  # wrong check letters
+    assert not scanner.scan("job ab123456c done")  # no check character, no label
 
 
 def test_an_id_label_in_a_camel_case_key_or_a_sql_column_list_counts() -> None:

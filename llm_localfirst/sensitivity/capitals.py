@@ -19,7 +19,7 @@ from .finding import Finding
 from .ibans import _iban
 from .national_ids import mx_curp, sg_nric
 from .secrets import _on_caps_secret
-from .text import _CTX_ID_CARD, _id_labelled_by, _joins
+from .text import _CTX_ID_CARD, _id_labelled_by, _joins, _words
 
 _CAPS = (
     r"(?=[A-Z0-9.-]|ccountKey|haredAccess|Iza)(?:"
@@ -48,16 +48,37 @@ _CAPS = (
 # Lettered ids in lower case, as typed in chat ("s1234567d", "rssmra85t10a562s"): found
 # by the digit pass at their first digit after a letter, so no pass starts at every letter.
 _LOWER_IDS = (
-    r"(?<=[stfgm][0-9])(?<![A-Za-z0-9_][a-z][0-9])[0-9]{6}[a-z](?![A-Za-z0-9])"
+    r"(?<=[stfgmxyz][0-9])(?<![A-Za-z0-9_][a-z][0-9])[0-9]{6}[a-z](?![A-Za-z0-9])"  # NRIC, NIE
+    r"|(?<=[a-z]{2}[0-9])(?<![A-Za-z0-9_][a-z]{2}[0-9])[0-9]{5}[a-d](?![A-Za-z0-9])"  # NINO
+    r"|(?<=[a-z]{4}[0-9])(?<![A-Za-z0-9_][a-z]{4}[0-9])"
+    r"[0-9]{5}[hmx][a-z]{5}[0-9a-z][0-9](?![A-Za-z0-9])"  # CURP
+    r"|(?<=[a-z]{5}[0-9])(?<![A-Za-z0-9_][a-z]{5}[0-9])[0-9]{3}[a-z](?![A-Za-z0-9])"  # PAN
     r"|(?<=[a-z]{6}[0-9])(?<![A-Za-z0-9_][a-z]{6}[0-9])"
     r"[0-9lmnpqrstuv][abcdehlmprst][0-9lmnpqrstuv]{2}[a-z][0-9lmnpqrstuv]{3}[a-z](?![A-Za-z0-9])"
 )
 _LOWER_ID_RUN = re.compile(r"[a-z]+[0-9][0-9a-z]*")
+# The kinds a lower-case run may be, by its length; each checked as in capitals.
 _LOWER_ID_SHAPES = {
-    9: ("sg_nric", re.compile(r"[STFGM][0-9]{7}[A-Z]")),
-    16: ("it_codice_fiscale", re.compile(
-        r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"
-    )),
+    9: (
+        ("sg_nric", re.compile(r"[STFGM][0-9]{7}[A-Z]")),
+        ("es_nie", re.compile(r"[XYZ][0-9]{7}[A-Z]")),
+        ("gb_nino", re.compile(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z][0-9]{6}[A-D]")),
+    ),
+    10: (("in_pan", re.compile(r"[A-Z]{3}[ABCFGHLJPTK][A-Z][0-9]{4}[A-Z]")),),
+    16: (
+        (
+            "it_codice_fiscale",
+            re.compile(
+                r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z]"
+                r"[0-9LMNPQRSTUV]{3}[A-Z]"
+            ),
+        ),
+    ),
+    18: (("mx_curp", re.compile(r"[A-Z]{4}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z][0-9]")),),
+}
+_LOWER_ID_LABELS = {
+    "gb_nino": _words("nino", "ni number", "ni no", "ni-number", "national insurance"),
+    "in_pan": _words("pan", "permanent account number"),
 }
 _NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 
@@ -86,7 +107,8 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
 
 
 def _on_lower_id(text: str, at: int, wanted: frozenset[str]) -> Iterator[Finding]:
-    """A Singapore NRIC or an Italian codice fiscale in lower case, from its first digit."""
+    """A lettered id in lower case (NRIC, NIE, NINO, PAN, CURP, codice fiscale), from its
+    first digit."""
     if "national_id" not in wanted:
         return
     start = at - 1
@@ -96,9 +118,15 @@ def _on_lower_id(text: str, at: int, wanted: frozenset[str]) -> Iterator[Finding
     if m is None or m.start() != start:
         return
     value = m.group().upper()
-    shape = _LOWER_ID_SHAPES.get(len(value))
-    if shape is not None and shape[1].fullmatch(value) and _valid_caps_id(shape[0], value):
-        yield Finding("national_id", shape[0], start, m.end())
+    for kind, shape in _LOWER_ID_SHAPES.get(len(value), ()):
+        if shape.fullmatch(value) and _valid_caps_id(kind, value):
+            # Without a check character, a lower-case token needs a label: "ab123456c"
+            # may as well be an identifier in a log line.
+            label = _LOWER_ID_LABELS.get(kind)
+            if label is not None and not _id_labelled_by(text, start, m.end(), label):
+                return
+            yield Finding("national_id", kind, start, m.end())
+            return
 
 
 def _valid_caps_id(kind: str, value: str) -> bool:

@@ -672,7 +672,7 @@ def _id_spellings(kind: str, v: str) -> list[str]:
         return [f"{v[:6]}-{v[6:]}", v, f"{v[:6]} {v[6:]}"]
     if kind in ("mx_curp", "it_codice_fiscale", "in_pan", "gb_nino", "de_id_card", "sg_nric"):
         spaced = _chunks(v, (2, 2, 2, 2, 1), " ") if kind == "gb_nino" else v
-        return [v, spaced, v.lower() if kind in ("sg_nric", "it_codice_fiscale") else v]
+        return [v, spaced, v if kind == "de_id_card" else v.lower()]
     if kind == "ca_sin":
         return [_chunks(v, (3, 3, 3), " "), _chunks(v, (3, 3, 3), "-"), v]
     if kind == "au_tfn":
@@ -716,7 +716,7 @@ def _id_spellings(kind: str, v: str) -> list[str]:
     if kind == "es_dni":
         return [v, f"{v[:8]}-{v[8]}", f"{_dots_thousands(v[:8])}-{v[8]}"]
     if kind == "es_nie":
-        return [v, f"{v[0]}-{v[1:8]}-{v[8]}"]
+        return [v, f"{v[0]}-{v[1:8]}-{v[8]}", v.lower()]
     if kind == "nl_bsn":
         return [v, f"{v[:4]}.{v[4:6]}.{v[6:]}"]
     if kind == "br_cpf":
@@ -877,7 +877,7 @@ _ID_LANG = {
 _UNLABELLED = {
     "cn_ric": (0, 1, 2),
     "kr_rrn": (0,),
-    "mx_curp": (0, 1),
+    "mx_curp": (0, 1, 2),
     "pl_pesel": (0,),
     "se_personnummer": (0, 1),
     "be_nn": (0, 1, 2),
@@ -885,7 +885,7 @@ _UNLABELLED = {
     "no_fodselsnummer": (0, 1),
     "tr_tckimlik": (0,),
     "za_idnr": (0, 1),
-    "sg_nric": (0, 1),
+    "sg_nric": (0, 1, 2),
     "ar_cuit": (0,),
     "cl_rut": (0, 1),
     "us_ssn": (0, 1),
@@ -893,8 +893,8 @@ _UNLABELLED = {
     "gb_nino": (0, 1),
     "fr_nir": (0, 1),
     "es_dni": (0, 1, 2),
-    "es_nie": (0, 1),
-    "it_codice_fiscale": (0, 1),
+    "es_nie": (0, 1, 2),
+    "it_codice_fiscale": (0, 1, 2),
     "br_cpf": (0,),
     "br_cnpj": (0,),
     "in_aadhaar": (0,),
