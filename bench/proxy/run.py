@@ -37,8 +37,11 @@ from targets import Service, TargetError
 HERE = Path(__file__).resolve().parent
 ALL_TARGETS = ("direct", "llm-localfirst", "litellm", "portkey")
 #: Not run by default: the budget check's cost (issue 12), same upstream declared cloud.
-EXTRA_TARGETS = ("llm-localfirst-cloud", "llm-localfirst-budget")
-HISTORY_TARGETS = ("direct", "llm-localfirst")
+#: ``-workers2``: ``serve --workers 2``; ``-baseline``: the package in $BENCH_BASELINE_SRC
+#: (an older checkout), for before/after figures from one run.
+EXTRA_TARGETS = ("llm-localfirst-cloud", "llm-localfirst-budget", "llm-localfirst-workers2",
+                 "llm-localfirst-baseline")
+HISTORY_TARGETS = ("direct", "llm-localfirst", "llm-localfirst-baseline")
 
 
 @dataclass

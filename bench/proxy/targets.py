@@ -166,15 +166,24 @@ def start_localfirst(workdir: Path, upstream: Service, variant: str = "") -> Ser
     env.update(LF_DATA_DIR=str(workdir / "lf-data"),
                LF_AUDIT_URL=f"sqlite:///{workdir / f'lf-audit{suffix}.db'}",
                LF_PROXY_KEYS=CLIENT_KEY, LF_BENCH_CLOUD_KEY="bench-not-a-key")
+    if variant == "baseline":  # another checkout's package (A/B in one run): BENCH_BASELINE_SRC
+        base = os.environ.get("BENCH_BASELINE_SRC")
+        if not base:
+            raise TargetError("llm-localfirst-baseline needs BENCH_BASELINE_SRC=<dir holding "
+                              "an llm_localfirst package> (e.g. git archive HEAD~5 | tar -x)")
+        env["PYTHONPATH"] = base
     log = workdir / f"llm-localfirst{suffix}.log"
+    workers = ["--workers", "2"] if variant == "workers2" else []
     # --policy before the sub-command: the CLI takes it as a global option.
     proc = _spawn([str(exe), "--policy", str(policy), "serve", "--host", "127.0.0.1",
-                   "--port", str(port)], log, env=env, cwd=workdir)
+                   "--port", str(port), *workers], log, env=env, cwd=workdir)
     version = subprocess.run([sys.executable, "-c",
                               "import llm_localfirst; print(llm_localfirst.__version__)"],
                              capture_output=True, text=True, check=False).stdout.strip()
     notes = {"": "", "cloud": "; the upstream declared cloud, priced",
-             "budget": "; the upstream declared cloud, priced, a shared USD budget"}[variant]
+             "budget": "; the upstream declared cloud, priced, a shared USD budget",
+             "workers2": "; `serve --workers 2`",
+             "baseline": f"; the package from {os.environ.get('BENCH_BASELINE_SRC')}"}[variant]
     return Service(f"llm-localfirst{suffix}", f"http://127.0.0.1:{port}/v1/chat/completions",
                    {"Authorization": f"Bearer {CLIENT_KEY}"}, [proc], log, version,
                    ["`llm-localfirst serve`, client key on, all detectors, audit to SQLite"

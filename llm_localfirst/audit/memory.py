@@ -32,6 +32,9 @@ class MemoryAuditStore:
         0
     """
 
+    #: Reads are a dict lookup under a lock: fine to run on an event loop.
+    inline_reads = True
+
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
         self._clock = clock

@@ -81,6 +81,8 @@ class PostgresAuditStore(SQLAuditStore):
     """
 
     param = "%s"
+    #: Reads are network round trips: never on an event loop (see `taint.alookup`).
+    inline_reads = False
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,10 @@ class SQLiteAuditStore(SQLAuditStore):
 
     param = "?"
     _duplicate_errors = (sqlite3.IntegrityError,)
+    #: In WAL mode a read never waits behind a writer and touches only a local file:
+    #: cheap enough to run on an event loop (see `taint.alookup`). Cleared when the
+    #: file could not be switched to WAL.
+    inline_reads = True
 
     def __init__(
         self,
@@ -55,6 +60,10 @@ class SQLiteAuditStore(SQLAuditStore):
         self._path = Path(path).expanduser().absolute()
         self._busy_timeout = busy_timeout
         self._clock = clock
+        # This process's writers (records, intents, taint) take turns here: a Python
+        # lock hands over at once, while SQLite's busy handler sleeps 1, 2, 5, 10... ms
+        # between retries, which delayed intents (and so requests) by milliseconds.
+        self._write_lock = threading.Lock()
         self._init_chains()
         self._path.parent.mkdir(parents=True, exist_ok=True)
         if not self._path.exists():
@@ -99,7 +108,8 @@ class SQLiteAuditStore(SQLAuditStore):
         delay = 0.005
         while True:
             try:
-                conn.execute("PRAGMA journal_mode = WAL")
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                self.inline_reads = str(mode).lower() == "wal"
                 return
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() > deadline:
@@ -137,7 +147,7 @@ class SQLiteAuditStore(SQLAuditStore):
 
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
-        with self._errors(), self._pool.connection() as conn:
+        with self._errors(), self._writing(), self._pool.connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield _SQLiteTransaction(conn)
@@ -146,6 +156,15 @@ class SQLiteAuditStore(SQLAuditStore):
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        if not self._write_lock.acquire(timeout=self._busy_timeout):
+            raise TimeoutError(f"the audit write lock was not free within {self._busy_timeout}s")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     def _fetch_all(self, sql: str, params: Sequence[object]) -> list[tuple[object, ...]]:
         with self._errors(), self._pool.connection() as conn:

@@ -39,6 +39,26 @@ __all__ = ["DURABILITY_MODES", "AuditWriter", "WriterStats"]
 DURABILITY_MODES = ("batch", "intent")
 _IntentDone = Callable[[BaseException | None], None]
 
+
+class _LoopWaiter:
+    """An `AuditWriter.aintent` caller: its future, settled on its own loop."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self.loop = loop
+        self.future = future
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the waiter was cancelled
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
 logger = logging.getLogger("llm_localfirst.audit")
 
 
@@ -124,9 +144,9 @@ class AuditWriter:
         self._closed = False
         self._submitted = self._written = self._failed = self._dropped = 0
         self.durability = durability
-        self._intents: queue.SimpleQueue[tuple[AuditIntent, _IntentDone] | _Stop] = (
-            queue.SimpleQueue()
-        )
+        self._intents: queue.SimpleQueue[
+            tuple[AuditIntent, _IntentDone | _LoopWaiter] | _Stop
+        ] = queue.SimpleQueue()
         self._intent_thread: threading.Thread | None = None
         self._thread = threading.Thread(
             target=self._run, name="llm-localfirst-audit-writer", daemon=True
@@ -190,22 +210,12 @@ class AuditWriter:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-
-        def settle(error: BaseException | None) -> None:
-            if future.done():
-                return
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
-
-        def finished(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(settle, error)
-
-        self._enqueue_intent(intent, finished)
+        # Settled by the intents thread with one call_soon_threadsafe per loop and
+        # commit (one wake-up of the loop for the whole group, not one per request).
+        self._enqueue_intent(intent, _LoopWaiter(loop, future))
         await future
 
-    def _enqueue_intent(self, intent: AuditIntent, done: _IntentDone) -> None:
+    def _enqueue_intent(self, intent: AuditIntent, done: _IntentDone | _LoopWaiter) -> None:
         with self._lock:
             if self._closed:
                 raise AuditError(
@@ -222,7 +232,7 @@ class AuditWriter:
     def _run_intents(self) -> None:
         while True:
             item = self._intents.get()
-            batch: list[tuple[AuditIntent, _IntentDone]] = []
+            batch: list[tuple[AuditIntent, _IntentDone | _LoopWaiter]] = []
             stopping = False
             while True:
                 if isinstance(item, _Stop):
@@ -235,11 +245,17 @@ class AuditWriter:
                     break
             if batch:  # one commit for every intent that arrived meanwhile (group commit)
                 error = self._write_intents([intent for intent, _ in batch])
+                loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
                 for _, done in batch:
-                    try:
+                    if isinstance(done, _LoopWaiter):
+                        loops.setdefault(done.loop, []).append(done.future)
+                    else:
                         done(error)
-                    except RuntimeError:  # the waiter's event loop is gone
-                        logger.debug("audit intent waiter vanished")
+                for loop, futures in loops.items():
+                    try:
+                        loop.call_soon_threadsafe(_settle, futures, error)
+                    except RuntimeError:  # the waiters' event loop is closed
+                        logger.debug("audit intent waiters vanished")
             if stopping:
                 return
 

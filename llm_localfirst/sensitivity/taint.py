@@ -19,6 +19,7 @@ sensitive (``taint_error``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Collection, Iterable
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 
 from ..request import Message, message_text
 
-__all__ = ["TaintStore", "lookup", "message_digests", "remember"]
+__all__ = ["TaintStore", "alookup", "lookup", "message_digests", "remember"]
 
 log = logging.getLogger("llm_localfirst")
 
@@ -99,6 +100,26 @@ def lookup(store: Any, digests: Collection[str], sessions: Collection[str]) -> t
         )
         return ("taint_error",)
     return (found,) if found in ("taint", "session") else ()
+
+
+async def alookup(
+    store: Any, digests: Collection[str], sessions: Collection[str]
+) -> tuple[str, ...]:
+    """:func:`lookup` for an event loop: inline when the store's reads are fast, else in a thread.
+
+    A store whose class sets ``inline_reads = True`` (the in-memory store, SQLite in
+    WAL mode: a local read that never waits behind a writer) is asked on the loop,
+    which saves a thread hop per request; any other store (PostgreSQL: a network
+    round trip) is asked in a worker thread so the loop never waits on I/O.
+
+    Returns:
+        As :func:`lookup` (failures fail closed, as ``("taint_error",)``).
+    """
+    if not digests and not sessions:
+        return ()
+    if getattr(store, "inline_reads", False) is True:
+        return lookup(store, digests, sessions)
+    return await asyncio.to_thread(lookup, store, digests, sessions)
 
 
 def remember(

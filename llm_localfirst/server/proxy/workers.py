@@ -220,7 +220,7 @@ def notify_reloaded(trigger: str) -> None:
 def worker_app() -> ASGIApp:
     """The app of one worker (uvicorn calls this factory in each spawned process)."""
     from ...config import Settings
-    from .app import build_router, create_app
+    from .app import build_router, create_app, tune_for_serving
     from .metrics import ProxyMetrics
 
     spec = json.loads(os.environ[SPEC_VARIABLE])
@@ -233,6 +233,7 @@ def worker_app() -> ASGIApp:
     app = create_app(
         router, settings, host=spec["host"], port=spec["port"] or None, metrics=metrics
     )
+    tune_for_serving()
     return _Snapshots(app, sharing, metrics)
 
 
