@@ -59,6 +59,7 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
         else:
             future.set_exception(error)
 
+
 logger = logging.getLogger("llm_localfirst.audit")
 
 
@@ -144,9 +145,9 @@ class AuditWriter:
         self._closed = False
         self._submitted = self._written = self._failed = self._dropped = 0
         self.durability = durability
-        self._intents: queue.SimpleQueue[
-            tuple[AuditIntent, _IntentDone | _LoopWaiter] | _Stop
-        ] = queue.SimpleQueue()
+        self._intents: queue.SimpleQueue[tuple[AuditIntent, _IntentDone | _LoopWaiter] | _Stop] = (
+            queue.SimpleQueue()
+        )
         self._intent_thread: threading.Thread | None = None
         self._thread = threading.Thread(
             target=self._run, name="llm-localfirst-audit-writer", daemon=True
