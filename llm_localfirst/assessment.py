@@ -1,10 +1,11 @@
-"""What is known of a request's sensitivity before the rules: content, taint, classifier.
+"""What is known of a request before it is sent: its sensitivity, then the decision.
 
 This module owns the :class:`Assessor`, one per installed policy: the detector scan
 over every string a request would send (cached by digest, never by text), the taint
-lookup and remembering (message digests and sessions in the audit store), and the
-opt-in content classifier. Every source can only raise sensitivity, and any failure
-raises it (fail closed). It never decides, dispatches or writes audit rows.
+lookup and remembering (message digests and sessions in the audit store), the
+opt-in content classifier, and deciding (refreshing stale probes, then the pure
+``policy.decide``). Every source can only raise sensitivity, and any failure
+raises it (fail closed). It never dispatches and never writes audit rows.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .audit import AuditStore
 from .config import Settings
-from .errors import PolicyError
-from .policy import Assessment, Policy
-from .request import Request
+from .errors import LocalUnavailable, PolicyError
+from .health import Health
+from .policy import Assessment, Policy, decide
+from .request import Decision, Request
 from .sensitivity import scanner_for
 from .sensitivity.classifier import build_classifier
 from .sensitivity.egress import walk
@@ -34,6 +36,7 @@ log = logging.getLogger("llm_localfirst")
 _SCAN_CACHE_MIN_CHARS = 512
 _SCAN_CACHE_SIZE = 8192
 AskLocal = Callable[[str, list[dict[str, str]]], Awaitable[str]]
+RunSync = Callable[[Coroutine[Any, Any, Any], float], Any]
 
 
 def with_taint(assessment: Assessment, taint: tuple[str, ...]) -> Assessment:
@@ -51,7 +54,7 @@ def with_label(assessment: Assessment, got: Any) -> Assessment:
 
 
 class Assessor:
-    """Scans, taint and the classifier for one policy (rebuilt on reload).
+    """Scans, taint, the classifier and deciding, for one policy (rebuilt on reload).
 
     Args:
         policy: The policy whose ``sensitivity`` section configures it.
@@ -59,21 +62,35 @@ class Assessor:
         store: Opens (or returns) the audit store that holds the taint.
         classifier: A user's own classifier (``Router(classifier=...)``), if any.
         ask_local_model: How the policy classifier calls its local destination.
+        health: The reachability of ``policy``'s destinations (probed before deciding).
+        run_sync: Runs a coroutine on the router's private loop (the sync :meth:`decide`).
 
     Raises:
         PolicyError: the classifier configuration cannot be built.
     """
 
-    def __init__(self, policy: Policy, *, settings: Settings, store: Callable[[], AuditStore],
-                 classifier: Any = None, ask_local_model: AskLocal) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        settings: Settings,
+        store: Callable[[], AuditStore],
+        classifier: Any = None,
+        ask_local_model: AskLocal,
+        health: Health,
+        run_sync: RunSync,
+    ) -> None:
         self.policy = policy
+        self.health = health
+        self._run = run_sync
         self.settings = settings
         self._store = store
         self.scanner = scanner_for(policy.sensitivity.detectors)
         self.scan_cache: dict[bytes | tuple[int, int], frozenset[str]] = {}
         try:
-            self.classifier = build_classifier(policy.sensitivity.classifier, classifier,
-                                               ask_local_model)
+            self.classifier = build_classifier(
+                policy.sensitivity.classifier, classifier, ask_local_model
+            )
         except ValueError as exc:
             raise PolicyError(str(exc), source="<classifier>") from None
 
@@ -96,7 +113,8 @@ class Assessor:
         got = clf.lookup(clf.digest(self._classified_texts(request)))
         if got is None:
             return dataclasses.replace(
-                assessment, reasons=(*assessment.reasons, "classifier_not_run"))
+                assessment, reasons=(*assessment.reasons, "classifier_not_run")
+            )
         return with_label(assessment, got)
 
     async def aassess(self, request: Request) -> Assessment:
@@ -132,8 +150,9 @@ class Assessor:
                 if text:
                     fired |= self._scan(text)
         except Exception as exc:  # fail closed: a broken detector means sensitive
-            log.warning("detector failed (%s); treating the request as sensitive",
-                        type(exc).__name__)
+            log.warning(
+                "detector failed (%s); treating the request as sensitive", type(exc).__name__
+            )
             return Assessment(reasons=("detector_error",))
         reasons = [f"detector:{d}" for d in sorted(fired)]
         if outbound.unreadable and self.policy.sensitivity.unreadable == "sensitive":
@@ -152,8 +171,7 @@ class Assessor:
         if len(text) < _SCAN_CACHE_MIN_CHARS:
             key = (len(text), hash(text))
         else:
-            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"),
-                                  digest_size=16).digest()
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         cache = self.scan_cache
         found = cache.get(key)
         if found is None:
@@ -172,8 +190,9 @@ class Assessor:
         try:
             store = self._store()
         except Exception as exc:  # fail closed: no store to ask means sensitive
-            log.warning("taint lookup failed (%s); treating the request as sensitive",
-                        type(exc).__name__)
+            log.warning(
+                "taint lookup failed (%s); treating the request as sensitive", type(exc).__name__
+            )
             return ("taint_error",)
         return taint_lookup(store, digests, sessions)
 
@@ -185,7 +204,72 @@ class Assessor:
             try:
                 store = self._store()
             except Exception as exc:
-                log.warning("could not open the audit store to remember taint (%s)",
-                            type(exc).__name__)
+                log.warning(
+                    "could not open the audit store to remember taint (%s)", type(exc).__name__
+                )
                 return
             taint_remember(store, digests, sessions, ttl_s=self.taint_ttl)
+
+    # ------------------------------------------------------------------ decide
+
+    def decide(self, request: Request) -> Decision:
+        """Refresh stale probes (on the private loop), then decide. Writes no row.
+
+        Raises:
+            ModelNotAllowed, PrivacyViolation, LocalUnavailable: see :func:`policy.decide`.
+        """
+        health = self.health
+        probed = health.stale()
+        if probed:
+            self._run(health.refresh(), 30)
+        # The classifier (if configured) calls the local model: run it on the loop.
+        assessment = self._run(self.aassess(request), 120) if self.classifier is not None else None
+        try:
+            return self._decide_now(request, assessment)
+        except LocalUnavailable as exc:
+            again = self._cached_down(exc, probed)
+            if not again:
+                raise
+            self._run(health.refresh(again, force=True), 30)
+            return self._decide_now(request, assessment)
+
+    async def adecide(self, request: Request, *, assessment: Assessment | None = None) -> Decision:
+        """Refresh stale probes of the candidates, then decide. Writes no row.
+
+        Raises:
+            ModelNotAllowed, PrivacyViolation, LocalUnavailable: see :func:`policy.decide`.
+        """
+        health = self.health
+        probed = health.stale()
+        if probed:
+            await health.refresh()
+        if assessment is None and self.classifier is not None:
+            assessment = await self.aassess(request)
+        try:
+            return self._decide_now(request, assessment)
+        except LocalUnavailable as exc:
+            again = self._cached_down(exc, probed)
+            if not again:
+                raise
+            await health.refresh(again, force=True)
+            return self._decide_now(request, assessment)
+
+    def _decide_now(self, request: Request, assessment: Assessment | None) -> Decision:
+        """Decide with the cached health (no probing, no I/O but a sync taint read)."""
+        if assessment is None:
+            assessment = self.assess(request)
+        return decide(self.policy, request, assessment=assessment, is_up=self.health.is_up)
+
+    def _cached_down(self, exc: LocalUnavailable, probed: list[str]) -> list[str]:
+        """Local candidates found down by an earlier probe, to probe once more before failing.
+
+        A cached "down" may be older than the local server (Ollama started a moment
+        ago); a sensitive request must not fail on it for up to ``LF_PROBE_TTL``.
+        """
+        health = self.health
+        names = exc.candidates or self.policy.local_names
+        return [
+            n
+            for n in names
+            if n not in probed and n in health.status and health.destinations[n].is_local
+        ]

@@ -24,8 +24,9 @@ from .audit import AuditStore, open_store
 from .audit.budget_store import BudgetStore, budget_store_for
 from .budget import Budget, Ledger, Spend
 from .config import Settings, policy_from_settings
+from .dispatch import ProviderFactory
 from .health import Health, missing_credentials
-from .lifecycle import Lifecycle, Listener, ProviderFactory
+from .lifecycle import Lifecycle, Listener
 from .policy import Policy, load_policy
 from .providers.base import AttemptFailed, Provider
 from .request import Completion, Decision, Kind, Message, Request, StreamChunk
@@ -70,12 +71,20 @@ class Router:
         budget_store: Where shared budgets are kept (default: next to the audit store).
     """
 
-    def __init__(self, policy: Policy, *, settings: Settings | None = None,
-                 audit: AuditStore | None = None,
-                 provider_factory: ProviderFactory | None = None,
-                 probe_ttl: float | None = None, policy_source: str = "<policy>",
-                 classifier: Any = None, budget: Budget | None = None,
-                 ledger: Ledger | None = None, budget_store: BudgetStore | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        settings: Settings | None = None,
+        audit: AuditStore | None = None,
+        provider_factory: ProviderFactory | None = None,
+        probe_ttl: float | None = None,
+        policy_source: str = "<policy>",
+        classifier: Any = None,
+        budget: Budget | None = None,
+        ledger: Ledger | None = None,
+        budget_store: BudgetStore | None = None,
+    ) -> None:
         # The library constructor reads no environment and no .env: from_env() does.
         self.settings = settings or Settings()
         self.policy_source = policy_source
@@ -85,8 +94,7 @@ class Router:
         self._audit_store = audit
         self._audit_lock = threading.Lock()
         self._probe_ttl = self.settings.probe_ttl if probe_ttl is None else probe_ttl
-        self.lifecycle = Lifecycle(self, provider_factory=provider_factory,
-                                   classifier=classifier)
+        self.lifecycle = Lifecycle(self, provider_factory=provider_factory, classifier=classifier)
         self._install(policy)
 
     @classmethod
@@ -105,15 +113,25 @@ class Router:
         # 0.2.0's names: LF_PRICES over the policy's prices; LF_MAX_CLOUD_* as a
         # per-process budget for the life of the process (period "total").
         prices = settings.price_table()
-        limits = Budget(max_cloud_calls=settings.max_cloud_calls,
-                        max_cloud_tokens=settings.max_cloud_tokens,
-                        max_cloud_cost=settings.max_cloud_cost)
+        limits = Budget(
+            max_cloud_calls=settings.max_cloud_calls,
+            max_cloud_tokens=settings.max_cloud_tokens,
+            max_cloud_cost=settings.max_cloud_cost,
+        )
         budget = None if limits.is_empty else limits
         if settings.policy is not None:
-            return cls(load_policy(settings.policy, prices=prices), settings=settings,
-                       policy_source=str(settings.policy), budget=budget)
-        return cls(policy_from_settings(settings), settings=settings,
-                   policy_source="<LF_* settings>", budget=budget)
+            return cls(
+                load_policy(settings.policy, prices=prices),
+                settings=settings,
+                policy_source=str(settings.policy),
+                budget=budget,
+            )
+        return cls(
+            policy_from_settings(settings),
+            settings=settings,
+            policy_source="<LF_* settings>",
+            budget=budget,
+        )
 
     @classmethod
     def from_policy(cls, path: str | Path, **kwargs: Any) -> Router:
@@ -129,13 +147,19 @@ class Router:
     def _install(self, policy: Policy) -> None:
         # Providers are built on first use, so deciding never imports a provider SDK.
         providers: dict[str, Provider] = {}
-        probe = self.lifecycle.install(policy, providers)
-        self.policy = policy
-        self.providers = providers
-        self.health = Health(policy.destinations, probe, trusted=policy.trusted,
-                             ttl=self._probe_ttl, credentials=missing_credentials)
-        self.spend = Spend(policy, ledger=self.ledger, budget=self.budget,
-                           store_factory=self._open_budget_store)
+        probe = self.lifecycle.dispatcher.prober(policy, providers)
+        health = Health(
+            policy.destinations,
+            probe,
+            trusted=policy.trusted,
+            ttl=self._probe_ttl,
+            credentials=missing_credentials,
+        )
+        self.lifecycle.install(policy, health)
+        self.policy, self.providers, self.health = policy, providers, health
+        self.spend = Spend(
+            policy, ledger=self.ledger, budget=self.budget, store_factory=self._open_budget_store
+        )
 
     def _open_budget_store(self) -> BudgetStore:
         if self._budget_store is None:
@@ -149,8 +173,9 @@ class Router:
         if store is None:
             with self._audit_lock:  # two threads' first use must open one store
                 if self._audit_store is None:
-                    self._audit_store = open_store(self.settings.audit_url,
-                                                   data_dir=self.settings.resolved_data_dir)
+                    self._audit_store = open_store(
+                        self.settings.audit_url, data_dir=self.settings.resolved_data_dir
+                    )
                 store = self._audit_store
         return store
 
@@ -165,7 +190,7 @@ class Router:
         old_spend.close()  # its idle leases back to the store; calls in flight settle there
         if source:
             self.policy_source = source
-        self.lifecycle.retire(old_policy, old_providers)
+        self.lifecycle.dispatcher.retire(old_policy, old_providers)
 
     def warm(self) -> None:
         """Build every destination's provider now (importing its SDK).
@@ -177,7 +202,7 @@ class Router:
         """
         for name in self.policy.destinations:
             try:
-                self.lifecycle.provider(name)
+                self.lifecycle.dispatcher.provider(name)
             except AttemptFailed as failure:
                 log.warning("destination %s is unusable: %s", name, failure)
 
@@ -187,15 +212,27 @@ class Router:
 
     # ------------------------------------------------------------------ the user API
 
-    def decide(self, prompt: str | None = None, *, source: str | None = None,
-               system: str | None = None, messages: Sequence[Message] | None = None,
-               kind: Kind | str = Kind.AUTO, model: str | None = None,
-               sensitive: bool = False, tags: Sequence[str] | frozenset[str] = (),
-               headers: Mapping[str, str] | None = None,
-               metadata: Mapping[str, str] | None = None, ab_key: str | None = None,
-               max_tokens: int | None = None, temperature: float | None = None,
-               extra: Mapping[str, Any] | None = None, session: str | None = None,
-               local_only: bool | Sequence[str] = False, face: str = "python") -> Decision:
+    def decide(
+        self,
+        prompt: str | None = None,
+        *,
+        source: str | None = None,
+        system: str | None = None,
+        messages: Sequence[Message] | None = None,
+        kind: Kind | str = Kind.AUTO,
+        model: str | None = None,
+        sensitive: bool = False,
+        tags: Sequence[str] | frozenset[str] = (),
+        headers: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        ab_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+        session: str | None = None,
+        local_only: bool | Sequence[str] = False,
+        face: str = "python",
+    ) -> Decision:
         """Where would this request run? Probes local reachability (cached); calls no model.
 
         Takes the arguments of :meth:`complete`; the prompt is optional. Writes no
@@ -208,40 +245,93 @@ class Router:
             LocalUnavailable: sensitive request and no local destination is up.
         """
         request = Request.build(
-            prompt, source=source, system=system, messages=messages, kind=kind, model=model,
-            sensitive=sensitive, tags=tags, headers=headers, metadata=metadata, ab_key=ab_key,
-            face=face, max_tokens=max_tokens, temperature=temperature, extra=extra,
-            session=session, local_only=local_only, allow_empty=True,
-            max_input_chars=self.settings.max_input_chars)
-        return self.lifecycle.decide(request)
+            prompt,
+            source=source,
+            system=system,
+            messages=messages,
+            kind=kind,
+            model=model,
+            sensitive=sensitive,
+            tags=tags,
+            headers=headers,
+            metadata=metadata,
+            ab_key=ab_key,
+            face=face,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            extra=extra,
+            session=session,
+            local_only=local_only,
+            allow_empty=True,
+            max_input_chars=self.settings.max_input_chars,
+        )
+        return self.lifecycle.assessor.decide(request)
 
-    def complete(self, prompt: str | None = None, *, source: str | None = None,
-                 system: str | None = None, messages: Sequence[Message] | None = None,
-                 kind: Kind | str = Kind.AUTO, model: str | None = None,
-                 sensitive: bool = False, tags: Sequence[str] | frozenset[str] = (),
-                 headers: Mapping[str, str] | None = None,
-                 metadata: Mapping[str, str] | None = None, ab_key: str | None = None,
-                 max_tokens: int | None = None, temperature: float | None = None,
-                 extra: Mapping[str, Any] | None = None, session: str | None = None,
-                 local_only: bool | Sequence[str] = False, face: str = "python") -> Completion:
+    def complete(
+        self,
+        prompt: str | None = None,
+        *,
+        source: str | None = None,
+        system: str | None = None,
+        messages: Sequence[Message] | None = None,
+        kind: Kind | str = Kind.AUTO,
+        model: str | None = None,
+        sensitive: bool = False,
+        tags: Sequence[str] | frozenset[str] = (),
+        headers: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        ab_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+        session: str | None = None,
+        local_only: bool | Sequence[str] = False,
+        face: str = "python",
+    ) -> Completion:
         """Synchronous :meth:`acomplete` (runs on the router's private loop thread)."""
         request = self.lifecycle.build(
-            prompt, face=face, endpoint="complete", source=source, system=system,
-            messages=messages, kind=kind, model=model, sensitive=sensitive, tags=tags,
-            headers=headers, metadata=metadata, ab_key=ab_key, max_tokens=max_tokens,
-            temperature=temperature, extra=extra, session=session, local_only=local_only)
+            prompt,
+            face=face,
+            endpoint="complete",
+            source=source,
+            system=system,
+            messages=messages,
+            kind=kind,
+            model=model,
+            sensitive=sensitive,
+            tags=tags,
+            headers=headers,
+            metadata=metadata,
+            ab_key=ab_key,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            extra=extra,
+            session=session,
+            local_only=local_only,
+        )
         return self.lifecycle.run_sync(self.lifecycle.complete(request))
 
-    async def acomplete(self, prompt: str | None = None, *, source: str | None = None,
-                        system: str | None = None, messages: Sequence[Message] | None = None,
-                        kind: Kind | str = Kind.AUTO, model: str | None = None,
-                        sensitive: bool = False, tags: Sequence[str] | frozenset[str] = (),
-                        headers: Mapping[str, str] | None = None,
-                        metadata: Mapping[str, str] | None = None, ab_key: str | None = None,
-                        max_tokens: int | None = None, temperature: float | None = None,
-                        extra: Mapping[str, Any] | None = None, session: str | None = None,
-                        local_only: bool | Sequence[str] = False,
-                        face: str = "python") -> Completion:
+    async def acomplete(
+        self,
+        prompt: str | None = None,
+        *,
+        source: str | None = None,
+        system: str | None = None,
+        messages: Sequence[Message] | None = None,
+        kind: Kind | str = Kind.AUTO,
+        model: str | None = None,
+        sensitive: bool = False,
+        tags: Sequence[str] | frozenset[str] = (),
+        headers: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        ab_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+        session: str | None = None,
+        local_only: bool | Sequence[str] = False,
+        face: str = "python",
+    ) -> Completion:
         """Run a completion on the destination the policy picks.
 
         Args:
@@ -274,22 +364,48 @@ class Router:
             UpstreamError: every candidate failed.
         """
         request = self.lifecycle.build(
-            prompt, face=face, endpoint="complete", source=source, system=system,
-            messages=messages, kind=kind, model=model, sensitive=sensitive, tags=tags,
-            headers=headers, metadata=metadata, ab_key=ab_key, max_tokens=max_tokens,
-            temperature=temperature, extra=extra, session=session, local_only=local_only)
+            prompt,
+            face=face,
+            endpoint="complete",
+            source=source,
+            system=system,
+            messages=messages,
+            kind=kind,
+            model=model,
+            sensitive=sensitive,
+            tags=tags,
+            headers=headers,
+            metadata=metadata,
+            ab_key=ab_key,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            extra=extra,
+            session=session,
+            local_only=local_only,
+        )
         return await self.lifecycle.complete(request)
 
-    async def astream(self, prompt: str | None = None, *, source: str | None = None,
-                      system: str | None = None, messages: Sequence[Message] | None = None,
-                      kind: Kind | str = Kind.AUTO, model: str | None = None,
-                      sensitive: bool = False, tags: Sequence[str] | frozenset[str] = (),
-                      headers: Mapping[str, str] | None = None,
-                      metadata: Mapping[str, str] | None = None, ab_key: str | None = None,
-                      max_tokens: int | None = None, temperature: float | None = None,
-                      extra: Mapping[str, Any] | None = None, session: str | None = None,
-                      local_only: bool | Sequence[str] = False,
-                      face: str = "python") -> AsyncIterator[StreamChunk]:
+    async def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        source: str | None = None,
+        system: str | None = None,
+        messages: Sequence[Message] | None = None,
+        kind: Kind | str = Kind.AUTO,
+        model: str | None = None,
+        sensitive: bool = False,
+        tags: Sequence[str] | frozenset[str] = (),
+        headers: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        ab_key: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+        session: str | None = None,
+        local_only: bool | Sequence[str] = False,
+        face: str = "python",
+    ) -> AsyncIterator[StreamChunk]:
         """Stream a completion as text chunks (the arguments of :meth:`acomplete`).
 
         Raises:
@@ -297,10 +413,25 @@ class Router:
                 ``UpstreamError`` if the destination fails mid-stream.
         """
         request = self.lifecycle.build(
-            prompt, face=face, endpoint="stream", source=source, system=system,
-            messages=messages, kind=kind, model=model, sensitive=sensitive, tags=tags,
-            headers=headers, metadata=metadata, ab_key=ab_key, max_tokens=max_tokens,
-            temperature=temperature, extra=extra, session=session, local_only=local_only)
+            prompt,
+            face=face,
+            endpoint="stream",
+            source=source,
+            system=system,
+            messages=messages,
+            kind=kind,
+            model=model,
+            sensitive=sensitive,
+            tags=tags,
+            headers=headers,
+            metadata=metadata,
+            ab_key=ab_key,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            extra=extra,
+            session=session,
+            local_only=local_only,
+        )
         stream = await self.lifecycle.stream(request)
         async with stream:
             async for chunk in stream:

@@ -13,7 +13,7 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
     modules = {"agents", "audit", "cli", "config", "doctor", "errors", "health", "policy",
                "providers", "registry", "request", "router", "sensitivity", "testing", "server",
                "adapters", "integrations", "annotations", "stream", "budget", "budget_gate",
-               "lifecycle", "assessment"}
+               "lifecycle", "assessment", "dispatch"}
     assert set(llm_localfirst.__all__) == public - modules
     assert list(llm_localfirst.__all__) == sorted(llm_localfirst.__all__)
 
