@@ -201,7 +201,7 @@ def start_localfirst(
     if source is not None:  # another checkout's package, for A/B figures from one run
         if not (source / "llm_localfirst" / "__init__.py").exists():
             raise TargetError(f"{source} holds no llm_localfirst package")
-        env["PYTHONPATH"] = str(source)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     log = workdir / f"llm-localfirst{suffix}.log"
     workers = ["--workers", "2"] if variant == "workers2" else []
     # --policy before the sub-command: the CLI takes it as a global option.

@@ -360,6 +360,23 @@ class AuditWriter:
                 self._write(batch)
             for marker in markers:
                 marker.done.set()
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        # A SQLite store's WAL is copied back here, between batches, not in a commit
+        # a request waits for (see `SQLiteAuditStore.checkpoint`).
+        checkpoint = getattr(self._store, "checkpoint", None)
+        if checkpoint is None:
+            return
+        try:
+            checkpoint()
+        except Exception as exc:  # the next one retries; the WAL only grows meanwhile
+            logger.warning(
+                "audit checkpoint of %s failed (%s: %s)",
+                self._store.location,
+                type(exc).__name__,
+                exc,
+            )
 
     def _write(self, batch: list[AuditRecord]) -> None:
         for attempt in (1, 2):

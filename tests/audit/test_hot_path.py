@@ -29,6 +29,8 @@ from llm_localfirst.audit import (
 from llm_localfirst.audit.postgres import PostgresAuditStore
 from llm_localfirst.sensitivity.taint import alookup, message_digests
 
+from .conftest import MakeRecord
+
 WAIT = 30.0
 DIGESTS = message_digests([{"role": "user", "content": "my card is 4111 1111 1111 1111"}])
 
@@ -132,7 +134,11 @@ def test_many_intents_awaited_on_one_loop_all_return_once_committed(tmp_path: Pa
     finally:
         writer.close()
         store.close()
-    assert verify_store(SQLiteAuditStore(tmp_path / "audit.db")).intents == 64
+    reopened = SQLiteAuditStore(tmp_path / "audit.db")
+    try:
+        assert verify_store(reopened).intents == 64
+    finally:
+        reopened.close()
 
 
 def test_intents_awaited_on_two_loops_at_once_each_return_on_their_own_loop(
@@ -210,3 +216,32 @@ def test_records_intents_and_taint_written_from_many_threads_at_once_all_land(
     finally:
         writer.close()
         store.close()
+
+
+def test_sqlite_commits_never_checkpoint_and_the_writer_thread_does_it_between_batches(
+    tmp_path: Path, make_record: MakeRecord
+) -> None:
+    store = SQLiteAuditStore(tmp_path / "audit.db")
+    try:
+        with store._pool.connection() as conn:
+            assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        for _ in range(3):
+            store.write_intents([_intent()])
+        assert store.checkpoint(min_commits=4) is False
+        store.write_intents([_intent()])
+        assert store.checkpoint(min_commits=4) is True
+        assert store.checkpoint(min_commits=4) is False  # counted afresh
+        writer = AuditWriter(store, durability="intent", flush_interval=0.0)
+        for _ in range(200):  # one commit each: the default threshold
+            writer.intent(_intent())
+        writer.submit(make_record())
+        assert writer.flush(WAIT)
+        writer.close()
+        assert store._commits == 0  # the writer thread checkpointed after its batch
+    finally:
+        store.close()
+    reopened = SQLiteAuditStore(tmp_path / "audit.db")
+    try:
+        assert verify_store(reopened).intents == 204
+    finally:
+        reopened.close()
