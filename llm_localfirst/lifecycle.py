@@ -1,12 +1,13 @@
 """The request lifecycle every face shares: preview, reject, call and stream, with audit.
 
-This module owns what happens to a built :class:`~llm_localfirst.request.Request`:
-assessing it (through the router's :class:`~llm_localfirst.assessment.Assessor`),
-deciding, dispatching along the decision's chain with failover (never from local to
-cloud for a sensitive request; only before the first byte reaches the caller),
-budget holds, intent rows, taint, and writing exactly one audit row per request.
-It also owns the pooled providers (leased per request, retired on reload) and the
-router's private loop thread for the sync API.
+This module owns what happens to a built :class:`~llm_localfirst.request.Request`,
+from facts to its one audit row: assessing and deciding (through the per-policy
+:class:`~llm_localfirst.assessment.Assessor`), remembering taint, dispatching with
+failover (through the :class:`~llm_localfirst.dispatch.Dispatcher`, which holds the
+pooled providers and budget), intent rows, and writing exactly one audit row per
+request, success or failure. It also owns the router's private loop thread (the
+sync API) and the audit writer and listeners. :class:`Outcome` is the record of one
+request in flight, shared with the dispatcher and :mod:`.stream`.
 
 Faces reach it as ``router.lifecycle`` and never build an audit row themselves:
 ``build`` (bad input audited), ``preview``/``apreview`` (dry run), ``reject``
@@ -57,7 +58,12 @@ _REFUSALS = (PrivacyViolation, LocalUnavailable, BudgetExceeded)
 
 
 class Outcome:
-    """Mutable facts gathered while one request runs, turned into its audit row."""
+    """Mutable facts gathered while one request runs, turned into its audit row.
+
+    Args:
+        endpoint: The endpoint the row will name (``complete``, ``stream``, ``route``...).
+        audit_id: The row's id (a new time-sortable one by default).
+    """
 
     __slots__ = (
         "assessment",
