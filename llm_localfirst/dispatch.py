@@ -57,7 +57,7 @@ class Dispatcher:
     """The router's providers and its failover loop (``router.lifecycle.dispatcher``).
 
     Args:
-        router: The router it serves (its current policy, providers, health, spend).
+        router: The router it serves (its current policy, health and spend).
         provider_factory: Builds a provider for a destination (tests inject fakes).
         loop: The router's private loop thread (where the sync API's pools live).
         intent: Commits an intent row before an attempt (``durability: intent``).
@@ -75,6 +75,7 @@ class Dispatcher:
         self._provider_factory = provider_factory or make_provider
         self._loop = loop
         self._intent = intent
+        self.providers: dict[str, Provider] = {}  # the current policy's, built on first use
         self._retired: list[Provider] = []
         self._leases: dict[int, int] = {}  # id(provider) -> requests using it now
         self._closing: set[asyncio.Task[None]] = set()
@@ -100,7 +101,7 @@ class Dispatcher:
         Raises:
             AttemptFailed: its extra is not installed (the attempt fails over).
         """
-        providers = self.router.providers if providers is None else providers
+        providers = self.providers if providers is None else providers
         provider = providers.get(name)
         if provider is None:
             dest = (policy or self.router.policy).destinations[name]
@@ -113,7 +114,7 @@ class Dispatcher:
 
     def retire(self, old_policy: Policy, old_providers: dict[str, Provider]) -> None:
         """After a reload: keep unchanged destinations' pools, close the others when idle."""
-        policy, providers = self.router.policy, self.router.providers
+        policy, providers = self.router.policy, self.providers
         for name, provider in old_providers.items():
             if policy.destinations.get(name) == old_policy.destinations[name]:
                 providers[name] = provider  # unchanged destination: keep its pool
@@ -162,7 +163,7 @@ class Dispatcher:
         """
         router = self.router
         # Read together, before any await: the trusted networks parsed once per policy.
-        policy, providers, health = router.policy, router.providers, router.health
+        policy, providers, health = router.policy, self.providers, router.health
         trusted = health.trusted
         last: AttemptFailed | None = None
         unsupported: UnsupportedEndpoint | None = None
@@ -383,14 +384,14 @@ class Dispatcher:
 
     async def aclose(self) -> None:
         """Close every provider, retired ones too (in the running loop)."""
-        for provider in [*self.router.providers.values(), *self._retired]:
+        for provider in [*self.providers.values(), *self._retired]:
             await provider.aclose()
 
     def close(self) -> None:
         """Close every provider on the private loop (if it ever ran)."""
         if not self._loop.started:
             return
-        for provider in [*self.router.providers.values(), *self._retired]:
+        for provider in [*self.providers.values(), *self._retired]:
             try:
                 self._loop.run(provider.aclose(), timeout=5)
             except (RuntimeError, TimeoutError):

@@ -144,10 +144,14 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ policy
 
-    def install(self, policy: Policy, health: Health) -> None:
-        """Build the assessor of a newly installed ``policy`` (with its ``health``)."""
+    def assessor_for(self, policy: Policy, health: Health) -> Assessor:
+        """Build the assessor of ``policy`` (with its ``health``), not yet installed.
+
+        Raises:
+            PolicyError: its classifier cannot be built.
+        """
         router = self.router
-        self.assessor = Assessor(
+        return Assessor(
             policy,
             settings=router.settings,
             store=lambda: router.audit,
@@ -156,6 +160,12 @@ class Lifecycle:
             health=health,
             run_sync=self._loop.run,
         )
+
+    def install(self, assessor: Assessor, providers: dict[str, Provider]) -> dict[str, Provider]:
+        """Switch to a new policy's assessor and providers; returns the previous providers."""
+        self.assessor = assessor
+        old, self.dispatcher.providers = self.dispatcher.providers, providers
+        return old
 
     async def _ask_local_model(self, name: str, messages: list[dict[str, str]]) -> str:
         """The policy classifier's one call: a local destination, behind the egress guard."""

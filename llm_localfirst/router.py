@@ -52,7 +52,6 @@ class Router:
         spend: Budgets over the shared store (``budget status``).
         budget: The per-process limits of ``LF_MAX_CLOUD_*``, if any.
         ledger: Calls, tokens and cost this process routed (``--usage``).
-        providers: The pooled provider of each destination used so far.
         lifecycle: What the faces call (preview, reject, call, stream); users need not.
 
     Args:
@@ -144,22 +143,28 @@ class Router:
         """
         return cls(load_policy(path), policy_source=str(path), **kwargs)
 
-    def _install(self, policy: Policy) -> None:
+    def _install(self, policy: Policy) -> dict[str, Provider]:
+        """Install ``policy``; returns the previous policy's providers (to retire).
+
+        Everything is built before anything is swapped: a policy whose classifier
+        or budgets cannot be built raises and leaves the previous one active.
+        """
         # Providers are built on first use, so deciding never imports a provider SDK.
         providers: dict[str, Provider] = {}
-        probe = self.lifecycle.dispatcher.prober(policy, providers)
         health = Health(
             policy.destinations,
-            probe,
+            self.lifecycle.dispatcher.prober(policy, providers),
             trusted=policy.trusted,
             ttl=self._probe_ttl,
             credentials=missing_credentials,
         )
-        self.lifecycle.install(policy, health)
-        self.policy, self.providers, self.health = policy, providers, health
-        self.spend = Spend(
+        assessor = self.lifecycle.assessor_for(policy, health)
+        spend = Spend(
             policy, ledger=self.ledger, budget=self.budget, store_factory=self._open_budget_store
         )
+        old_providers = self.lifecycle.install(assessor, providers)
+        self.policy, self.health, self.spend = policy, health, spend
+        return old_providers
 
     def _open_budget_store(self) -> BudgetStore:
         if self._budget_store is None:
@@ -185,8 +190,8 @@ class Router:
         Unchanged destinations keep their connection pools; the others are closed
         once their last request ends.
         """
-        old_policy, old_providers, old_spend = self.policy, self.providers, self.spend
-        self._install(policy)
+        old_policy, old_spend = self.policy, self.spend
+        old_providers = self._install(policy)
         old_spend.close()  # its idle leases back to the store; calls in flight settle there
         if source:
             self.policy_source = source

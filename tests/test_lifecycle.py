@@ -16,9 +16,10 @@ import pytest
 from mcp import Client
 
 import llm_localfirst
-from llm_localfirst import InvalidRequest, PrivacyViolation, Request, Router
+from llm_localfirst import InvalidRequest, PolicyError, PrivacyViolation, Request, Router
 from llm_localfirst.audit import AuditFilter, AuditRecord
 from llm_localfirst.cli import main
+from llm_localfirst.policy import policy_from_data
 from llm_localfirst.server.mcp import build_server
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_policy
 
@@ -26,7 +27,7 @@ PACKAGE = Path(llm_localfirst.__file__).parent
 FACES = ("cli.py", "doctor.py", "server", "agents", "adapters")
 USER_API = {"aclose", "acomplete", "add_listener", "astream", "audit", "budget", "close",
             "complete", "decide", "flush", "from_env", "from_policy", "health", "ledger",
-            "lifecycle", "policy", "policy_source", "providers", "reload", "settings", "spend",
+            "lifecycle", "policy", "policy_source", "reload", "settings", "spend",
             "warm"}
 
 
@@ -150,3 +151,25 @@ def test_no_module_outside_the_detectors_imports_a_private_name_from_another() -
                 private = [a.name for a in node.names
                            if a.name.startswith("_") and not a.name.startswith("__")]
                 assert not private, (file, node.module, private)
+
+
+def test_a_reload_whose_classifier_cannot_be_built_keeps_the_previous_policy(
+        fake_local: FakeUpstream, memory_audit: MemoryAuditStore) -> None:
+    local = {"provider": "openai", "base_url": fake_local.base_url, "model": "m",
+             "locality": "local"}
+    classified = {"version": 1, "destinations": {"local": local}, "default": {"to": ["local"]},
+                  "sensitivity": {"classifier": {"destination": "local",
+                                                 "labels": ["general", "medical"],
+                                                 "sensitive": ["medical"]}}}
+    plain = {k: v for k, v in classified.items() if k != "sensitivity"}
+    with Router(policy_from_data(classified), audit=memory_audit,
+                classifier=lambda text: "general") as router:
+        assert router.complete("hello").text == "echo: hello"
+        before = (router.policy, router.health, router.spend, router.lifecycle.assessor,
+                  router.lifecycle.dispatcher.providers)
+        with pytest.raises(PolicyError, match="needs labels"):
+            router.reload(policy_from_data(plain))
+        after = (router.policy, router.health, router.spend, router.lifecycle.assessor,
+                 router.lifecycle.dispatcher.providers)
+        assert all(a is b for a, b in zip(before, after, strict=True))
+        assert router.complete("again").text == "echo: again"

@@ -242,7 +242,7 @@ def test_a_stream_in_flight_survives_a_reload_and_its_provider_closes_after_it(
         with anyio.fail_after(10):
             request = router.lifecycle.build("hello there")
             stream = await router.lifecycle.stream(request)
-            old = router.providers["a"]
+            old = router.lifecycle.dispatcher.providers["a"]
             router.reload(policy({"a": local(fake_local.base_url, model="new")}, ["a"]))
             texts = []
             async with stream:
