@@ -133,7 +133,19 @@ class Router:
         )
 
     @classmethod
-    def from_policy(cls, path: str | Path, **kwargs: Any) -> Router:
+    def from_policy(
+        cls,
+        path: str | Path,
+        *,
+        settings: Settings | None = None,
+        audit: AuditStore | None = None,
+        provider_factory: ProviderFactory | None = None,
+        probe_ttl: float | None = None,
+        classifier: Any = None,
+        budget: Budget | None = None,
+        ledger: Ledger | None = None,
+        budget_store: BudgetStore | None = None,
+    ) -> Router:
         """Build from a YAML policy file (other arguments as the constructor's).
 
         Reads no environment: pass ``settings=Settings.load()`` to apply ``LF_*``.
@@ -141,7 +153,18 @@ class Router:
         Raises:
             PolicyError: the file is missing or invalid.
         """
-        return cls(load_policy(path), policy_source=str(path), **kwargs)
+        return cls(
+            load_policy(path),
+            settings=settings,
+            audit=audit,
+            provider_factory=provider_factory,
+            probe_ttl=probe_ttl,
+            policy_source=str(path),
+            classifier=classifier,
+            budget=budget,
+            ledger=ledger,
+            budget_store=budget_store,
+        )
 
     def _install(self, policy: Policy) -> dict[str, Provider]:
         """Install ``policy``; returns the previous policy's providers (to retire).
