@@ -26,6 +26,7 @@ from .request import Decision, Request
 from .sensitivity import scanner_for
 from .sensitivity.classifier import build_classifier
 from .sensitivity.egress import walk
+from .sensitivity.taint import alookup as taint_alookup
 from .sensitivity.taint import lookup as taint_lookup
 from .sensitivity.taint import message_digests
 from .sensitivity.taint import remember as taint_remember
@@ -85,6 +86,7 @@ class Assessor:
         self._run = run_sync
         self.settings = settings
         self._store = store
+        self._opened: AuditStore | None = None
         self.scanner = scanner_for(policy.sensitivity.detectors)
         self.scan_cache: dict[bytes | tuple[int, int], frozenset[str]] = {}
         try:
@@ -118,10 +120,10 @@ class Assessor:
         return with_label(assessment, got)
 
     async def aassess(self, request: Request) -> Assessment:
-        """:meth:`assess` with the taint read in a worker thread and the classifier run."""
+        """:meth:`assess` for the event loop (:meth:`ataint`), with the classifier run."""
         content = self.content(request)
         if request.messages or request.session is not None:
-            content = with_taint(content, await asyncio.to_thread(self.taint, request))
+            content = with_taint(content, await self.ataint(request))
         if self.classifier is None:
             return content
         got = await self.classifier.classify(self._classified_texts(request))
@@ -195,6 +197,25 @@ class Assessor:
             )
             return ("taint_error",)
         return taint_lookup(store, digests, sessions)
+
+    async def ataint(self, request: Request) -> tuple[str, ...]:
+        """:meth:`taint` for the event loop: read on the loop when the store's reads are
+        inline (memory, SQLite in WAL mode), else in a worker thread (``taint.alookup``)."""
+        sessions = (request.session,) if request.session else ()
+        digests = message_digests(request.messages)
+        if not digests and not sessions:
+            return ()
+        store = self._opened
+        if store is None:  # the first use may open (and migrate) the store: off the loop
+            try:
+                store = self._opened = await asyncio.to_thread(self._store)
+            except Exception as exc:  # fail closed: no store to ask means sensitive
+                log.warning(
+                    "taint lookup failed (%s); treating the request as sensitive",
+                    type(exc).__name__,
+                )
+                return ("taint_error",)
+        return await taint_alookup(store, digests, sessions)
 
     def remember(self, request: Request) -> None:
         """Remember a sensitive request's message digests and session (blocking)."""

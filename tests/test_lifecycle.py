@@ -7,9 +7,12 @@ route is driven through the SDK's in-memory client, the CLI through ``main``.
 from __future__ import annotations
 
 import ast
+import asyncio
 import inspect
 import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -173,3 +176,25 @@ def test_a_reload_whose_classifier_cannot_be_built_keeps_the_previous_policy(
                  router.lifecycle.dispatcher.providers)
         assert all(a is b for a, b in zip(before, after, strict=True))
         assert router.complete("again").text == "echo: again"
+
+
+def test_the_taint_read_runs_on_the_event_loop_for_a_store_with_inline_reads(
+        router: Router, memory_audit: MemoryAuditStore) -> None:
+    threads: list[threading.Thread] = []
+    real = memory_audit.taint_match
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    memory_audit.taint_match = spy  # type: ignore[method-assign]
+
+    async def main() -> None:
+        try:
+            with anyio.fail_after(10):
+                await router.acomplete(messages=[{"role": "user", "content": "hi"}])
+        finally:
+            await router.aclose()
+
+    asyncio.run(main())
+    assert threads == [threading.main_thread()]  # no hop to a worker thread
