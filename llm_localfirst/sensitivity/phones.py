@@ -20,7 +20,16 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from .finding import Finding
-from .text import _CTX_ID, _CTX_PHONE, _labelled_by, _near, _not_personal, _rx, _words
+from .text import (
+    _CTX_ID,
+    _CTX_PHONE,
+    _has_words,
+    _labelled_by,
+    _near,
+    _not_personal,
+    _rx,
+    _words,
+)
 
 # Regions tried for numbers in national format, with the groupings (sizes of the
 # digit groups as written) their numbers are written in, for numbers written
@@ -80,6 +89,18 @@ _WITHOUT_TRUNK = frozenset({"US", "CA", "ES", "IT", "BR", "IN", "MX", "CN"})
 # word such as "phone" near.
 _NATIONAL_REGIONS = tuple(_NATIONAL_SHAPES)
 _CONTEXT_REGIONS = _NATIONAL_REGIONS + _MORE_PHONE_REGIONS
+# Regions whose plans have eight-digit numbers dialled without a trunk prefix (every
+# such region of phonenumbers' metadata; the first that fits names the number):
+# "32 12 34 56" in Denmark, "6123 4567" in Singapore. Such a number is too weak a
+# shape on its own; named by a noun or field name ("Tel.", "mobile"), it is tried
+# here when the regions above fail, and counts only in a grouping that the region's
+# own format rules write it in.
+_EIGHT_DIGIT_REGIONS = (
+    "DK", "NO", "SG", "HK", "CR", "GT", "HN", "SV", "NI", "PA", "QA", "KW", "BH", "OM",
+    "CY", "MT", "LU", "EE", "LV", "MO", "MU", "CM", "ML", "BF", "NE", "TG", "GA", "GN",
+    "TD", "CF", "BI", "DJ", "MR", "TN", "MZ", "BW", "LS", "SZ", "HT", "PG", "TL", "BT",
+    "PF", "AD", "SM", "GI", "CW", "SJ", "VA", "IT", "PL",
+)  # fmt: skip
 
 
 class _Desc:
@@ -146,6 +167,45 @@ def _region(code: str) -> _Region | None:
 
 
 @functools.cache
+def _formats(code: str) -> tuple[tuple[re.Pattern[str] | None, re.Pattern[str], str], ...]:
+    """A region's format rules: (leading digits, number pattern, format), in order."""
+    from phonenumbers import PhoneMetadata
+
+    md = PhoneMetadata.metadata_for_region(code)
+    return tuple(
+        (
+            re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None,
+            re.compile(f.pattern),
+            f.format,
+        )
+        for f in (md.number_format if md is not None else ())
+        if f.pattern and f.format
+    )
+
+
+def _written_as(code: str, nsn: str) -> tuple[int, ...] | None:
+    """Sizes of the digit groups a region writes a national number in, as
+    `phonenumbers.format_number` chooses the format: the first whose leading digits
+    and pattern fit."""
+    for leading, pattern, fmt in _formats(code):
+        if leading is not None and not leading.match(nsn):
+            continue
+        m = pattern.fullmatch(nsn)
+        if m:
+            return tuple(len(g) for g in re.findall("[0-9]+", m.expand(fmt)))
+    return None
+
+
+def _region_written_so(digits: str, sizes: tuple[int, ...]) -> str | None:
+    """The first of `_EIGHT_DIGIT_REGIONS` whose plan has a number, written as grouped."""
+    for code in _EIGHT_DIGIT_REGIONS:
+        region = _region(code)
+        if region is not None and region.valid(digits) and _written_as(code, digits) == sizes:
+            return code
+    return None
+
+
+@functools.cache
 def _by_country_code() -> dict[int, tuple[str, ...]]:
     from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
@@ -193,12 +253,22 @@ def _national_region(run: str, digits: str, sizes: tuple[int, ...], context: boo
 
 def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
     """Region of the phone number that a run of digit groups is, if any."""
-    international = run[0] == "+" or run[:2] == "(+" or run[:2] == "00"
+    region = _region_of_run(text, start, end, run)
+    if region is None or _registry_labelled(text, start, end):
+        return None
+    return region
+
+
+def _region_of_run(text: str, start: int, end: int, run: str) -> str | None:
+    plus = run[0] == "+" or run[:2] == "(+"
+    international = plus or run[:2] == "00"
     # "+44 (0)20 ..." drops the trunk prefix; "(0)20 ..." keeps it.
     groups = _rx().groups.findall(run.replace("(0)", "" if international else "0"))
     digits = "".join(groups)
     if not 7 <= len(digits) <= 15 or not digits.isdigit():
         return None
+    if plus and digits[0] == "0":
+        return None  # no country code starts with 0: "+00 298623636" is no number
     sizes = tuple(len(g) for g in groups)
     if international and (run[:2] != "00" or len(groups) > 1):
         if ((len(groups) < 2 and len(digits) < 9) or 1 in sizes[2:]) and not _near(
@@ -228,6 +298,8 @@ def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
         region = _national_region(run, digits, sizes, context=True)
         if region is None and len(groups) == 1 and len(digits) >= 10:
             region = _international_region(digits)
+        if region is None and len(groups) > 1 and len(digits) == 8 and _named(text, start, end):
+            region = _region_written_so(digits, sizes)  # "Tel. 40 52 37 62", "6123 4567"
         return region
     return None
 
@@ -251,19 +323,94 @@ def _phone_like(run: str, groups: list[str], sizes: tuple[int, ...]) -> bool:
 # Names of a phone field as a SQL column list or a CSV header gives them, farther
 # from the value than a "Tel:" ("INSERT INTO c (name, phone) VALUES ('Ana', '...')").
 _CTX_PHONE_COLUMN = _words(
-    "phone phones telephone tel mobile cell cellphone fax msisdn whatsapp telefon telefono"
-    " telefone téléphone handy celular cellulare gsm movil móvil portable phonenumber"
-    " mobilenumber mobilephone telnumber телефон тел мобильный cep",
+    "phone phones telephone tel tél tlf mobile mobil cell cellphone fax msisdn whatsapp telefon"
+    " telefono teléfono telefone téléphone handy celular cellulare gsm movil móvil portable"
+    " phonenumber mobilenumber mobilephone telnumber telefonnummer mobilnummer telefonnr"
+    " телефон тел мобильный cep",
     "手机",
     "电话",
+    "電話",
+    "携帯",
     "전화",
     "휴대폰",
+    "☎",
+    "📞",
+    "📱",
 )
 
 
 def _phone_labelled(text: str, start: int, end: int) -> bool:
     """Whether a word or field name such as "phone", "tel" or "msisdn" is near a span."""
     return _near(text, start, end, _CTX_PHONE) or _near(text, start, end, _CTX_PHONE_FIELD)
+
+
+def _named(text: str, start: int, end: int) -> bool:
+    """Whether a run is named a phone number by a noun or field name ("Tel.", "mobile"),
+    not only near a verb ("text me the code ..."), and no word such as "order" is
+    right before it."""
+    return (
+        _labelled_by(text, start, end, _CTX_PHONE_COLUMN)
+        or _near(text, start, end, _CTX_PHONE_FIELD)
+    ) and not _not_personal(text, start)
+
+
+# Labels of company, trade and tax registers: "SIREN 732 829 320" and "KvK 12345678"
+# have a phone number's shape and are none. Acronyms that are words too in some
+# language ("ein" in German, "lei" in Romanian, "btw" in chat) count in capitals only.
+_CTX_REGISTRY = _words(
+    "siren siret kvk kvknummer crn vat tva ust ustid ustidnr abn acn uen cvr orgnr"
+    " organisationsnummer organisasjonsnummer regon krs nip nipc cif gstin gst duns eori"
+    " rcs hrb hra handelsregister handelsregisternummer steuernummer firmenbuch rfc ruc"
+    " nit ičo dič",
+    "company number",
+    "company no",
+    "company reg",
+    "company registration",
+    "registration number",
+    "registration no",
+    "registered number",
+    "reg no",
+    "reg. no",
+    "business number",
+    "business id",
+    "chamber of commerce",
+    "kamer van koophandel",
+    "companies house",
+    "registre du commerce",
+    "registro mercantil",
+    "partita iva",
+    "p.iva",
+    "y-tunnus",
+    "org.nr",
+    "org nr",
+    "tax id",
+    "tax number",
+)
+_REGISTRY_CAPITALS = ("EIN", "LEI", "BTW", "IVA")
+
+
+def _registry_labelled(text: str, start: int, end: int) -> bool:
+    """Whether a run is labelled as a company or tax register's number, not a phone's.
+
+    Right before the run, such a label rules a phone out unless a phone word is as
+    close ("Tel. 01 23 45 67 89, SIRET ..."); farther off (a SQL column list, a CSV
+    header), only when no phone word is near at all.
+    """
+    lo = start - 24
+    if _has_words(text, lo, start, _CTX_REGISTRY) or _capitals_in(text, lo, start):
+        return not _has_words(text, lo, start, _CTX_PHONE)
+    return (
+        _labelled_by(text, start, end, _CTX_REGISTRY) or _capitals_in(text, start - 80, end + 24)
+    ) and not (
+        _phone_labelled(text, start, end) or _labelled_by(text, start, end, _CTX_PHONE_COLUMN)
+    )
+
+
+def _capitals_in(text: str, lo: int, hi: int) -> bool:
+    window = text[max(0, lo) : hi]
+    return any(a in window for a in _REGISTRY_CAPITALS) and any(
+        a in _rx().word.findall(window) for a in _REGISTRY_CAPITALS
+    )
 
 
 # ----------------------------------------------------------------------------- links, forms

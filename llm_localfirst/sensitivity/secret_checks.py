@@ -29,6 +29,15 @@ _DOCUMENTED = frozenset(
         "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==",
     }
 )
+# Documented tokens whose part before the last ":" is copied with other values: the
+# Bot API's "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11" becomes "123456789:ABC-...".
+_DOCUMENTED_AFTER_COLON = frozenset({"ABC-DEF1234ghIkl-zyx57W2v1u123ew11"})
+
+
+def _documented(value: str) -> bool:
+    """Whether a value is a key that a vendor prints in its documentation."""
+    return value in _DOCUMENTED or value.rpartition(":")[2] in _DOCUMENTED_AFTER_COLON
+
 
 # Words that mark a placeholder token, in the spellings people use: a random token
 # spells one of them in one of these three cases once in tens of thousands.
@@ -91,7 +100,7 @@ def _marked(value: str, low: str) -> bool:
 
 def _placeholder(value: str) -> bool:
     """Whether a candidate token is a placeholder or a documented example."""
-    if value in _DOCUMENTED:
+    if _documented(value):
         return True
     low = value.lower()
     if any(word in low for word in _WORDS) and _words_rx().search(value):
@@ -101,7 +110,7 @@ def _placeholder(value: str) -> bool:
 
 def _masked(value: str) -> bool:
     """Whether an assigned password or a password in a URL is a placeholder."""
-    if value in _DOCUMENTED:
+    if _documented(value):
         return True
     low = value.lower()
     return any(word in low for word in _PASSWORD_WORDS) or _marked(value, low)
