@@ -92,8 +92,14 @@ def test_a_phone_number_next_to_a_register_number_is_still_found() -> None:
 
 
 def test_mexican_numbers_under_a_phone_column_are_found() -> None:
-    sql = "INSERT INTO clients (name, telefono) VALUES ('Sofía Pérez', '222 123 8595');"
-    assert "phone" in _scanner().scan(sql)
+    sql = "INSERT INTO clients (name, telefono) VALUES ('Sofía Pérez', '{}');"
+    for number in ("222 123 8595", "(222) 123 8595", "55 1234 5678", "222-123-8595"):
+        assert "phone" in _scanner().scan(sql.format(number)), number
+
+
+def test_a_mexican_three_digit_area_code_counts_without_a_label_only_in_brackets() -> None:
+    assert _phones("Puebla (222) 123 8595") == [("mx", "(222) 123 8595")]
+    assert not _phones("Puebla 222 123 8595")
 
 
 def test_the_eight_digit_regions_are_those_of_phonenumbers_metadata() -> None:

@@ -64,20 +64,21 @@ _NATIONAL_SHAPES: dict[str, tuple[_Shape, _Shape]] = {
     "BR": (_one_of((2, 4, 4), (2, 5, 4)), _NEVER),
     "IN": (_one_of((5, 5)), _one_of((6, 5))),
     "CN": (_one_of((3, 4, 4)), _one_of((3, 4, 4), (3, 8), (4, 7), (4, 8))),
-    "MX": (_one_of((2, 4, 4)), _NEVER),
+    "MX": (_one_of((2, 4, 4), (3, 3, 4)), _NEVER),
     "AU": (_NEVER, _groups(2, 3)),
     "GB": (_NEVER, _one_of((3, 4, 4), (4, 3, 4), (5, 6), (5, 5), (4, 6), (5, 3, 3))),
     "DE": (_NEVER, _groups(2)),
 }
-# An area code in brackets: "(415) 555-2671" is North American, "(11) 91234-5678"
-# Brazilian, "(02) 9876 5432" has a trunk prefix.
-_BRACKETED_AREA = {3: frozenset({"US", "CA"}), 2: frozenset({"BR", "MX"})}
+# An area code in brackets: "(415) 555-2671" is North American or Mexican ("(222)
+# 123 8595"), "(11) 91234-5678" Brazilian, "(02) 9876 5432" has a trunk prefix.
+_BRACKETED_AREA = {3: frozenset({"US", "CA", "MX"}), 2: frozenset({"BR", "MX"})}
 # Separators a region's numbers are written with ("11 2345-6789" in Brazil).
 _SEPARATORS: dict[str, Callable[[str], bool]] = {
     "BR": lambda run: run[0] == "(" or run[-5] == "-",
     "JP": lambda run: "-" in run or "(" in run,
     "IT": lambda run: set(run) <= set("0123456789 "),
-    "MX": lambda run: set(run) <= set("0123456789 ()"),
+    # A three-digit area code ("222 123 8595", the North American shape) in brackets.
+    "MX": lambda run: set(run) <= set("0123456789 ()") and (run[0] == "(" or run[2] == " "),
     "GB": lambda run: set(run) <= set("0123456789 ()"),
     "AU": lambda run: set(run) <= set("0123456789 ()"),
 }
