@@ -9,6 +9,7 @@ and `SQLiteAuditStore` writers from several threads at once.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Collection
 from pathlib import Path
@@ -245,3 +246,31 @@ def test_sqlite_commits_never_checkpoint_and_the_writer_thread_does_it_between_b
         assert verify_store(reopened).intents == 204
     finally:
         reopened.close()
+
+
+def test_a_write_waits_for_another_process_write_lock_and_fails_after_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.db"
+    store = SQLiteAuditStore(path, busy_timeout=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process writing
+        with pytest.raises(AuditError, match="locked"):
+            store.write_intents([_intent()])
+        done = threading.Event()
+
+        def write() -> None:
+            store.write_intents([_intent()])
+            done.set()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        holder.execute("COMMIT")
+        thread.join(WAIT)
+        assert done.is_set()
+        with store._pool.connection() as conn:  # reads keep the busy timeout
+            assert conn.execute("PRAGMA busy_timeout").fetchone() == (200,)
+    finally:
+        holder.close()
+        store.close()
