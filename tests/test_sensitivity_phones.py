@@ -89,6 +89,7 @@ def test_a_phone_number_next_to_a_register_number_is_still_found() -> None:
     text = "Tél. 01 23 45 67 89, SIRET 732 829 320 00074"
     assert _phones(text) == [("fr", "01 23 45 67 89")]
     assert _phones("phone 6123 4567 (UEN 201912345K)") == [("sg", "6123 4567")]
+    assert _phones("VAT FR40303265045 +33 1 23 45 67 89") == [("fr", "+33 1 23 45 67 89")]
 
 
 def test_mexican_numbers_under_a_phone_column_are_found() -> None:

@@ -25,6 +25,7 @@ from .text import (
     _CTX_PHONE,
     _has_words,
     _labelled_by,
+    _labels_at,
     _near,
     _not_personal,
     _rx,
@@ -167,34 +168,46 @@ def _region(code: str) -> _Region | None:
     return _Region(code, md.national_prefix or "", general, types)
 
 
+# A format rule: leading digits, the number's pattern, and which of the pattern's
+# groups each written group joins ("\\1 \\2\\3" is ((1,), (2, 3))).
+_Format = tuple[re.Pattern[str] | None, re.Pattern[str], tuple[tuple[int, ...], ...]]
+
+
 @functools.cache
-def _formats(code: str) -> tuple[tuple[re.Pattern[str] | None, re.Pattern[str], str], ...]:
-    """A region's format rules: (leading digits, number pattern, format), in order."""
-    from phonenumbers import PhoneMetadata
+def _formats(code: str) -> tuple[_Format, ...]:
+    """A region's format rules, in the order phonenumbers tries them: those of the main
+    region of its country code ("SJ" is written as "NO")."""
+    from phonenumbers import PhoneMetadata, region_code_for_country_code
 
     md = PhoneMetadata.metadata_for_region(code)
+    if md is not None and md.country_code is not None:
+        md = PhoneMetadata.metadata_for_region(region_code_for_country_code(md.country_code))
     return tuple(
         (
             re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None,
             re.compile(f.pattern),
-            f.format,
+            tuple(
+                tuple(int(ref) for ref in re.findall(r"\\([0-9])", part))
+                for part in re.split(r"[^\\0-9]+", f.format)
+                if "\\" in part
+            ),
         )
         for f in (md.number_format if md is not None else ())
         if f.pattern and f.format
     )
 
 
-def _written_as(code: str, nsn: str) -> tuple[int, ...] | None:
+def _written_as(code: str, nsn: str) -> tuple[int, ...]:
     """Sizes of the digit groups a region writes a national number in, as
     `phonenumbers.format_number` chooses the format: the first whose leading digits
     and pattern fit."""
-    for leading, pattern, fmt in _formats(code):
+    for leading, pattern, parts in _formats(code):
         if leading is not None and not leading.match(nsn):
             continue
         m = pattern.fullmatch(nsn)
         if m:
-            return tuple(len(g) for g in re.findall("[0-9]+", m.expand(fmt)))
-    return None
+            return tuple(sum(len(m.group(ref)) for ref in part) for part in parts)
+    return (len(nsn),)  # no rule: written as one group
 
 
 def _region_written_so(digits: str, sizes: tuple[int, ...]) -> str | None:
@@ -255,7 +268,10 @@ def _national_region(run: str, digits: str, sizes: tuple[int, ...], context: boo
 def _phone_region(text: str, start: int, end: int, run: str) -> str | None:
     """Region of the phone number that a run of digit groups is, if any."""
     region = _region_of_run(text, start, end, run)
-    if region is None or _registry_labelled(text, start, end):
+    # A number in international format is a phone's by its "+"; any other may be a
+    # register's number with a phone's shape.
+    international = run[0] == "+" or run[:2] == "(+"
+    if region is None or (not international and _registry_labelled(text, start, end)):
         return None
     return region
 
@@ -388,6 +404,12 @@ _CTX_REGISTRY = _words(
     "tax number",
 )
 _REGISTRY_CAPITALS = ("EIN", "LEI", "BTW", "IVA")
+# One word of each label, looked up in the words already read around a run (one set
+# test for most runs; the phrases are looked for only when one of these is there).
+_REGISTRY_GATE = _CTX_REGISTRY.words | frozenset(
+    max((w for w in p.replace(".", " ").replace("-", " ").split() if w != "number"), key=len)
+    for p in _CTX_REGISTRY.phrases
+)
 
 
 def _registry_labelled(text: str, start: int, end: int) -> bool:
@@ -397,6 +419,13 @@ def _registry_labelled(text: str, start: int, end: int) -> bool:
     close ("Tel. 01 23 45 67 89, SIRET ..."); farther off (a SQL column list, a CSV
     header), only when no phone word is near at all.
     """
+    labels = _labels_at(text, start, end)
+    if (
+        _REGISTRY_GATE.isdisjoint(labels.words)
+        and _REGISTRY_GATE.isdisjoint(labels.header_words)
+        and not _capitals_in(text, start - 80, end + 24)
+    ):
+        return False
     lo = start - 24
     if _has_words(text, lo, start, _CTX_REGISTRY) or _capitals_in(text, lo, start):
         return not _has_words(text, lo, start, _CTX_PHONE)
