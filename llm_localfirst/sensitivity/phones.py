@@ -4,6 +4,9 @@
 international format ("+44 20 7946 0958") is checked against the plans of its
 country code; one in national format only against a few regions, and only in the
 groupings their numbers are written in, unless a word such as "phone" is near.
+An eight-digit number ("Tel. 40 52 37 62") counts only under a phone's name and in
+a grouping that a region's own format rules write it in; a register's label
+("SIREN", "KvK", "VAT") rules a phone reading out.
 
 The plans come from phonenumbers' metadata, matched directly (phonenumbers'
 ``parse`` and ``is_valid_number`` cost ~50 us per region tried, the patterns ~1 us).
