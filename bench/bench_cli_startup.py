@@ -54,8 +54,11 @@ def main() -> None:
     exe = str(Path(sys.executable).parent / "llm-localfirst")
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env.update(LF_DATA_DIR=tmp, LF_LOCAL_BASE_URL="http://127.0.0.1:9/v1",
-                   PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"))
+        env.update(
+            LF_DATA_DIR=tmp,
+            LF_LOCAL_BASE_URL="http://127.0.0.1:9/v1",
+            PYTHONPYCACHEPREFIX=str(Path(tmp) / "pycache"),
+        )
         commands = {
             "python -c 'import pydantic'": [sys.executable, "-c", "import pydantic"],
             "llm-localfirst route 'hi' --json": [exe, "route", "hi", "--json"],
@@ -65,11 +68,15 @@ def main() -> None:
     base_wall, base_cpu = (statistics.median(xs) for xs in results["python -c 'import pydantic'"])
     for label, (wall, cpu) in results.items():
         w50, c50 = statistics.median(wall), statistics.median(cpu)
-        print(f"{label:<33} wall p50 {w50:7.1f} ms  min {wall[0]:7.1f} ms  {w50 / base_wall:5.2f}x"
-              f" | CPU p50 {c50:7.1f} ms  min {cpu[0]:7.1f} ms  {c50 / base_cpu:5.2f}x")
+        print(
+            f"{label:<33} wall p50 {w50:7.1f} ms  min {wall[0]:7.1f} ms  {w50 / base_wall:5.2f}x"
+            f" | CPU p50 {c50:7.1f} ms  min {cpu[0]:7.1f} ms  {c50 / base_cpu:5.2f}x"
+        )
     route_wall, route_cpu = results["llm-localfirst route 'hi' --json"]
-    print(f"ratio (p50): {statistics.median(route_wall) / base_wall:.2f}x wall, "
-          f"{statistics.median(route_cpu) / base_cpu:.2f}x CPU  (target < 2x)")
+    print(
+        f"ratio (p50): {statistics.median(route_wall) / base_wall:.2f}x wall, "
+        f"{statistics.median(route_cpu) / base_cpu:.2f}x CPU  (target < 2x)"
+    )
 
 
 if __name__ == "__main__":

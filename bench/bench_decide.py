@@ -20,46 +20,99 @@ NOTHING = Assessment()
 def fifty_rule_policy() -> object:
     rules = []
     for i in range(49):
-        when = [{"kind": "reason", "tags": [f"team-{i}"]}, {"headers": {f"x-route-{i}": "yes"}},
-                {"metadata": {"tenant": f"t{i}"}}, {"tokens": {"gt": 100_000 + i}},
-                {"any_tags": [f"a{i}", f"b{i}"]}, {"model": ["big"]}][i % 6]
-        rules.append({"name": f"rule {i}", "when": when,
-                      "to": [{"destination": "local", "weight": 70},
-                             {"destination": "big", "weight": 30}], "fallback": ["cloud"]})
-    rules.append({"name": "chat", "when": {"tags": ["chat"], "tokens": {"lt": 500}},
-                  "to": [{"destination": "local", "weight": 70},
-                         {"destination": "big", "weight": 30}], "fallback": ["cloud"]})
-    return policy_from_data({
-        "version": 1,
-        "destinations": {
-            "local": {"provider": "openai", "base_url": "http://127.0.0.1:11434/v1",
-                      "model": "qwen2.5:7b", "locality": "local"},
-            "big": {"provider": "openai", "base_url": "http://10.0.0.2:8000/v1",
-                    "model": "qwen2.5:32b", "locality": "local"},
-            "cloud": {"provider": "anthropic", "model": "claude-haiku-4-5"}},
-        "rules": rules, "default": {"to": ["local"], "fallback": ["cloud"]}})
+        when = [
+            {"kind": "reason", "tags": [f"team-{i}"]},
+            {"headers": {f"x-route-{i}": "yes"}},
+            {"metadata": {"tenant": f"t{i}"}},
+            {"tokens": {"gt": 100_000 + i}},
+            {"any_tags": [f"a{i}", f"b{i}"]},
+            {"model": ["big"]},
+        ][i % 6]
+        rules.append(
+            {
+                "name": f"rule {i}",
+                "when": when,
+                "to": [
+                    {"destination": "local", "weight": 70},
+                    {"destination": "big", "weight": 30},
+                ],
+                "fallback": ["cloud"],
+            }
+        )
+    rules.append(
+        {
+            "name": "chat",
+            "when": {"tags": ["chat"], "tokens": {"lt": 500}},
+            "to": [{"destination": "local", "weight": 70}, {"destination": "big", "weight": 30}],
+            "fallback": ["cloud"],
+        }
+    )
+    return policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": "http://127.0.0.1:11434/v1",
+                    "model": "qwen2.5:7b",
+                    "locality": "local",
+                },
+                "big": {
+                    "provider": "openai",
+                    "base_url": "http://10.0.0.2:8000/v1",
+                    "model": "qwen2.5:32b",
+                    "locality": "local",
+                },
+                "cloud": {"provider": "anthropic", "model": "claude-haiku-4-5"},
+            },
+            "rules": rules,
+            "default": {"to": ["local"], "fallback": ["cloud"]},
+        }
+    )
 
 
 def classifier_policy() -> object:
     """The default policy's shape plus the opt-in classifier and one classifier rule."""
-    return policy_from_data({
-        "version": 1,
-        "destinations": {
-            "local": {"provider": "openai", "base_url": "http://127.0.0.1:11434/v1",
-                      "model": "qwen2.5:7b", "locality": "local"},
-            "big": {"provider": "openai", "base_url": "http://127.0.0.1:11435/v1",
-                    "model": "qwen2.5:32b", "locality": "local"},
-            "haiku": {"provider": "anthropic", "model": "claude-haiku-4-5"}},
-        "sensitivity": {"classifier": {"destination": "local", "sensitive": ["medical", "legal"],
-                                       "labels": ["medical", "legal", "code", "general"]}},
-        "rules": [{"name": "legal to big", "when": {"classifier": ["legal"]}, "to": ["big"]},
-                  {"name": "reasoning", "when": {"kind": "reason"}, "to": ["haiku"],
-                   "fallback": ["local"]}],
-        "default": {"to": ["local"], "fallback": ["haiku"]}})
+    return policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": "http://127.0.0.1:11434/v1",
+                    "model": "qwen2.5:7b",
+                    "locality": "local",
+                },
+                "big": {
+                    "provider": "openai",
+                    "base_url": "http://127.0.0.1:11435/v1",
+                    "model": "qwen2.5:32b",
+                    "locality": "local",
+                },
+                "haiku": {"provider": "anthropic", "model": "claude-haiku-4-5"},
+            },
+            "sensitivity": {
+                "classifier": {
+                    "destination": "local",
+                    "sensitive": ["medical", "legal"],
+                    "labels": ["medical", "legal", "code", "general"],
+                }
+            },
+            "rules": [
+                {"name": "legal to big", "when": {"classifier": ["legal"]}, "to": ["big"]},
+                {
+                    "name": "reasoning",
+                    "when": {"kind": "reason"},
+                    "to": ["haiku"],
+                    "fallback": ["local"],
+                },
+            ],
+            "default": {"to": ["local"], "fallback": ["haiku"]},
+        }
+    )
 
 
-def measure(label: str, policy: object, request: Request,
-            assessment: Assessment = NOTHING) -> None:
+def measure(label: str, policy: object, request: Request, assessment: Assessment = NOTHING) -> None:
     up = {"local": True, "big": True, "cloud": True, "haiku": True}
     for _ in range(2000):
         decide(policy, request, assessment=assessment, is_up=up)  # type: ignore[arg-type]
@@ -89,12 +142,18 @@ def main() -> None:
     # router adds the cache hit itself (digest + lookup), measured on its own below.
     clf = classifier_policy()
     label = Assessment(classifier_label="general", classifier_ms=0.0, classifier_cached=True)
-    measure("classifier policy, cached label 'general'", clf, Request.build("hi", kind="bulk"),
-            label)
-    legal = Assessment(reasons=("classifier:legal",), classifier_label="legal",
-                       classifier_ms=0.0, classifier_cached=True)
-    measure("classifier policy, cached 'legal' -> rule", clf, Request.build("hi", kind="bulk"),
-            legal)
+    measure(
+        "classifier policy, cached label 'general'", clf, Request.build("hi", kind="bulk"), label
+    )
+    legal = Assessment(
+        reasons=("classifier:legal",),
+        classifier_label="legal",
+        classifier_ms=0.0,
+        classifier_cached=True,
+    )
+    measure(
+        "classifier policy, cached 'legal' -> rule", clf, Request.build("hi", kind="bulk"), legal
+    )
     cache_hit()
 
 
@@ -115,9 +174,12 @@ def cache_hit() -> None:
         with_label(base, got)
         samples.append(clock() - t0)
     samples.sort()
-    print(f"{'classifier cache hit (digest, lookup, copy)':<44} "
-          f"p50 {samples[len(samples) // 2] / 1000:6.2f} µs   "
-          f"p99 {samples[int(len(samples) * 0.99)] / 1000:6.2f} µs")
+    print(
+        f"{'classifier cache hit (digest, lookup, copy)':<44} "
+        f"p50 {samples[len(samples) // 2] / 1000:6.2f} µs   "
+        f"p99 {samples[int(len(samples) * 0.99)] / 1000:6.2f} µs"
+    )
+
 
 if __name__ == "__main__":
     main()

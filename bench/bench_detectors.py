@@ -49,8 +49,10 @@ def main() -> int:
     t0 = time.perf_counter()
     scanner = Scanner()
     scanner.findings(mixed_text(8192, seed=99))
-    print(f"first Scanner() + first 8 KB scan (tables compile lazily, on first need): "
-          f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+    print(
+        f"first Scanner() + first 8 KB scan (tables compile lazily, on first need): "
+        f"{(time.perf_counter() - t0) * 1000:.0f} ms"
+    )
     print(f"{'size':>6} | {'findings us/KB':>19} | {'scan us/KB':>19} | {'findings':>8}")
     print(f"{'':>6} | {'wall':>9} {'cpu':>9} | {'wall':>9} {'cpu':>9} |")
     cpu_findings: dict[str, float] = {}
@@ -63,8 +65,10 @@ def main() -> int:
         count = statistics.median(len(scanner.findings(t)) for t in texts)
         cpu_findings[label] = f_cpu
         worst = max(worst, f_cpu, s_cpu)
-        print(f"{label:>6} | {f_wall:>9.1f} {f_cpu:>9.1f} | {s_wall:>9.1f} {s_cpu:>9.1f} | "
-              f"{count:>8.0f}")
+        print(
+            f"{label:>6} | {f_wall:>9.1f} {f_cpu:>9.1f} | {s_wall:>9.1f} {s_cpu:>9.1f} | "
+            f"{count:>8.0f}"
+        )
     base = cpu_findings["1 KB"]
     drift = ", ".join(f"{label} {value / base:.2f}x" for label, value in cpu_findings.items())
     print(f"linearity (findings CPU per KB relative to 1 KB): {drift}")

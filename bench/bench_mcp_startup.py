@@ -25,9 +25,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-INITIALIZE = (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-    "protocolVersion": "2025-06-18", "capabilities": {},
-    "clientInfo": {"name": "bench", "version": "0"}}}) + "\n").encode()
+INITIALIZE = (
+    json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "0"},
+            },
+        }
+    )
+    + "\n"
+).encode()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -37,8 +49,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def time_initialize(command: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
     assert proc.stdin is not None
     assert proc.stdout is not None
     proc.stdin.write(INITIALIZE)
@@ -64,8 +77,10 @@ def time_command(command: list[str], env: dict[str, str]) -> float:
 
 
 def row(name: str, values: list[float]) -> str:
-    return (f"{name:<44} p50 {statistics.median(values):7.0f} ms   p99 "
-            f"{percentile(values, 99):7.0f} ms   min {min(values):7.0f} ms")
+    return (
+        f"{name:<44} p50 {statistics.median(values):7.0f} ms   p99 "
+        f"{percentile(values, 99):7.0f} ms   min {min(values):7.0f} ms"
+    )
 
 
 def main() -> None:
@@ -78,13 +93,14 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{args.runs} runs each; load average {load:.2f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, **entry["env"],
-               "LF_DATA_DIR": tmp}
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": tmp, **entry["env"], "LF_DATA_DIR": tmp}
         command = [exe, *entry["args"]]
         time_initialize(command, env)  # warm the page cache and the bytecode cache
         server = [time_initialize(command, env) for _ in range(args.runs)]
-        sdk = [time_command([sys.executable, "-c", "import mcp.server.mcpserver"], env)
-               for _ in range(args.runs)]
+        sdk = [
+            time_command([sys.executable, "-c", "import mcp.server.mcpserver"], env)
+            for _ in range(args.runs)
+        ]
         bare = [time_command([sys.executable, "-c", "pass"], env) for _ in range(args.runs)]
     print(row("llm-localfirst mcp: spawn -> initialize", server))
     print(row("python -c 'import mcp.server.mcpserver'", sdk))

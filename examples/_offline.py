@@ -35,18 +35,30 @@ from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_polic
 #: The instruction the scripted directors give the worker.
 WORKER_TASK = "List every decision in these notes with its owner, one bullet each."
 
-_TOPICS = ["the payment retries", "the on-call rota", "the database failover",
-           "the status page", "the alert thresholds", "the runbook", "the load tests",
-           "the customer notice"]
+_TOPICS = [
+    "the payment retries",
+    "the on-call rota",
+    "the database failover",
+    "the status page",
+    "the alert thresholds",
+    "the runbook",
+    "the load tests",
+    "the customer notice",
+]
 
 #: Long enough that the offline local model (a 2,048-token window) gets it in pieces.
 NOTES = "\n\n".join(
     f"Decision {n}: we will fix {topic} before the next release; {owner} owns it. "
-    + " ".join(f"Discussion point {n}.{i} went over the timeline, the risks and the "
-               f"metrics we will watch for {topic}." for i in range(1, 12))
-    for n, (topic, owner) in enumerate(zip(_TOPICS, ["Ana", "Ben", "Chen", "Dee", "Eli",
-                                                     "Fay", "Gus", "Hal"], strict=True),
-                                       start=1))
+    + " ".join(
+        f"Discussion point {n}.{i} went over the timeline, the risks and the "
+        f"metrics we will watch for {topic}."
+        for i in range(1, 12)
+    )
+    for n, (topic, owner) in enumerate(
+        zip(_TOPICS, ["Ana", "Ben", "Chen", "Dee", "Eli", "Fay", "Gus", "Hal"], strict=True),
+        start=1,
+    )
+)
 
 
 def _source_of(body: dict[str, Any]) -> str:
@@ -99,8 +111,10 @@ def _document_in(prompt: str) -> str:
 def _final_answer(outcome: str, content: str) -> str:
     if outcome != "success":
         return f"I could not hand the notes to the local worker, so I did not read them.\n{content}"
-    return ("Here are the decisions, as the local worker extracted them (I checked the "
-            f"owners against the notes):\n{content}")
+    return (
+        "Here are the decisions, as the local worker extracted them (I checked the "
+        f"owners against the notes):\n{content}"
+    )
 
 
 def pydantic_ai_director() -> Any:
@@ -124,8 +138,14 @@ def pydantic_ai_director() -> Any:
             answer = _final_answer(returns[0].outcome, returns[0].model_response_str())
             return ModelResponse(parts=[TextPart(answer)])
         prompt = next(str(p.content) for p in parts if isinstance(p, UserPromptPart))
-        return ModelResponse(parts=[ToolCallPart("delegate_to_worker", {
-            "task": WORKER_TASK, "source": _document_in(prompt), "task_kind": "summarize"})])
+        return ModelResponse(
+            parts=[
+                ToolCallPart(
+                    "delegate_to_worker",
+                    {"task": WORKER_TASK, "source": _document_in(prompt), "task_kind": "summarize"},
+                )
+            ]
+        )
 
     return FunctionModel(direct, model_name="scripted-director")
 
@@ -147,16 +167,32 @@ def langchain_director() -> Any:
         def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
             return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
-        def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                      run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        def _generate(
+            self,
+            messages: list[BaseMessage],
+            stop: list[str] | None = None,
+            run_manager: Any = None,
+            **kwargs: Any,
+        ) -> ChatResult:
             last = messages[-1]
             if isinstance(last, ToolMessage):
                 reply = AIMessage(content=_final_answer(last.status, str(last.content)))
             else:
-                reply = AIMessage(content="", tool_calls=[{
-                    "name": "delegate_to_worker", "id": "call_1", "type": "tool_call",
-                    "args": {"task": WORKER_TASK, "source": _document_in(str(last.content)),
-                             "task_kind": "summarize"}}])
+                reply = AIMessage(
+                    content="",
+                    tool_calls=[
+                        {
+                            "name": "delegate_to_worker",
+                            "id": "call_1",
+                            "type": "tool_call",
+                            "args": {
+                                "task": WORKER_TASK,
+                                "source": _document_in(str(last.content)),
+                                "task_kind": "summarize",
+                            },
+                        }
+                    ],
+                )
             return ChatResult(generations=[ChatGeneration(message=reply)])
 
     return ScriptedDirector()

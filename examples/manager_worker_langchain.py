@@ -33,22 +33,28 @@ from llm_localfirst import Router
 from llm_localfirst.adapters.langchain import worker_tool
 from llm_localfirst.agents import DIRECTOR_GUIDANCE, WorkerResult
 
-ROLE = ("You are an engineering manager's assistant. Answer briefly. Use the local worker "
-        "for reading long notes; keep judgement and the final answer to yourself.")
+ROLE = (
+    "You are an engineering manager's assistant. Answer briefly. Use the local worker "
+    "for reading long notes; keep judgement and the final answer to yourself."
+)
 MAX_TURNS = 8
 
 
 def on_delegate(task: str, result: WorkerResult) -> None:
-    print(f"  -> local worker ran {result.task_kind!r} on {result.destination} ({result.model}): "
-          f"{result.chunks} piece(s), {result.tokens_in:,} tokens in, {result.tokens_out:,} out")
+    print(
+        f"  -> local worker ran {result.task_kind!r} on {result.destination} ({result.model}): "
+        f"{result.chunks} piece(s), {result.tokens_in:,} tokens in, {result.tokens_out:,} out"
+    )
 
 
 def ask(router: Router, chat_model: Any, question: str, roots: list[Path] | None = None) -> str:
     """The agent loop: the director calls tools until it answers."""
     tool = worker_tool(router, on_delegate=on_delegate, roots=roots or [])
     director = chat_model.bind_tools([tool])
-    messages: list[BaseMessage] = [SystemMessage(f"{ROLE}\n\n{DIRECTOR_GUIDANCE}"),
-                                   HumanMessage(question)]
+    messages: list[BaseMessage] = [
+        SystemMessage(f"{ROLE}\n\n{DIRECTOR_GUIDANCE}"),
+        HumanMessage(question),
+    ]
     for _ in range(MAX_TURNS):
         reply = director.invoke(messages)
         messages.append(reply)
@@ -64,12 +70,18 @@ def ask(router: Router, chat_model: Any, question: str, roots: list[Path] | None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--offline", action="store_true",
-                        help="scripted director and fake local/cloud models (no model, no key)")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="scripted director and fake local/cloud models (no model, no key)",
+    )
     parser.add_argument("--director", default="gpt-4.1-mini", help="the OpenAI director model")
     parser.add_argument("--file", type=Path, help="the notes to read (default: sample notes)")
-    parser.add_argument("--folder", type=Path,
-                        help="a folder the worker reads itself (private delegation; not offline)")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        help="a folder the worker reads itself (private delegation; not offline)",
+    )
     args = parser.parse_args(argv)
     if args.folder and args.offline:
         parser.error("--folder needs a real director (the offline one pastes notes)")
@@ -87,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             from langchain_openai import ChatOpenAI
 
             if not os.environ.get("OPENAI_API_KEY"):
-                print("error: set OPENAI_API_KEY for the director (or try --offline)",
-                      file=sys.stderr)
+                print(
+                    "error: set OPENAI_API_KEY for the director (or try --offline)", file=sys.stderr
+                )
                 return 2
             router, chat_model = Router.from_env(), ChatOpenAI(model=args.director)
         stack.callback(router.close)
@@ -97,18 +110,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.folder:
             folder = args.folder.expanduser().resolve()
             print(f"director: {name}; folder: {folder}")
-            answer = ask(router, chat_model,
-                         f"Summarise every document in the folder {folder} (pass it in `paths`) "
-                         "and list each one's renewal or due dates.", roots=[folder])
+            answer = ask(
+                router,
+                chat_model,
+                f"Summarise every document in the folder {folder} (pass it in `paths`) "
+                "and list each one's renewal or due dates.",
+                roots=[folder],
+            )
         else:
             print(f"director: {name}; notes: {len(notes):,} characters")
-            answer = ask(router, chat_model, "Which decisions were made, and who owns each?"
-                         f"\n\n<notes>\n{notes}\n</notes>")
+            answer = ask(
+                router,
+                chat_model,
+                f"Which decisions were made, and who owns each?\n\n<notes>\n{notes}\n</notes>",
+            )
         print("\ndirector's answer:")
         print("  " + answer.replace("\n", "\n  "))
         if args.offline:
-            print(f"\nmodel calls: local {len(local.model_calls())}, "
-                  f"cloud {len(cloud.model_calls())} (the notes never left the machine)")
+            print(
+                f"\nmodel calls: local {len(local.model_calls())}, "
+                f"cloud {len(cloud.model_calls())} (the notes never left the machine)"
+            )
     return 0
 
 

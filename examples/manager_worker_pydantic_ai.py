@@ -33,13 +33,17 @@ from llm_localfirst import Router
 from llm_localfirst.adapters.pydantic_ai import worker_toolset
 from llm_localfirst.agents import WorkerResult
 
-ROLE = ("You are an engineering manager's assistant. Answer briefly. Use the local worker "
-        "for reading long notes; keep judgement and the final answer to yourself.")
+ROLE = (
+    "You are an engineering manager's assistant. Answer briefly. Use the local worker "
+    "for reading long notes; keep judgement and the final answer to yourself."
+)
 
 
 def on_delegate(task: str, result: WorkerResult) -> None:
-    print(f"  -> local worker ran {result.task_kind!r} on {result.destination} ({result.model}): "
-          f"{result.chunks} piece(s), {result.tokens_in:,} tokens in, {result.tokens_out:,} out")
+    print(
+        f"  -> local worker ran {result.task_kind!r} on {result.destination} ({result.model}): "
+        f"{result.chunks} piece(s), {result.tokens_in:,} tokens in, {result.tokens_out:,} out"
+    )
 
 
 async def run(router: Router, model: Any, notes: str, folder: Path | None = None) -> None:
@@ -47,8 +51,10 @@ async def run(router: Router, model: Any, notes: str, folder: Path | None = None
     toolset = worker_toolset(router, on_delegate=on_delegate, roots=roots)
     director = Agent(model, instructions=ROLE, toolsets=[toolset])
     if folder:  # the director names the files; it never holds their text
-        prompt = (f"Summarise every document in the folder {folder} (pass it in `paths`) "
-                  "and list each one's renewal or due dates.")
+        prompt = (
+            f"Summarise every document in the folder {folder} (pass it in `paths`) "
+            "and list each one's renewal or due dates."
+        )
         print(f"director: {getattr(model, 'model_name', model)}; folder: {folder}")
     else:
         prompt = f"Which decisions were made, and who owns each?\n\n<notes>\n{notes}\n</notes>"
@@ -60,19 +66,30 @@ async def run(router: Router, model: Any, notes: str, folder: Path | None = None
     router.flush()
     saved = toolset.worker.savings()
     cost = "unknown" if saved.cloud_cost_usd is None else f"${saved.cloud_cost_usd:.4f}"
-    print(f"\nprocessed locally: {saved.tokens_in + saved.tokens_out:,} tokens "
-          f"(about {cost} on {saved.reference_model or 'the cloud'})")
+    print(
+        f"\nprocessed locally: {saved.tokens_in + saved.tokens_out:,} tokens "
+        f"(about {cost} on {saved.reference_model or 'the cloud'})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--offline", action="store_true",
-                        help="scripted director and fake local/cloud models (no model, no key)")
-    parser.add_argument("--director", default="anthropic:claude-haiku-4-5",
-                        help="the director model, as Pydantic AI names it")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="scripted director and fake local/cloud models (no model, no key)",
+    )
+    parser.add_argument(
+        "--director",
+        default="anthropic:claude-haiku-4-5",
+        help="the director model, as Pydantic AI names it",
+    )
     parser.add_argument("--file", type=Path, help="the notes to read (default: sample notes)")
-    parser.add_argument("--folder", type=Path,
-                        help="a folder the worker reads itself (private delegation; not offline)")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        help="a folder the worker reads itself (private delegation; not offline)",
+    )
     args = parser.parse_args(argv)
     if args.folder and args.offline:
         parser.error("--folder needs a real director (the offline one pastes notes)")
@@ -103,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}\n(try --offline)", file=sys.stderr)
             return 2
         if args.offline:
-            print(f"model calls: local {len(local.model_calls())}, "
-                  f"cloud {len(cloud.model_calls())} (the notes never left the machine)")
+            print(
+                f"model calls: local {len(local.model_calls())}, "
+                f"cloud {len(cloud.model_calls())} (the notes never left the machine)"
+            )
     return 0
 
 

@@ -44,16 +44,21 @@ def text_of(result: CallToolResult) -> str:
 
 
 async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-    print(f"     progress {progress:g}/{total:g}: {message}" if total else
-          f"     progress {progress:g}")
+    print(
+        f"     progress {progress:g}/{total:g}: {message}"
+        if total
+        else f"     progress {progress:g}"
+    )
 
 
 async def session(params: StdioServerParameters, source: str) -> None:
     with anyio.fail_after(TIMEOUT_SECONDS):
         async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
             hello = await client.initialize()
-            print(f"connected to {hello.server_info.name} {hello.server_info.version} "
-                  f"(MCP {hello.protocol_version})")
+            print(
+                f"connected to {hello.server_info.name} {hello.server_info.version} "
+                f"(MCP {hello.protocol_version})"
+            )
 
             print("\ntools:")
             for tool in (await client.list_tools()).tools:
@@ -61,9 +66,11 @@ async def session(params: StdioServerParameters, source: str) -> None:
                 print(f"  {tool.name:<20} {summary}")
 
             print("\nroute (a dry run: no model is called):")
-            for args in ({"prompt": "Summarize these meeting notes", "kind": "bulk"},
-                         {"prompt": "Prove the scheduler cannot deadlock", "kind": "reason"},
-                         {"prompt": "Redact this customer record", "sensitive": True}):
+            for args in (
+                {"prompt": "Summarize these meeting notes", "kind": "bulk"},
+                {"prompt": "Prove the scheduler cannot deadlock", "kind": "reason"},
+                {"prompt": "Redact this customer record", "sensitive": True},
+            ):
                 result = await client.call_tool("route", args)
                 print(f"  {json.dumps(args)}\n     -> {text_of(result)}")
             local_up = not result.is_error  # the sensitive route is refused when local is down
@@ -72,16 +79,24 @@ async def session(params: StdioServerParameters, source: str) -> None:
                 print("\ndelegate_to_worker (runs on the local model only):")
                 result = await client.call_tool(
                     "delegate_to_worker",
-                    {"task": "List every decision with its owner, one bullet each.",
-                     "source": source, "task_kind": "summarize"},
-                    progress_callback=on_progress)
+                    {
+                        "task": "List every decision with its owner, one bullet each.",
+                        "source": source,
+                        "task_kind": "summarize",
+                    },
+                    progress_callback=on_progress,
+                )
                 data: dict[str, Any] = result.structured_content or {}
-                print(f"     {data.get('chunks')} piece(s) on {data.get('destination')} "
-                      f"({data.get('model')}):")
+                print(
+                    f"     {data.get('chunks')} piece(s) on {data.get('destination')} "
+                    f"({data.get('model')}):"
+                )
                 print("     " + text_of(result).replace("\n", "\n     "))
             else:
-                print("\nthe local model is down: skipping delegate_to_worker "
-                      "(it would fail closed, sending nothing)")
+                print(
+                    "\nthe local model is down: skipping delegate_to_worker "
+                    "(it would fail closed, sending nothing)"
+                )
 
             print("\naudit://decisions (newest first; no prompt text is ever stored):")
             resource = await client.read_resource("audit://decisions")
@@ -89,14 +104,19 @@ async def session(params: StdioServerParameters, source: str) -> None:
             decisions = json.loads(getattr(content, "text", "{}"))["decisions"]
             for row in decisions[:8]:
                 where = f"{row['locality'] or '-'}:{row['destination'] or '-'}"
-                print(f"  {row['ts'][11:19]}  {row['face']:<6} {row['endpoint']:<8} "
-                      f"{row['outcome']:<8} {where}")
+                print(
+                    f"  {row['ts'][11:19]}  {row['face']:<6} {row['endpoint']:<8} "
+                    f"{row['outcome']:<8} {where}"
+                )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--offline", action="store_true",
-                        help="the server routes to fake local/cloud models (no model, no key)")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="the server routes to fake local/cloud models (no model, no key)",
+    )
     args = parser.parse_args(argv)
 
     from _offline import NOTES
@@ -107,19 +127,25 @@ def main(argv: list[str] | None = None) -> int:
 
             local, cloud = stack.enter_context(fake_models())
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            env = {"LF_POLICY": str(write_policy(local, cloud, tmp)),
-                   "LF_DATA_DIR": str(tmp / "data"),
-                   "LF_FAKE_CLOUD_KEY": os.environ["LF_FAKE_CLOUD_KEY"]}
+            env = {
+                "LF_POLICY": str(write_policy(local, cloud, tmp)),
+                "LF_DATA_DIR": str(tmp / "data"),
+                "LF_FAKE_CLOUD_KEY": os.environ["LF_FAKE_CLOUD_KEY"],
+            }
         else:
             # The SDK passes the server only a safe default environment; add ours.
-            env = {k: v for k, v in os.environ.items()
-                   if k.startswith(("LF_", "ANTHROPIC_", "OPENAI_"))}
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k.startswith(("LF_", "ANTHROPIC_", "OPENAI_"))
+            }
         params = StdioServerParameters(command=server_command(), args=["mcp"], env=env)
         print(f"launching: {params.command} {' '.join(params.args)}")
         anyio.run(session, params, NOTES)
         if args.offline:
-            print(f"\nmodel calls: local {len(local.model_calls())}, "
-                  f"cloud {len(cloud.model_calls())}")
+            print(
+                f"\nmodel calls: local {len(local.model_calls())}, cloud {len(cloud.model_calls())}"
+            )
     return 0
 
 

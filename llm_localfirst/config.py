@@ -36,8 +36,6 @@ CLOUD_ALIASES: dict[str, tuple[str, str, float, float]] = {
 }
 
 
-
-
 class Settings(BaseModel):
     """Every ``LF_*`` setting, with the seed's defaults. Build it with :meth:`load`.
 
@@ -90,13 +88,20 @@ class Settings(BaseModel):
     @classmethod
     def _always_closed(cls, value: bool) -> bool:
         if not value:
-            raise ValueError("sensitive requests always fail closed in llm-localfirst; "
-                             "LF_SENSITIVE_FAIL_CLOSED=false is not supported (unset it)")
+            raise ValueError(
+                "sensitive requests always fail closed in llm-localfirst; "
+                "LF_SENSITIVE_FAIL_CLOSED=false is not supported (unset it)"
+            )
         return value
 
     @classmethod
-    def load(cls, *, environ: Mapping[str, str] | None = None,
-             env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    def load(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | Path | None = ".env",
+        **overrides: Any,
+    ) -> Settings:
         """Read ``LF_*`` from ``.env`` then the environment (which wins), then ``overrides``.
 
         Args:
@@ -126,7 +131,8 @@ class Settings(BaseModel):
             problems = "; ".join(
                 f"LF_{'_'.join(str(p) for p in e['loc']).upper()}: "
                 f"{str(e['msg']).removeprefix('Value error, ')}"
-                for e in exc.errors(include_url=False))
+                for e in exc.errors(include_url=False)
+            )
             raise ConfigError(f"invalid settings: {problems}") from None
 
     @property
@@ -157,7 +163,8 @@ class Settings(BaseModel):
         except (ValueError, TypeError) as exc:
             raise ConfigError(
                 "invalid settings: LF_PRICES: expected a JSON object of [input, output] USD "
-                f"per million tokens, e.g. '{{\"haiku\": [0.8, 4.0]}}' ({exc})") from None
+                f"per million tokens, e.g. '{{\"haiku\": [0.8, 4.0]}}' ({exc})"
+            ) from None
         return table
 
     def proxy_key_list(self) -> tuple[str, ...]:
@@ -183,8 +190,10 @@ class Settings(BaseModel):
             try:
                 lines = path.read_text(encoding="utf-8").splitlines()
             except OSError as exc:
-                raise ConfigError(f"invalid settings: LF_PROXY_KEYS: cannot read the keys "
-                                  f"file {path}: {exc.strerror}") from None
+                raise ConfigError(
+                    f"invalid settings: LF_PROXY_KEYS: cannot read the keys "
+                    f"file {path}: {exc.strerror}"
+                ) from None
             entries = [ln.split("#", 1)[0].strip() for ln in lines]
         else:
             entries = [e.strip() for e in raw.split(",")]
@@ -195,11 +204,13 @@ class Settings(BaseModel):
             name, sep, key = entry.partition(":")
             name, key = (name.strip(), key.strip()) if sep else (f"key{len(pairs) + 1}", entry)
             if not name or not key:
-                raise ConfigError("invalid settings: LF_PROXY_KEYS: each entry is name:key "
-                                  "or a bare key")
+                raise ConfigError(
+                    "invalid settings: LF_PROXY_KEYS: each entry is name:key or a bare key"
+                )
             if any(n == name for n, _ in pairs):
-                raise ConfigError(f"invalid settings: LF_PROXY_KEYS: the name {name!r} is used "
-                                  "twice")
+                raise ConfigError(
+                    f"invalid settings: LF_PROXY_KEYS: the name {name!r} is used twice"
+                )
             pairs.append((name, key))
         return tuple(pairs)
 
@@ -207,15 +218,20 @@ class Settings(BaseModel):
 def _cloud_destination(name: str) -> dict[str, Any]:
     if name in CLOUD_ALIASES:
         provider, model, price_in, price_out = CLOUD_ALIASES[name]
-        return {"provider": provider, "model": model, "locality": "cloud",
-                "price": {"input": price_in, "output": price_out}}
+        return {
+            "provider": provider,
+            "model": model,
+            "locality": "cloud",
+            "price": {"input": price_in, "output": price_out},
+        }
     if name.startswith("claude"):
         return {"provider": "anthropic", "model": name, "locality": "cloud"}
     if name.startswith(("gpt-", "o1", "o3", "o4")):
         return {"provider": "openai", "model": name, "locality": "cloud"}
     raise ConfigError(
         f"unknown cloud model {name!r}; use one of {', '.join(CLOUD_ALIASES)}, "
-        "a claude-* or gpt-* model id, or write a policy file (LF_POLICY)")
+        "a claude-* or gpt-* model id, or write a policy file (LF_POLICY)"
+    )
 
 
 def policy_from_settings(settings: Settings) -> Policy:
@@ -230,9 +246,13 @@ def policy_from_settings(settings: Settings) -> Policy:
         PolicyError: e.g. ``LF_LOCAL_BASE_URL`` points at a public host.
     """
     destinations: dict[str, Any] = {
-        "local": {"provider": "openai", "base_url": settings.local_base_url,
-                  "model": settings.local_model_id, "locality": "local",
-                  "price": {"input": 0, "output": 0}},
+        "local": {
+            "provider": "openai",
+            "base_url": settings.local_base_url,
+            "model": settings.local_model_id,
+            "locality": "local",
+            "price": {"input": 0, "output": 0},
+        },
     }
     for name in dict.fromkeys([settings.fallback_model, settings.reason_model]):
         destinations[name] = _cloud_destination(name)
@@ -240,8 +260,14 @@ def policy_from_settings(settings: Settings) -> Policy:
         "version": 1,
         "destinations": destinations,
         "sensitivity": {"detectors": list(ALL_DETECTORS)},
-        "rules": [{"name": "reasoning goes to the cloud", "when": {"kind": "reason"},
-                   "to": [settings.reason_model], "fallback": ["local"]}],
+        "rules": [
+            {
+                "name": "reasoning goes to the cloud",
+                "when": {"kind": "reason"},
+                "to": [settings.reason_model],
+                "fallback": ["local"],
+            }
+        ],
         "default": {"to": ["local"], "fallback": [settings.fallback_model]},
     }
     return policy_from_data(data, source="<LF_* settings>", prices=settings.price_table())

@@ -14,17 +14,24 @@ from .router import Router
 
 __all__ = ["render", "report"]
 
-EXTRAS = {"openai": "openai", "anthropic": "anthropic", "mcp": "mcp",
-          "pydantic-ai": "pydantic_ai", "langchain": "langchain_core",
-          "server": "starlette", "postgres": "psycopg"}
+EXTRAS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "mcp": "mcp",
+    "pydantic-ai": "pydantic_ai",
+    "langchain": "langchain_core",
+    "server": "starlette",
+    "postgres": "psycopg",
+}
 
 
 def _key_status(router: Router, name: str) -> str | None:
     dest = router.policy.destinations[name]
     if dest.is_local:
         return None
-    env = dest.api_key_env or ("ANTHROPIC_API_KEY" if dest.provider == "anthropic"
-                               else "OPENAI_API_KEY")
+    env = dest.api_key_env or (
+        "ANTHROPIC_API_KEY" if dest.provider == "anthropic" else "OPENAI_API_KEY"
+    )
     return f"{env} {'set' if os.environ.get(env) else 'NOT set'}"
 
 
@@ -35,8 +42,12 @@ def report(router: Router) -> dict[str, Any]:
     destinations = {}
     for name, dest in router.policy.destinations.items():
         destinations[name] = {
-            "provider": dest.provider, "model": dest.model, "locality": dest.locality,
-            "base_url": dest.url, "up": health[name]["up"], "detail": health[name]["detail"],
+            "provider": dest.provider,
+            "model": dest.model,
+            "locality": dest.locality,
+            "base_url": dest.url,
+            "up": health[name]["up"],
+            "detail": health[name]["detail"],
             "api_key": _key_status(router, name),
         }
     local_up = [n for n, d in destinations.items() if d["locality"] == "local" and d["up"]]
@@ -45,7 +56,8 @@ def report(router: Router) -> dict[str, Any]:
         "destinations": destinations,
         "rules": [r.name for r in router.policy.rules] + ["default"],
         "detectors": list(router.policy.sensitivity.detectors),
-        "sensitive_requests": ("served locally by " + ", ".join(local_up)) if local_up
+        "sensitive_requests": ("served locally by " + ", ".join(local_up))
+        if local_up
         else "FAIL CLOSED: no local destination is up",
         "audit_log": router.audit.location,
         "probe_ttl_s": router.health.ttl,
@@ -66,9 +78,17 @@ def _budget_report(router: Router) -> dict[str, Any]:
         "process_budget": limits is not None,
         "priced": priced,
         "unpriced": sorted(n for n in cloud if n not in priced),
-        "budgets": [{"name": b.name, "period": b.period, "limit_usd": b.limit_usd,
-                     "limit_tokens": b.limit_tokens, "limit_calls": b.limit_calls,
-                     "on_exceeded": b.on_exceeded} for b in router.policy.budgets],
+        "budgets": [
+            {
+                "name": b.name,
+                "period": b.period,
+                "limit_usd": b.limit_usd,
+                "limit_tokens": b.limit_tokens,
+                "limit_calls": b.limit_calls,
+                "on_exceeded": b.on_exceeded,
+            }
+            for b in router.policy.budgets
+        ],
     }
 
 
@@ -82,25 +102,34 @@ def render(data: dict[str, Any]) -> str:
         elif d["detail"].startswith("not configured"):
             state = "not configured"
         key = f"; {d['api_key']}" if d["api_key"] and state != "not configured" else ""
-        lines.append(f"  {name:<14} {d['locality']:<5} {d['provider']:<9} {d['model']:<24} "
-                     f"{state:<10} {d['base_url']} ({d['detail']}{key})")
-    lines += [f"rules:       {' -> '.join(data['rules'])}",
-              f"detectors:   {', '.join(data['detectors'])}",
-              f"sensitive:   {data['sensitive_requests']}",
-              f"audit log:   {data['audit_log']}",
-              "extras:      " + ", ".join(f"{k} {'yes' if v else 'no'}"
-                                          for k, v in data["extras"].items())]
+        lines.append(
+            f"  {name:<14} {d['locality']:<5} {d['provider']:<9} {d['model']:<24} "
+            f"{state:<10} {d['base_url']} ({d['detail']}{key})"
+        )
+    lines += [
+        f"rules:       {' -> '.join(data['rules'])}",
+        f"detectors:   {', '.join(data['detectors'])}",
+        f"sensitive:   {data['sensitive_requests']}",
+        f"audit log:   {data['audit_log']}",
+        "extras:      "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in data["extras"].items()),
+    ]
     lines += _render_budget(data["budget"])
-    down = [(n, d) for n, d in data["destinations"].items()
-            if d["locality"] == "local" and not d["up"]]
+    down = [
+        (n, d) for n, d in data["destinations"].items() if d["locality"] == "local" and not d["up"]
+    ]
     for name, d in data["destinations"].items():
         if d["detail"].startswith("not configured"):
-            lines.append(f"hint:        '{name}' is {d['detail']}; until then work that would "
-                         "go there runs on its fallback, or fails saying so")
+            lines.append(
+                f"hint:        '{name}' is {d['detail']}; until then work that would "
+                "go there runs on its fallback, or fails saying so"
+            )
     for name, d in down:
-        lines.append(f"hint:        '{name}' is down: start your local server (for Ollama: "
-                     f"`ollama serve` and `ollama pull {d['model']}`) or point "
-                     "LF_LOCAL_BASE_URL / the policy at one that runs")
+        lines.append(
+            f"hint:        '{name}' is down: start your local server (for Ollama: "
+            f"`ollama serve` and `ollama pull {d['model']}`) or point "
+            "LF_LOCAL_BASE_URL / the policy at one that runs"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -109,16 +138,24 @@ def _render_budget(b: dict[str, Any]) -> list[str]:
     if not b["process_budget"] and not b["budgets"]:
         lines.append("  (none configured — cloud usage is accounted but not capped)")
     if b["process_budget"]:
-        lines += [f"  max_cloud_calls       = {b['max_cloud_calls']}",
-                  f"  max_cloud_tokens      = {b['max_cloud_tokens']}",
-                  f"  max_cloud_cost        = {b['max_cloud_cost']}"]
+        lines += [
+            f"  max_cloud_calls       = {b['max_cloud_calls']}",
+            f"  max_cloud_tokens      = {b['max_cloud_tokens']}",
+            f"  max_cloud_cost        = {b['max_cloud_cost']}",
+        ]
     for spec in b["budgets"]:
-        limits = ", ".join(f"{k} {spec[k]:g}" for k in ("limit_usd", "limit_tokens", "limit_calls")
-                           if spec[k] is not None)
-        lines.append(f"  budget {spec['name']!r}: {limits} per {spec['period']}, "
-                     f"on_exceeded {spec['on_exceeded']} (shared through the audit store)")
+        limits = ", ".join(
+            f"{k} {spec[k]:g}"
+            for k in ("limit_usd", "limit_tokens", "limit_calls")
+            if spec[k] is not None
+        )
+        lines.append(
+            f"  budget {spec['name']!r}: {limits} per {spec['period']}, "
+            f"on_exceeded {spec['on_exceeded']} (shared through the audit store)"
+        )
     lines.append(f"  priced models         = {', '.join(b['priced']) or '(none)'}")
     if b["unpriced"]:
-        lines.append(f"  unpriced cloud models = {', '.join(b['unpriced'])}  "
-                     "(set LF_PRICES to cost them)")
+        lines.append(
+            f"  unpriced cloud models = {', '.join(b['unpriced'])}  (set LF_PRICES to cost them)"
+        )
     return lines

@@ -93,8 +93,11 @@ class PolicyError(UsageError):
         self.source = source
         self.problems = problems or (message,)
         detail = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid policy {source}: {message}\n{detail}" if problems else
-                         f"invalid policy {source}: {message}")
+        super().__init__(
+            f"invalid policy {source}: {message}\n{detail}"
+            if problems
+            else f"invalid policy {source}: {message}"
+        )
 
 
 class InvalidRequest(UsageError):
@@ -155,8 +158,13 @@ class PrivacyViolation(RoutingError):
 
     code = "privacy_violation"
 
-    def __init__(self, message: str, *, destination: str | None = None,
-                 sensitive_reasons: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        destination: str | None = None,
+        sensitive_reasons: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.destination = destination
         self.sensitive_reasons = sensitive_reasons
@@ -175,8 +183,14 @@ class LocalUnavailable(RoutingError):
 
     code = "local_unavailable"
 
-    def __init__(self, message: str, *, candidates: tuple[str, ...] = (),
-                 rule: str | None = None, sensitive_reasons: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        candidates: tuple[str, ...] = (),
+        rule: str | None = None,
+        sensitive_reasons: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.candidates = candidates
         self.rule = rule
@@ -199,9 +213,15 @@ class BudgetExceeded(RoutingError):
 
     code = "budget_exceeded"
 
-    def __init__(self, message: str, *, budget: str | None = None,
-                 destination: str | None = None, limit: float | None = None,
-                 unit: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str | None = None,
+        destination: str | None = None,
+        limit: float | None = None,
+        unit: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.budget = budget
         self.destination = destination
@@ -226,8 +246,14 @@ class UpstreamError(RoutingError):
     code = "upstream_error"
     retryable: bool = True
 
-    def __init__(self, message: str, *, destination: str | None = None,
-                 status: int | None = None, attempts: tuple[Attempt, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        destination: str | None = None,
+        status: int | None = None,
+        attempts: tuple[Attempt, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.destination = destination
         self.status = status

@@ -49,7 +49,8 @@ def check_tags(tags: Sequence[str], param: str) -> None:
         if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag.strip().lower()):
             raise InvalidRequest(
                 f"{param}: each tag is 1-64 characters of a-z, 0-9, '.', '_', ':', '/', '-'",
-                param=param)
+                param=param,
+            )
 
 
 def header_says_sensitive(value: str) -> bool:
@@ -120,8 +121,10 @@ def check_content_parts(content: Any, where: str) -> None:
         if part is None or isinstance(part, (bool, list, tuple)):
             raise InvalidRequest(
                 f"{where}.content[{j}] must be a content part object (e.g. "
-                '{"type": "text", "text": "..."}), not ' + type(part).__name__.replace(
-                    "NoneType", "null"), param=f"{where}.content[{j}]")
+                '{"type": "text", "text": "..."}), not '
+                + type(part).__name__.replace("NoneType", "null"),
+                param=f"{where}.content[{j}]",
+            )
 
 
 def _has_content(content: Any) -> bool:
@@ -241,8 +244,9 @@ class Request:
         if messages:
             for i, m in enumerate(messages):
                 if not isinstance(m, Mapping) or "role" not in m:
-                    raise InvalidRequest(f"messages[{i}] must be an object with a 'role'",
-                                         param=f"messages[{i}]")
+                    raise InvalidRequest(
+                        f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]"
+                    )
                 check_content_parts(m.get("content"), f"messages[{i}]")
                 msgs.append(m)
         if prompt is not None or source is not None:
@@ -251,18 +255,23 @@ class Request:
                 text = f"{text}\n\n<source>\n{source}\n</source>" if text else source
             msgs.append({"role": "user", "content": text})
         if not allow_empty and not any(_has_content(m.get("content")) for m in msgs):
-            raise InvalidRequest("the prompt is empty: give a prompt, a source or messages",
-                                 param="prompt")
+            raise InvalidRequest(
+                "the prompt is empty: give a prompt, a source or messages", param="prompt"
+            )
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise InvalidRequest("max_tokens must be a positive integer", param="max_tokens")
         if session is not None and (not isinstance(session, str) or len(session) > 256):
-            raise InvalidRequest("session must be a string of at most 256 characters",
-                                 param="session")
+            raise InvalidRequest(
+                "session must be a string of at most 256 characters", param="session"
+            )
         if not isinstance(local_only, bool) and (
-                isinstance(local_only, str) or not local_only
-                or not all(isinstance(n, str) and n for n in local_only)):
-            raise InvalidRequest("local_only must be a boolean or a list of destination names",
-                                 param="local_only")
+            isinstance(local_only, str)
+            or not local_only
+            or not all(isinstance(n, str) and n for n in local_only)
+        ):
+            raise InvalidRequest(
+                "local_only must be a boolean or a list of destination names", param="local_only"
+            )
         request = cls(
             messages=tuple(msgs),
             kind=Kind.parse(kind),
@@ -390,13 +399,21 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly view (used by ``--json``, MCP and the proxy headers)."""
         return {
-            "target": self.target, "destination": self.destination, "model": self.model,
-            "reason": self.reason, "fell_back": self.fell_back, "rule": self.rule,
-            "arm": self.arm, "sensitive": self.sensitive,
-            "sensitive_reasons": list(self.sensitive_reasons), "chain": list(self.chain),
+            "target": self.target,
+            "destination": self.destination,
+            "model": self.model,
+            "reason": self.reason,
+            "fell_back": self.fell_back,
+            "rule": self.rule,
+            "arm": self.arm,
+            "sensitive": self.sensitive,
+            "sensitive_reasons": list(self.sensitive_reasons),
+            "chain": list(self.chain),
             "detectors": list(self.detectors),
-            "classifier_label": self.classifier_label, "classifier_ms": self.classifier_ms,
-            "classifier_cached": self.classifier_cached, "budget": self.budget,
+            "classifier_label": self.classifier_label,
+            "classifier_ms": self.classifier_ms,
+            "classifier_cached": self.classifier_cached,
+            "budget": self.budget,
         }
 
 
@@ -413,13 +430,17 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.input_tokens + other.input_tokens,
-                     self.output_tokens + other.output_tokens)
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+        )
 
     def as_dict(self) -> dict[str, int]:
         """``input_tokens``, ``output_tokens`` and ``total_tokens``."""
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "total_tokens": self.total_tokens}
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ fi
 quiet "upgrading pip" "$VENV/bin/python" -m pip install --upgrade pip
 quiet "pip install -e '.[dev]'" "$VENV/bin/python" -m pip install -e '.[dev]'
 
-echo "== ruff"; "$VENV/bin/ruff" check .
+echo "== ruff"; "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .
 echo "== mypy --strict"; "$VENV/bin/mypy" --strict llm_localfirst
 
 echo "== real tiers"

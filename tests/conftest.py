@@ -49,8 +49,9 @@ def memory_audit() -> MemoryAuditStore:
 
 
 @pytest.fixture
-def router(fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-           memory_audit: MemoryAuditStore) -> Iterator[Router]:
+def router(
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> Iterator[Router]:
     """Bulk -> fake local, reason -> fake cloud (Anthropic wire format), audit in memory."""
     r = Router(offline_policy(fake_local, fake_cloud), audit=memory_audit, probe_ttl=0.001)
     yield r

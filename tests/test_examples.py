@@ -20,9 +20,14 @@ DECISIONS = [f"- Decision {n}:" for n in range(1, 9)]
 
 
 def run_example(name: str) -> str:
-    proc = subprocess.run([sys.executable, "-W", "error", str(EXAMPLES / name), "--offline"],
-                          capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
-                          env=dict(os.environ), check=False)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / name), "--offline"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        env=dict(os.environ),
+        check=False,
+    )
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr and "ResourceWarning" not in proc.stderr, proc.stderr
     return proc.stdout
@@ -30,8 +35,12 @@ def run_example(name: str) -> str:
 
 def test_every_example_is_tested_here() -> None:
     shown = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
-    assert shown == {"quickstart.py", "manager_worker_pydantic_ai.py",
-                     "manager_worker_langchain.py", "mcp_client.py"}
+    assert shown == {
+        "quickstart.py",
+        "manager_worker_pydantic_ai.py",
+        "manager_worker_langchain.py",
+        "mcp_client.py",
+    }
 
 
 def test_quickstart_shows_routing_bulk_work_and_a_sensitive_call_failing_closed() -> None:

@@ -35,8 +35,9 @@ FAULTS = ("ok", "down", "refused", "http_5xx", "http_429", "timeout", "dns_moved
 class FaultyProvider:
     """In-process fake provider: records every send, fails as told."""
 
-    def __init__(self, destination: Destination, faults: dict[str, str],
-                 sends: list[tuple[str, bool]]) -> None:
+    def __init__(
+        self, destination: Destination, faults: dict[str, str], sends: list[tuple[str, bool]]
+    ) -> None:
         self.destination = destination
         self._faults = faults
         self._sends = sends
@@ -58,8 +59,9 @@ class FaultyProvider:
         self._fail()
         return ChatResult({"choices": []}, "ok", "stop", 1, 1)
 
-    async def stream_chat(self, ticket: EgressTicket,
-                          body: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
+    async def stream_chat(
+        self, ticket: EgressTicket, body: Mapping[str, Any]
+    ) -> AsyncIterator[Mapping[str, Any]]:
         ticket.check(self.destination)
         self._sends.append((self.destination.name, ticket.sensitive))
         self._fail()
@@ -88,79 +90,141 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
     dests: dict[str, Any] = {}
     for i in range(n_local):
         host = draw(st.sampled_from(LOCAL_HOSTS))
-        dests[f"loc{i}"] = {"provider": "openai", "base_url": f"http://{host}:800{i}/v1",
-                            "model": f"m{i}", "locality": "local"}
+        dests[f"loc{i}"] = {
+            "provider": "openai",
+            "base_url": f"http://{host}:800{i}/v1",
+            "model": f"m{i}",
+            "locality": "local",
+        }
     for i in range(n_cloud):
-        dests[f"cloud{i}"] = {"provider": draw(st.sampled_from(["openai", "anthropic"])),
-                              "model": f"c{i}", "locality": "cloud",
-                              "base_url": f"http://127.0.0.1:9{i}00"}
+        dests[f"cloud{i}"] = {
+            "provider": draw(st.sampled_from(["openai", "anthropic"])),
+            "model": f"c{i}",
+            "locality": "cloud",
+            "base_url": f"http://127.0.0.1:9{i}00",
+        }
     names = list(dests)
     name = st.sampled_from(names)
     rules = []
     for r in range(draw(st.integers(0, 5))):
-        when: dict[str, Any] = draw(st.fixed_dictionaries({}, optional={
-            "kind": st.sampled_from(["bulk", "reason", "auto"]),
-            "tags": st.lists(st.sampled_from(["chat", "batch", "pii"]), max_size=2),
-            "sensitive": st.booleans(),
-            "detectors": st.lists(st.sampled_from(["email", "any", "secret"]), min_size=1,
-                                  max_size=2),
-            "tokens": st.fixed_dictionaries({"lt": st.integers(1, 400)}),
-        }))
-        arms = draw(st.lists(st.fixed_dictionaries(
-            {"destination": name, "weight": st.integers(0, 5)}), min_size=1, max_size=3))
+        when: dict[str, Any] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "kind": st.sampled_from(["bulk", "reason", "auto"]),
+                    "tags": st.lists(st.sampled_from(["chat", "batch", "pii"]), max_size=2),
+                    "sensitive": st.booleans(),
+                    "detectors": st.lists(
+                        st.sampled_from(["email", "any", "secret"]), min_size=1, max_size=2
+                    ),
+                    "tokens": st.fixed_dictionaries({"lt": st.integers(1, 400)}),
+                },
+            )
+        )
+        arms = draw(
+            st.lists(
+                st.fixed_dictionaries({"destination": name, "weight": st.integers(0, 5)}),
+                min_size=1,
+                max_size=3,
+            )
+        )
         if sum(a["weight"] for a in arms) == 0:
             arms[0]["weight"] = 1
-        rules.append({"name": f"r{r}", "when": when, "to": arms,
-                      "fallback": draw(st.lists(name, max_size=3)),
-                      "sensitive": draw(st.booleans())})
-    return {"version": 1, "destinations": dests, "trusted_local_hosts": ["gpu.lan"],
-            "rules": rules, "default": {"to": [draw(name)], "fallback": draw(st.lists(name))}}
+        rules.append(
+            {
+                "name": f"r{r}",
+                "when": when,
+                "to": arms,
+                "fallback": draw(st.lists(name, max_size=3)),
+                "sensitive": draw(st.booleans()),
+            }
+        )
+    return {
+        "version": 1,
+        "destinations": dests,
+        "trusted_local_hosts": ["gpu.lan"],
+        "rules": rules,
+        "default": {"to": [draw(name)], "fallback": draw(st.lists(name))},
+    }
 
 
-PROMPTS = ["Summarise the meeting notes.", "Email jane.roe@example.org the draft.",
-           "Card 4111 1111 1111 1111 on file.", "Order #4521-9981 shipped.",
-           "Key AKIAZ3MHQW7PL2XKD4RT leaked", "Translate: bonjour tout le monde"]
+PROMPTS = [
+    "Summarise the meeting notes.",
+    "Email jane.roe@example.org the draft.",
+    "Card 4111 1111 1111 1111 on file.",
+    "Order #4521-9981 shipped.",
+    "Key AKIAZ3MHQW7PL2XKD4RT leaked",
+    "Translate: bonjour tout le monde",
+]
 PII_PROMPTS = {1, 2, 4}
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(data=policies(), requests=st.lists(st.fixed_dictionaries({
-    "prompt": st.integers(0, len(PROMPTS) - 1),
-    "sensitive": st.booleans(),
-    "header": st.booleans(),
-    "tags": st.lists(st.sampled_from(["chat", "batch", "pii"]), max_size=2),
-    "kind": st.sampled_from(["bulk", "reason", "auto"]),
-    "model": st.one_of(st.just("auto"), st.sampled_from(["loc0", "cloud0", "cloud1", "nope",
-                                                          "http://1.2.3.4/v1"])),
-    "stream": st.booleans(),
-}), min_size=1, max_size=6), faults=st.dictionaries(
-    st.sampled_from(["loc0", "loc1", "loc2", "cloud0", "cloud1", "cloud2"]),
-    st.sampled_from(FAULTS)))
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    data=policies(),
+    requests=st.lists(
+        st.fixed_dictionaries(
+            {
+                "prompt": st.integers(0, len(PROMPTS) - 1),
+                "sensitive": st.booleans(),
+                "header": st.booleans(),
+                "tags": st.lists(st.sampled_from(["chat", "batch", "pii"]), max_size=2),
+                "kind": st.sampled_from(["bulk", "reason", "auto"]),
+                "model": st.one_of(
+                    st.just("auto"),
+                    st.sampled_from(["loc0", "cloud0", "cloud1", "nope", "http://1.2.3.4/v1"]),
+                ),
+                "stream": st.booleans(),
+            }
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    faults=st.dictionaries(
+        st.sampled_from(["loc0", "loc1", "loc2", "cloud0", "cloud1", "cloud2"]),
+        st.sampled_from(FAULTS),
+    ),
+)
 def test_no_sensitive_request_ever_reaches_a_cloud_destination_and_each_leaves_one_row(
-        data: dict[str, Any], requests: list[dict[str, Any]], faults: dict[str, str]) -> None:
+    data: dict[str, Any], requests: list[dict[str, Any]], faults: dict[str, str]
+) -> None:
     policy = policy_from_data(data)
     sends: list[tuple[str, bool]] = []
     store = MemoryAuditStore()
-    router = Router(policy, audit=store, probe_ttl=0.001,
-                    provider_factory=lambda d: FaultyProvider(d, faults, sends))
+    router = Router(
+        policy,
+        audit=store,
+        probe_ttl=0.001,
+        provider_factory=lambda d: FaultyProvider(d, faults, sends),
+    )
     moved = {n for n, f in faults.items() if f == "dns_moved"}
     hosts = {n: d.base_url for n, d in policy.destinations.items()}
     router.health._resolver = lambda host, trusted: (  # DNS answer moved to a public address
-        not any(hosts[n] and host in hosts[n] for n in moved if n in hosts), "moved")
+        not any(hosts[n] and host in hosts[n] for n in moved if n in hosts),
+        "moved",
+    )
     try:
         for spec in requests:
             before = len(sends)
             kwargs: dict[str, Any] = {
-                "sensitive": spec["sensitive"], "tags": spec["tags"], "kind": spec["kind"],
+                "sensitive": spec["sensitive"],
+                "tags": spec["tags"],
+                "kind": spec["kind"],
                 "model": spec["model"],
-                "headers": {"x-lf-sensitive": "true"} if spec["header"] else {}}
+                "headers": {"x-lf-sensitive": "true"} if spec["header"] else {},
+            }
             prompt = PROMPTS[spec["prompt"]]
             try:
                 if spec["stream"]:
+
                     async def consume(p: str = prompt, kw: dict[str, Any] = kwargs) -> None:
                         async for _ in router.astream(p, **kw):
                             pass
+
                     router.lifecycle.run_sync(consume())
                 else:
                     router.complete(prompt, **kwargs)
@@ -169,8 +233,12 @@ def test_no_sensitive_request_ever_reaches_a_cloud_destination_and_each_leaves_o
             router.flush()
             rows = store.query(AuditFilter(limit=1000))
             row = rows[0]
-            declared = (spec["sensitive"] or spec["header"] or "pii" in spec["tags"]
-                        or spec["prompt"] in PII_PROMPTS)
+            declared = (
+                spec["sensitive"]
+                or spec["header"]
+                or "pii" in spec["tags"]
+                or spec["prompt"] in PII_PROMPTS
+            )
             for name, ticket_sensitive in sends[before:]:
                 if declared or row.sensitive or ticket_sensitive:
                     assert policy.destinations[name].is_local, (name, spec, row)
@@ -184,8 +252,9 @@ def test_no_sensitive_request_ever_reaches_a_cloud_destination_and_each_leaves_o
 # ------------------------------------------------------------- named invariants
 
 
-def test_invariant_detector_failure_fails_closed(router: Router,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invariant_detector_failure_fails_closed(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(text: str) -> frozenset[str]:
         raise TimeoutError("detector timed out")
 
@@ -196,9 +265,20 @@ def test_invariant_detector_failure_fails_closed(router: Router,
 
 def test_invariant_public_host_declared_local_is_a_policy_error() -> None:
     with pytest.raises(PolicyError, match="public address"):
-        policy_from_data({"version": 1, "destinations": {"x": {
-            "provider": "openai", "base_url": "http://93.184.216.34/v1", "model": "m",
-            "locality": "local"}}, "default": {"to": ["x"]}})
+        policy_from_data(
+            {
+                "version": 1,
+                "destinations": {
+                    "x": {
+                        "provider": "openai",
+                        "base_url": "http://93.184.216.34/v1",
+                        "model": "m",
+                        "locality": "local",
+                    }
+                },
+                "default": {"to": ["x"]},
+            }
+        )
 
 
 def test_invariant_model_strings_off_the_allowlist_are_refused(router: Router) -> None:
@@ -227,12 +307,14 @@ def test_invariant_the_dns_recheck_makes_a_moved_local_host_down(router: Router)
 
 
 def test_invariant_an_invalid_policy_on_reload_leaves_the_previous_one_active(
-        router: Router, tmp_path: Path) -> None:
+    router: Router, tmp_path: Path
+) -> None:
     from llm_localfirst.policy import load_policy
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\ndestinations: {a: {provider: openai, model: m}}\n"
-                   "default: {to: [nope]}\n")
+    bad.write_text(
+        "version: 1\ndestinations: {a: {provider: openai, model: m}}\ndefault: {to: [nope]}\n"
+    )
     before = router.policy
     with pytest.raises(PolicyError, match="unknown destination 'nope'"):
         router.reload(load_policy(bad))
@@ -241,10 +323,16 @@ def test_invariant_an_invalid_policy_on_reload_leaves_the_previous_one_active(
 
 
 def test_invariant_every_request_handled_produces_exactly_one_audit_record(
-        router: Router, memory_audit: MemoryAuditStore) -> None:
+    router: Router, memory_audit: MemoryAuditStore
+) -> None:
     outcomes = []
-    for kwargs in ({}, {"model": "nope"}, {"sensitive": True, "model": "cloud"},
-                   {"kind": "reason"}, {"prompt": ""}):
+    for kwargs in (
+        {},
+        {"model": "nope"},
+        {"sensitive": True, "model": "cloud"},
+        {"kind": "reason"},
+        {"prompt": ""},
+    ):
         prompt = kwargs.pop("prompt", "hello")
         try:
             router.complete(prompt, **kwargs)
@@ -258,7 +346,8 @@ def test_invariant_every_request_handled_produces_exactly_one_audit_record(
 
 
 def test_invariant_the_worker_refuses_non_local_at_construction_and_at_each_call(
-        router: Router) -> None:
+    router: Router,
+) -> None:
     from llm_localfirst import Worker
 
     with pytest.raises(PrivacyViolation):

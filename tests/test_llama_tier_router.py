@@ -22,21 +22,35 @@ pytestmark = pytest.mark.llama
 
 
 def make_router(local: LlamaServer, cloud: FakeUpstream, store: MemoryAuditStore) -> Router:
-    policy = policy_from_data({
-        "version": 1,
-        "destinations": {
-            "local": {"provider": "openai", "base_url": local.base_url, "model": local.model_id,
-                      "locality": "local", "context_window": 2048, "timeout": 60},
-            "cloud": {"provider": "openai", "base_url": cloud.base_url, "model": "fake-cloud",
-                      "locality": "cloud", "api_key_env": "LF_FAKE_CLOUD_KEY"},
-        },
-        "default": {"to": ["local"], "fallback": ["cloud"]},
-    })
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": local.base_url,
+                    "model": local.model_id,
+                    "locality": "local",
+                    "context_window": 2048,
+                    "timeout": 60,
+                },
+                "cloud": {
+                    "provider": "openai",
+                    "base_url": cloud.base_url,
+                    "model": "fake-cloud",
+                    "locality": "cloud",
+                    "api_key_env": "LF_FAKE_CLOUD_KEY",
+                },
+            },
+            "default": {"to": ["local"], "fallback": ["cloud"]},
+        }
+    )
     return Router(policy, audit=store, probe_ttl=0.001)
 
 
-def test_a_real_local_model_answers_bulk_work(llama_server: LlamaServer,
-                                               fake_cloud: FakeUpstream) -> None:
+def test_a_real_local_model_answers_bulk_work(
+    llama_server: LlamaServer, fake_cloud: FakeUpstream
+) -> None:
     store = MemoryAuditStore()
     with make_router(llama_server, fake_cloud, store) as router:
         out = router.complete("Summarise: the cat sat on the mat.", kind="bulk", max_tokens=8)
@@ -48,8 +62,9 @@ def test_a_real_local_model_answers_bulk_work(llama_server: LlamaServer,
         assert row.outcome == "ok" and row.tokens_out and row.tokens_out <= 8
 
 
-def test_streaming_from_the_real_local_model(llama_server: LlamaServer,
-                                             fake_cloud: FakeUpstream) -> None:
+def test_streaming_from_the_real_local_model(
+    llama_server: LlamaServer, fake_cloud: FakeUpstream
+) -> None:
     store = MemoryAuditStore()
     router = make_router(llama_server, fake_cloud, store)
 
@@ -67,7 +82,8 @@ def test_streaming_from_the_real_local_model(llama_server: LlamaServer,
 
 
 def test_bulk_fails_over_to_the_cloud_when_the_real_server_is_stopped(
-        llama_server_factory, fake_cloud: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    llama_server_factory, fake_cloud: FakeUpstream
+) -> None:  # type: ignore[no-untyped-def]
     server = llama_server_factory()
     store = MemoryAuditStore()
     with make_router(server, fake_cloud, store) as router:
@@ -79,7 +95,8 @@ def test_bulk_fails_over_to_the_cloud_when_the_real_server_is_stopped(
 
 
 def test_sensitive_work_fails_closed_when_the_real_server_is_down(
-        llama_server_factory, fake_cloud: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+    llama_server_factory, fake_cloud: FakeUpstream
+) -> None:  # type: ignore[no-untyped-def]
     server = llama_server_factory()
     store = MemoryAuditStore()
     with make_router(server, fake_cloud, store) as router:
@@ -97,7 +114,8 @@ def test_sensitive_work_fails_closed_when_the_real_server_is_down(
 
 
 def test_a_prompt_over_the_real_context_window_is_a_clear_upstream_error(
-        llama_server: LlamaServer, fake_cloud: FakeUpstream) -> None:
+    llama_server: LlamaServer, fake_cloud: FakeUpstream
+) -> None:
     from llm_localfirst import UpstreamError
 
     store = MemoryAuditStore()

@@ -1,4 +1,4 @@
-"""The policy package: schema errors, rule matching, weighted arms, the privacy pin — all offline."""
+"""The policy package: schema errors, rule matching, weighted arms and the privacy pin, offline."""
 
 from __future__ import annotations
 
@@ -110,8 +110,16 @@ def test_explicit_allowlisted_model_is_used(env_policy) -> None:
     assert decide(env_policy, req(model="local", sensitive=True)).destination == "local"
 
 
-@pytest.mark.parametrize("model", ["gpt-4o-unlisted", "http://evil.example/v1", "../etc/passwd",
-                                   "https://169.254.169.254/latest", "LOCAL"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gpt-4o-unlisted",
+        "http://evil.example/v1",
+        "../etc/passwd",
+        "https://169.254.169.254/latest",
+        "LOCAL",
+    ],
+)
 def test_a_model_string_that_is_not_allowlisted_is_refused(env_policy, model: str) -> None:
     with pytest.raises(ModelNotAllowed) as info:
         decide(env_policy, req(model=model))
@@ -141,8 +149,7 @@ def test_weighted_arms_are_sticky_per_ab_key(policy) -> None:
 
 
 def test_weighted_arms_split_traffic_by_weight(policy) -> None:
-    keyed = Counter(decide(policy, req(tags=["chat"], ab_key=f"user-{i}")).arm
-                    for i in range(4000))
+    keyed = Counter(decide(policy, req(tags=["chat"], ab_key=f"user-{i}")).arm for i in range(4000))
     assert 0.65 < keyed["local"] / 4000 < 0.75
     unkeyed = Counter(decide(policy, req(tags=["chat"])).arm for _ in range(4000))
     assert 0.65 < unkeyed["local"] / 4000 < 0.75
@@ -218,10 +225,10 @@ default: {to: [cloud]}
 
 def test_declared_sensitivity_sources_are_flag_header_and_tag(env_policy) -> None:
     assert decide(env_policy, req(headers={"X-LF-Sensitive": "TRUE"})).sensitive_reasons == (
-        "header:x-lf-sensitive",)
+        "header:x-lf-sensitive",
+    )
     assert decide(env_policy, req(headers={"x-sensitive": "false"})).sensitive is False
-    assert decide(env_policy, req(tags=["Confidential"])).sensitive_reasons == (
-        "tag:confidential",)
+    assert decide(env_policy, req(tags=["Confidential"])).sensitive_reasons == ("tag:confidential",)
 
 
 def test_non_sensitive_requests_with_everything_down_still_get_a_decision(env_policy) -> None:
@@ -232,36 +239,71 @@ def test_non_sensitive_requests_with_everything_down_still_get_a_decision(env_po
 # ------------------------------------------------------------- invalid policies
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("version: 1\ndestinations: {a: [1,", "malformed YAML"),
-    ("- just\n- a list", "top level must be a mapping"),
-    ("version: 1\ndestinations:\n  a: {provider: openai, model: m}\n  a: {provider: openai, "
-     "model: n}\ndefault: {to: [a]}", "duplicate key 'a'"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m, colour: red}}\n"
-     "default: {to: [a]}", "destinations.a.colour: Extra inputs are not permitted"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m}}\ndefault: {to: [b]}",
-     "default: unknown destination 'b'"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m}}\nrules:\n"
-     "  - {name: split, to: [{destination: a, weight: 0}]}\ndefault: {to: [a]}",
-     "rules[0] 'split': the weights in 'to' sum to 0"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m}}\nrules:\n"
-     "  - {name: r, to: [{destination: a, weight: -1}]}\ndefault: {to: [a]}",
-     "rules[0] 'r': to[0].weight"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m, base_url: 'http://8.8.8.8/v1',"
-     " locality: local}}\ndefault: {to: [a]}", "8.8.8.8 is a public address"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m, base_url: 'http://gpu.example.com/v1',"
-     " locality: local}}\ndefault: {to: [a]}", "add it to trusted_local_hosts"),
-    ("version: 2\ndestinations: {a: {provider: openai, model: m}}\ndefault: {to: [a]}",
-     "version"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m}}\nsensitivity: "
-     "{detectors: [email, horoscope]}\ndefault: {to: [a]}", "unknown detector 'horoscope'"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m}}\nsensitivity: "
-     "{fail_closed: false}\ndefault: {to: [a]}", "sensitivity.fail_closed"),
-    ("version: 1\ndestinations: {'http://x/v1': {provider: openai, model: m}}\n"
-     "default: {to: ['http://x/v1']}", "invalid name"),
-    ("version: 1\ndestinations: {a: {provider: openai, model: m}}\nrules:\n"
-     "  - {name: r, to: [a]}\n  - {name: r, to: [a]}\ndefault: {to: [a]}", "duplicate rule name"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 1\ndestinations: {a: [1,", "malformed YAML"),
+        ("- just\n- a list", "top level must be a mapping"),
+        (
+            "version: 1\ndestinations:\n  a: {provider: openai, model: m}\n  a: {provider: openai, "
+            "model: n}\ndefault: {to: [a]}",
+            "duplicate key 'a'",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m, colour: red}}\n"
+            "default: {to: [a]}",
+            "destinations.a.colour: Extra inputs are not permitted",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m}}\ndefault: {to: [b]}",
+            "default: unknown destination 'b'",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m}}\nrules:\n"
+            "  - {name: split, to: [{destination: a, weight: 0}]}\ndefault: {to: [a]}",
+            "rules[0] 'split': the weights in 'to' sum to 0",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m}}\nrules:\n"
+            "  - {name: r, to: [{destination: a, weight: -1}]}\ndefault: {to: [a]}",
+            "rules[0] 'r': to[0].weight",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m, base_url: 'http://8.8.8.8/v1',"
+            " locality: local}}\ndefault: {to: [a]}",
+            "8.8.8.8 is a public address",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m, base_url: 'http://gpu.example.com/v1',"
+            " locality: local}}\ndefault: {to: [a]}",
+            "add it to trusted_local_hosts",
+        ),
+        (
+            "version: 2\ndestinations: {a: {provider: openai, model: m}}\ndefault: {to: [a]}",
+            "version",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m}}\nsensitivity: "
+            "{detectors: [email, horoscope]}\ndefault: {to: [a]}",
+            "unknown detector 'horoscope'",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m}}\nsensitivity: "
+            "{fail_closed: false}\ndefault: {to: [a]}",
+            "sensitivity.fail_closed",
+        ),
+        (
+            "version: 1\ndestinations: {'http://x/v1': {provider: openai, model: m}}\n"
+            "default: {to: ['http://x/v1']}",
+            "invalid name",
+        ),
+        (
+            "version: 1\ndestinations: {a: {provider: openai, model: m}}\nrules:\n"
+            "  - {name: r, to: [a]}\n  - {name: r, to: [a]}\ndefault: {to: [a]}",
+            "duplicate rule name",
+        ),
+    ],
+)
 def test_an_invalid_policy_gets_a_precise_error(text: str, expected: str) -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy(text, source="team.yaml")
@@ -288,4 +330,10 @@ default: {to: [box]}
 
 def test_the_policy_built_from_lf_variables_turns_on_every_detector(env_policy) -> None:
     assert set(env_policy.sensitivity.detectors) == {
-        "email", "phone", "payment_card", "iban", "national_id", "secret"}
+        "email",
+        "phone",
+        "payment_card",
+        "iban",
+        "national_id",
+        "secret",
+    }

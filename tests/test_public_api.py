@@ -10,10 +10,32 @@ import llm_localfirst
 
 def test_all_lists_exactly_the_public_names_sorted() -> None:
     public = {n for n in dir(llm_localfirst) if not n.startswith("_")} | {"Worker", "__version__"}
-    modules = {"agents", "audit", "cli", "config", "doctor", "errors", "health", "policy",
-               "providers", "registry", "request", "router", "sensitivity", "testing", "server",
-               "adapters", "integrations", "annotations", "stream", "budget", "budget_gate",
-               "lifecycle", "assessment", "dispatch"}
+    modules = {
+        "agents",
+        "audit",
+        "cli",
+        "config",
+        "doctor",
+        "errors",
+        "health",
+        "policy",
+        "providers",
+        "registry",
+        "request",
+        "router",
+        "sensitivity",
+        "testing",
+        "server",
+        "adapters",
+        "integrations",
+        "annotations",
+        "stream",
+        "budget",
+        "budget_gate",
+        "lifecycle",
+        "assessment",
+        "dispatch",
+    }
     assert set(llm_localfirst.__all__) == public - modules
     assert list(llm_localfirst.__all__) == sorted(llm_localfirst.__all__)
 
@@ -25,8 +47,20 @@ def test_every_exported_error_derives_from_local_first_error() -> None:
             assert issubclass(obj, llm_localfirst.LocalFirstError), name
 
 
-FORBIDDEN = ["openai", "anthropic", "mcp", "pydantic_ai", "langchain_core", "starlette",
-             "uvicorn", "prometheus_client", "psycopg", "httpx2", "phonenumbers", "stdnum"]
+FORBIDDEN = [
+    "openai",
+    "anthropic",
+    "mcp",
+    "pydantic_ai",
+    "langchain_core",
+    "starlette",
+    "uvicorn",
+    "prometheus_client",
+    "psycopg",
+    "httpx2",
+    "phonenumbers",
+    "stdnum",
+]
 
 
 def test_importing_the_package_and_deciding_loads_no_sdk_framework_or_network_client() -> None:
@@ -45,8 +79,9 @@ def test_importing_the_package_and_deciding_loads_no_sdk_framework_or_network_cl
         f"bad = [m for m in {FORBIDDEN[:-3]!r} if m in sys.modules]\n"
         "assert not bad, ('after decide', bad)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "local"
 

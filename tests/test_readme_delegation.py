@@ -59,11 +59,16 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def snippet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_local: FakeUpstream,
-                fake_cloud: FakeUpstream) -> None:
+def snippet_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+) -> None:
     policy = tmp_path / "policy.yaml"
-    policy.write_text(yaml.safe_dump(offline_policy(fake_local, fake_cloud).redacted()),
-                      encoding="utf-8")
+    policy.write_text(
+        yaml.safe_dump(offline_policy(fake_local, fake_cloud).redacted()), encoding="utf-8"
+    )
     monkeypatch.setenv("LF_POLICY", str(policy))
     monkeypatch.setenv("LF_PROBE_TTL", "0.001")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
@@ -83,8 +88,11 @@ def test_the_shell_commands_are_the_offline_examples_that_test_examples_runs() -
     assert commands and all(c[0] == "python" and c[2:] == ["--offline"] for c in commands)
     assert all((ROOT / c[1]).is_file() for c in commands)
     assert {Path(c[1]).name for c in commands} == {
-        "quickstart.py", "manager_worker_pydantic_ai.py", "manager_worker_langchain.py",
-        "mcp_client.py"}
+        "quickstart.py",
+        "manager_worker_pydantic_ai.py",
+        "manager_worker_langchain.py",
+        "mcp_client.py",
+    }
 
 
 async def drive_pydantic_ai(director: Agent[Any, Any]) -> str:
@@ -109,6 +117,7 @@ async def drive_pydantic_ai(director: Agent[Any, Any]) -> str:
 
 def drive_langchain(namespace: dict[str, Any]) -> str:
     """Call the block's ``ask`` with a scripted director in place of the real one."""
+
     def script(messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
         if isinstance(last, ToolMessage):
@@ -123,8 +132,8 @@ def drive_langchain(namespace: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=lambda i: f"block{i + 1}")
 async def test_the_snippet_runs_and_its_director_delegates_to_the_local_model_only(
-        index: int, snippet_env: None, fake_local: FakeUpstream,
-        fake_cloud: FakeUpstream) -> None:
+    index: int, snippet_env: None, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> None:
     namespace: dict[str, Any] = {"__name__": f"readme_block_{index + 1}"}
     exec(compile(BLOCKS[index], f"{README.name}, python block {index + 1}", "exec"), namespace)
     router = namespace["router"]
@@ -163,9 +172,20 @@ def test_the_private_delegation_config_and_policy_are_valid_as_printed(tmp_path:
     assert settings.worker_roots
     ((policy_text,),) = [private_delegation_blocks("yaml")]
     worker = yaml.safe_load(policy_text)
-    policy = policy_from_data({
-        "version": 1, **worker,
-        "destinations": {"local": {"provider": "openai", "base_url": "http://127.0.0.1:1/v1",
-                                   "model": "m", "locality": "local", "max_concurrency": 4}},
-        "default": {"to": ["local"]}})
+    policy = policy_from_data(
+        {
+            "version": 1,
+            **worker,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": "http://127.0.0.1:1/v1",
+                    "model": "m",
+                    "locality": "local",
+                    "max_concurrency": 4,
+                }
+            },
+            "default": {"to": ["local"]},
+        }
+    )
     assert policy.worker.outbound == "redact" and policy.worker.max_files == 200

@@ -25,21 +25,23 @@ def test_the_privacy_guarantee_in_five_lines(seed_env: FakeUpstream) -> None:
 
     router = Router.from_env()
     try:
-        out = router.complete("Redact all PII from this record.",
-                              source=customer_record, sensitive=True)
+        out = router.complete(
+            "Redact all PII from this record.", source=customer_record, sensitive=True
+        )
         assert out.decision.target == "local"
         seed_env.stop()
         router.health.invalidate()
         with pytest.raises(LocalUnavailable):
-            router.complete("Redact all PII from this record.",
-                            source=customer_record, sensitive=True)
+            router.complete(
+                "Redact all PII from this record.", source=customer_record, sensitive=True
+            )
     finally:
         router.close()
 
 
-def test_the_quickstart_inspects_routing_and_runs_bulk_work(seed_env: FakeUpstream,
-                                                            capsys: pytest.CaptureFixture[str]
-                                                            ) -> None:
+def test_the_quickstart_inspects_routing_and_runs_bulk_work(
+    seed_env: FakeUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
     long_text = "The meeting covered budgets. " * 50
     from llm_localfirst import Kind, Router
 
@@ -48,8 +50,11 @@ def test_the_quickstart_inspects_routing_and_runs_bulk_work(seed_env: FakeUpstre
         print(router.decide(kind=Kind.BULK))  # -> local (cheap + private)
         print(router.decide(kind="reason"))  # -> cloud (the hard part)
         print(router.decide(sensitive=True))  # -> local (pinned; never cloud)
-        print(router.complete("Summarize this in one sentence.",
-                              source=long_text, kind=Kind.BULK).text)
+        print(
+            router.complete(
+                "Summarize this in one sentence.", source=long_text, kind=Kind.BULK
+            ).text
+        )
     finally:
         router.close()
     lines = capsys.readouterr().out.splitlines()

@@ -39,8 +39,10 @@ def _scanner() -> Scanner:
 
 
 def _report(rates: dict[str, float], examples: dict[str, list[str]]) -> str:
-    return "\n".join(f"{kind}: {rate:.3f}  e.g. {examples[kind][:3]!r}"
-                     for kind, rate in sorted(rates.items(), key=lambda kv: kv[1]))
+    return "\n".join(
+        f"{kind}: {rate:.3f}  e.g. {examples[kind][:3]!r}"
+        for kind, rate in sorted(rates.items(), key=lambda kv: kv[1])
+    )
 
 
 # ----------------------------------------------------------------------------- interface
@@ -148,8 +150,21 @@ def test_a_scanner_of_some_detectors_finds_what_the_full_scanner_finds_for_them(
 
 
 _PIECES = [
-    *"0123456789 +-()./:=@_#AaBbXxZzKkIiéü\n\"'`[]{}<>", "eyJ", "-----BEGIN ", "PRIVATE KEY",
-    "AKIA", "ghp_", "sk-", "password", "IBAN ", "DE89", "+44 ", "4111 ", "İ", "\u00a0", "電話",
+    *"0123456789 +-()./:=@_#AaBbXxZzKkIiéü\n\"'`[]{}<>",
+    "eyJ",
+    "-----BEGIN ",
+    "PRIVATE KEY",
+    "AKIA",
+    "ghp_",
+    "sk-",
+    "password",
+    "IBAN ",
+    "DE89",
+    "+44 ",
+    "4111 ",
+    "İ",
+    "\u00a0",
+    "電話",
 ]
 
 
@@ -222,12 +237,14 @@ def test_a_finding_of_the_expected_detector_covers_the_value() -> None:
         at = sample.text.find(sample.value)
         if at < 0 or any(c in sample.value for c in ";{\n"):
             continue  # re-encoded by the template (JSON), or a config snippet of parts
-        spans = [(f.start, f.end) for f in scanner.findings(sample.text)
-                 if f.detector == sample.detector]
+        spans = [
+            (f.start, f.end) for f in scanner.findings(sample.text) if f.detector == sample.detector
+        ]
         # Allow the span to drop a separator or take in a key name, but it must
         # overlap most of the value.
-        if not any(min(e, at + len(sample.value)) - max(s, at) >= 0.6 * len(sample.value)
-                   for s, e in spans):
+        if not any(
+            min(e, at + len(sample.value)) - max(s, at) >= 0.6 * len(sample.value) for s, e in spans
+        ):
             off.append(f"{sample.kind}: {sample.text!r} -> {spans}")
     assert len(off) <= len(_positives()) // 3 // 100, off[:10]
 
@@ -296,13 +313,24 @@ def test_a_finding_of_the_expected_detector_covers_the_value() -> None:
         ("key-" + "0123456789abcdef" * 2, "secret", "mailgun_key"),
         ("dop_v1_" + "0123456789abcdef" * 4, "secret", "digitalocean_token"),
         ("SK" + "0123456789abcdef" * 2, "secret", "twilio_key"),
-        ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
-         "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "secret", "jwt"),
-        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
-         "-----END OPENSSH PRIVATE KEY-----", "secret", "private_key"),
+        (
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "secret",
+            "jwt",
+        ),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+            "-----END OPENSSH PRIVATE KEY-----",
+            "secret",
+            "private_key",
+        ),
         ('{"password": "Xk9#mP2$vL"}', "secret", "password_assignment"),
-        ("DATABASE_URL=postgres://app:Sup3rS3cret@db.internal:5432/app", "secret",
-         "url_credentials"),
+        (
+            "DATABASE_URL=postgres://app:Sup3rS3cret@db.internal:5432/app",
+            "secret",
+            "url_credentials",
+        ),
         ("AccountKey=" + "aB3+" * 22 + "==", "secret", "azure_storage_key"),
     ],
 )
@@ -390,15 +418,40 @@ def test_pathological_inputs_are_scanned_to_the_end(text: str) -> None:
 
 def test_fast_phone_validation_agrees_with_phonenumbers() -> None:
     rng = random.Random(11)
-    regions = ["US", "GB", "FR", "DE", "ES", "IT", "NL", "BR", "IN", "JP", "CA", "AU", "MX", "CN",
-               "CH", "SE", "PL", "ZA", "KR", "RU", "SG", "AR"]
+    regions = [
+        "US",
+        "GB",
+        "FR",
+        "DE",
+        "ES",
+        "IT",
+        "NL",
+        "BR",
+        "IN",
+        "JP",
+        "CA",
+        "AU",
+        "MX",
+        "CN",
+        "CH",
+        "SE",
+        "PL",
+        "ZA",
+        "KR",
+        "RU",
+        "SG",
+        "AR",
+    ]
     sensitivity.Scanner()
     disagreements = []
     for _ in range(3000):
         region = rng.choice(regions)
         example = phonenumbers.example_number_for_type(
-            region, rng.choice([phonenumbers.PhoneNumberType.MOBILE,
-                                phonenumbers.PhoneNumberType.FIXED_LINE]))
+            region,
+            rng.choice(
+                [phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE]
+            ),
+        )
         assert example is not None
         nsn = phonenumbers.national_significant_number(example)
         keep = rng.randint(1, 3)

@@ -95,9 +95,12 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--history-bytes", type=int, default=0)
     parser.add_argument("--idle", action="store_true", help="py-spy --idle (count waiting too)")
-    parser.add_argument("--gil", action="store_true",
-                        help="py-spy --gil: only samples holding the GIL (what competes with "
-                             "the event loop; drops the audit thread's time inside SQLite)")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="py-spy --gil: only samples holding the GIL (what competes with "
+        "the event loop; drops the audit thread's time inside SQLite)",
+    )
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None, help="keep raw + SVG here")
     args = parser.parse_args()
@@ -120,14 +123,27 @@ def main() -> int:
         run_wrk(proxy, body, args.concurrency, 2, 1)  # warm-up
         pid = proxy.procs[0].pid
         raw = out / "profile.raw.txt"
-        common = [py_spy, "record", "--pid", str(pid), "--rate", str(args.rate),
-                  "--duration", f"{int(seconds)}", "--subprocesses", "--nonblocking"]
+        common = [
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(args.rate),
+            "--duration",
+            f"{int(seconds)}",
+            "--subprocesses",
+            "--nonblocking",
+        ]
         if args.idle:
             common.append("--idle")
         if args.gil:
             common.append("--gil")
-        spy = subprocess.Popen([*common, "--format", "raw", "-o", str(raw)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        spy = subprocess.Popen(
+            [*common, "--format", "raw", "-o", str(raw)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(0.5)  # let py-spy attach before the load starts
         cpu0, wall0 = cpu_seconds(pid), time.monotonic()
         result = run_wrk(proxy, body, args.concurrency, seconds, 1)
@@ -136,11 +152,13 @@ def main() -> int:
         if spy.returncode != 0 or not raw.exists():
             print(f"py-spy failed: {err.decode(errors='replace')[-800:]}", file=sys.stderr)
             return 1
-        print(f"wrk c={args.concurrency} {seconds:g}s: "
-              f"{result['requests'] / (result['duration_us'] / 1e6):.0f} req/s, "
-              f"p50 {result['p50_us'] / 1000:.2f} ms, p99 {result['p99_us'] / 1000:.2f} ms "
-              f"(under py-spy at {args.rate} Hz); proxy process CPU {100 * cpu:.0f}% "
-              f"(100% = one core); load average {os.getloadavg()[0]:.2f}\n")
+        print(
+            f"wrk c={args.concurrency} {seconds:g}s: "
+            f"{result['requests'] / (result['duration_us'] / 1e6):.0f} req/s, "
+            f"p50 {result['p50_us'] / 1000:.2f} ms, p99 {result['p99_us'] / 1000:.2f} ms "
+            f"(under py-spy at {args.rate} Hz); proxy process CPU {100 * cpu:.0f}% "
+            f"(100% = one core); load average {os.getloadavg()[0]:.2f}\n"
+        )
         print(summarise(raw, args.top))
         print(f"raw collapsed stacks: {raw}" + ("" if args.out else " (deleted on exit)"))
     finally:

@@ -26,8 +26,11 @@ from urllib.parse import urlsplit
 
 import httptools
 
-DEFAULT_BODY = {"model": "bench-local", "stream": True,
-                "messages": [{"role": "user", "content": "Say hello."}]}
+DEFAULT_BODY = {
+    "model": "bench-local",
+    "stream": True,
+    "messages": [{"role": "user", "content": "Say hello."}],
+}
 
 
 class _Response:
@@ -65,8 +68,9 @@ class _Stats:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
-               limit_s: float) -> tuple[float, float, bool, int]:
+async def _one(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, limit_s: float
+) -> tuple[float, float, bool, int]:
     response = _Response()
     parser = httptools.HttpResponseParser(response)
     start = time.perf_counter()
@@ -86,8 +90,7 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reque
     return response.first_event - start, end - start, parser.should_keep_alive(), status
 
 
-async def _connection(host: str, port: int, request: bytes, stats: _Stats,
-                      limit_s: float) -> None:
+async def _connection(host: str, port: int, request: bytes, stats: _Stats, limit_s: float) -> None:
     reader = writer = None
     try:
         while stats.take():
@@ -114,9 +117,13 @@ async def _connection(host: str, port: int, request: bytes, stats: _Stats,
 def _request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    lines = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {host}:{port}",
-             "Content-Type: application/json", "Accept: text/event-stream",
-             f"Content-Length: {len(body)}"]
+    lines = [
+        f"POST {parts.path or '/'} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        "Accept: text/event-stream",
+        f"Content-Length: {len(body)}",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -127,9 +134,17 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def measure(url: str, body: bytes, headers: dict[str, str], *, concurrency: int,
-                  requests: int, seconds: float, limit_s: float = 10.0,
-                  warmup: int = 0) -> dict[str, object]:
+async def measure(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    concurrency: int,
+    requests: int,
+    seconds: float,
+    limit_s: float = 10.0,
+    warmup: int = 0,
+) -> dict[str, object]:
     """Measure streaming TTFB; returns milliseconds (p50, p90, p99) and counts.
 
     ``limit_s`` bounds each request; ``requests`` and ``seconds`` bound the whole run.
@@ -137,21 +152,33 @@ async def measure(url: str, body: bytes, headers: dict[str, str], *, concurrency
     host, port, request = _request(url, body, headers)
     if warmup:
         warm = _Stats(warmup, time.perf_counter() + seconds)
-        await asyncio.gather(*(_connection(host, port, request, warm, limit_s)
-                               for _ in range(min(concurrency, warmup))))
+        await asyncio.gather(
+            *(
+                _connection(host, port, request, warm, limit_s)
+                for _ in range(min(concurrency, warmup))
+            )
+        )
     stats = _Stats(requests, time.perf_counter() + seconds)
     began = time.perf_counter()
-    await asyncio.gather(*(_connection(host, port, request, stats, limit_s)
-                           for _ in range(concurrency)))
+    await asyncio.gather(
+        *(_connection(host, port, request, stats, limit_s) for _ in range(concurrency))
+    )
     elapsed = time.perf_counter() - began
-    result: dict[str, object] = {"concurrency": concurrency, "ok": len(stats.ttfb),
-                                 "errors": stats.errors, "seconds": round(elapsed, 3)}
+    result: dict[str, object] = {
+        "concurrency": concurrency,
+        "ok": len(stats.ttfb),
+        "errors": stats.errors,
+        "seconds": round(elapsed, 3),
+    }
     if stats.ttfb:
         ms = [t * 1000 for t in stats.ttfb]
-        result.update(ttfb_p50_ms=statistics.median(ms), ttfb_p90_ms=_percentile(ms, 90),
-                      ttfb_p99_ms=_percentile(ms, 99),
-                      total_p50_ms=statistics.median(t * 1000 for t in stats.total),
-                      streams_per_s=len(ms) / elapsed if elapsed else 0.0)
+        result.update(
+            ttfb_p50_ms=statistics.median(ms),
+            ttfb_p90_ms=_percentile(ms, 90),
+            ttfb_p99_ms=_percentile(ms, 99),
+            total_p50_ms=statistics.median(t * 1000 for t in stats.total),
+            streams_per_s=len(ms) / elapsed if elapsed else 0.0,
+        )
     return result
 
 
@@ -179,9 +206,18 @@ def main() -> None:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    result = runner(measure(args.url, body, headers, concurrency=args.concurrency,
-                            requests=args.requests, seconds=args.seconds,
-                            limit_s=args.timeout, warmup=args.warmup))
+    result = runner(
+        measure(
+            args.url,
+            body,
+            headers,
+            concurrency=args.concurrency,
+            requests=args.requests,
+            seconds=args.seconds,
+            limit_s=args.timeout,
+            warmup=args.warmup,
+        )
+    )
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

@@ -33,29 +33,53 @@ REPLY = "The quick brown fox jumps over the lazy dog."
 STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
 
 _created = int(time.time())
-_completion = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": _created, "model": MODEL,
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": REPLY}}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 10, "total_tokens": 22},
-}, separators=(",", ":")).encode()
+_completion = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": _created,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": REPLY},
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 10, "total_tokens": 22},
+    },
+    separators=(",", ":"),
+).encode()
 
 
 def _event(delta: dict[str, str], finish: str | None) -> bytes:
-    chunk = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": _created,
-             "model": MODEL, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    chunk = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": _created,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
 
 _words = REPLY.split(" ")
 _stream_events: list[bytes] = [_event({"role": "assistant", "content": ""}, None)]
-_stream_events += [_event({"content": w if i == 0 else " " + w}, None)
-                   for i, w in enumerate(_words[:4])]
-_stream_events += [_event({"content": " " + " ".join(_words[4:])}, None),
-                   _event({}, "stop"), b"data: [DONE]\n\n"]
+_stream_events += [
+    _event({"content": w if i == 0 else " " + w}, None) for i, w in enumerate(_words[:4])
+]
+_stream_events += [
+    _event({"content": " " + " ".join(_words[4:])}, None),
+    _event({}, "stop"),
+    b"data: [DONE]\n\n",
+]
 
-_models = json.dumps({"object": "list", "data": [
-    {"id": MODEL, "object": "model", "created": _created, "owned_by": "bench"}]}).encode()
+_models = json.dumps(
+    {
+        "object": "list",
+        "data": [{"id": MODEL, "object": "model", "created": _created, "owned_by": "bench"}],
+    }
+).encode()
 _not_found = b'{"error":{"message":"not found","type":"invalid_request_error"}}'
 
 _JSON = [(b"content-type", b"application/json")]
@@ -72,8 +96,13 @@ async def _body(receive: Receive) -> bytes:
 
 
 async def _reply(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*_JSON, (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_JSON, (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -114,9 +143,18 @@ def main() -> None:
 
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools",
-                lifespan="off",
-                access_log=False, log_level="warning", server_header=False, date_header=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+    )
 
 
 if __name__ == "__main__":

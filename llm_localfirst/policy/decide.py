@@ -68,8 +68,13 @@ def _dedup(names: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessment(),
-           is_up: Callable[[str], bool] | Mapping[str, bool] | None = None) -> Decision:
+def decide(
+    policy: Policy,
+    request: Request,
+    *,
+    assessment: Assessment = Assessment(),
+    is_up: Callable[[str], bool] | Mapping[str, bool] | None = None,
+) -> Decision:
     """Choose a destination for ``request``. Pure: no I/O.
 
     Order: allowlist check, first matching rule (or ``default``), weighted arm
@@ -95,9 +100,13 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
     sensitive = bool(reasons)
     rule: Rule | None = None
     compiled = policy.compiled_rules
-    facts = Facts(request, assessment.detectors, sensitive,
-                  request.estimated_tokens if compiled.needs_tokens else 0,
-                  assessment.classifier_label)
+    facts = Facts(
+        request,
+        assessment.detectors,
+        sensitive,
+        request.estimated_tokens if compiled.needs_tokens else 0,
+        assessment.classifier_label,
+    )
     for candidate, matches in compiled.by_kind[request.kind]:
         if matches(facts):
             rule = candidate
@@ -113,13 +122,17 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
         if request.local_only and not dests[request.model].is_local:
             raise PrivacyViolation(
                 f"the request is local-only and {request.model!r} is a cloud destination; "
-                "nothing was sent", destination=request.model,
-                sensitive_reasons=tuple(reasons))
+                "nothing was sent",
+                destination=request.model,
+                sensitive_reasons=tuple(reasons),
+            )
         if sensitive and not dests[request.model].is_local:
             raise PrivacyViolation(
                 f"request is sensitive ({', '.join(reasons)}) and {request.model!r} is a cloud "
                 "destination; sensitive requests run only on local models",
-                destination=request.model, sensitive_reasons=tuple(reasons))
+                destination=request.model,
+                sensitive_reasons=tuple(reasons),
+            )
     else:
         target: Target = rule if rule is not None else policy.default
         rule_name = rule.name if rule is not None else "default"
@@ -138,8 +151,10 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
         if not local_chain:
             raise LocalUnavailable(
                 f"request is sensitive ({', '.join(reasons)}) and the policy has no local "
-                "destination; refusing to send it anywhere", rule=rule_name,
-                sensitive_reasons=tuple(reasons))
+                "destination; refusing to send it anywhere",
+                rule=rule_name,
+                sensitive_reasons=tuple(reasons),
+            )
         chain = local_chain
     if request.local_only:
         chain = _local_only_chain(policy, request, chain)
@@ -149,12 +164,18 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
         if request.local_only and not sensitive:
             raise LocalUnavailable(
                 f"the request is local-only and no local destination is up ({', '.join(chain)}); "
-                "nothing was sent", candidates=chain, rule=rule_name)
+                "nothing was sent",
+                candidates=chain,
+                rule=rule_name,
+            )
         if sensitive:
             raise LocalUnavailable(
                 f"request is sensitive ({', '.join(reasons)}) and no local destination is up "
-                f"({', '.join(chain)}); failing closed, nothing was sent", candidates=chain,
-                rule=rule_name, sensitive_reasons=tuple(reasons))
+                f"({', '.join(chain)}); failing closed, nothing was sent",
+                candidates=chain,
+                rule=rule_name,
+                sensitive_reasons=tuple(reasons),
+            )
         live = chain
         why += "; every candidate looks down, trying in order"
     chosen = live[0]
@@ -167,16 +188,24 @@ def decide(policy: Policy, request: Request, *, assessment: Assessment = Assessm
         why += f" (sensitive: {', '.join(reasons)})"
     dest = dests[chosen]
     return Decision(
-        target="local" if dest.is_local else "cloud", destination=chosen, model=dest.model,
-        reason=why, fell_back=fell_back, rule=rule_name, arm=arm, sensitive=sensitive,
-        sensitive_reasons=tuple(reasons), chain=live,
+        target="local" if dest.is_local else "cloud",
+        destination=chosen,
+        model=dest.model,
+        reason=why,
+        fell_back=fell_back,
+        rule=rule_name,
+        arm=arm,
+        sensitive=sensitive,
+        sensitive_reasons=tuple(reasons),
+        chain=live,
         detectors=tuple(sorted(assessment.detectors)),
-        classifier_label=assessment.classifier_label, classifier_ms=assessment.classifier_ms,
-        classifier_cached=assessment.classifier_cached)
+        classifier_label=assessment.classifier_label,
+        classifier_ms=assessment.classifier_ms,
+        classifier_cached=assessment.classifier_cached,
+    )
 
 
-def _local_only_chain(policy: Policy, request: Request,
-                      chain: tuple[str, ...]) -> tuple[str, ...]:
+def _local_only_chain(policy: Policy, request: Request, chain: tuple[str, ...]) -> tuple[str, ...]:
     """A local-only request's candidates: the local ones, then every other local destination.
 
     ``local_only`` as a tuple names the destinations (in order) instead; an
@@ -191,7 +220,9 @@ def _local_only_chain(policy: Policy, request: Request,
             if not dests[name].is_local:
                 raise PrivacyViolation(
                     f"the request is local-only and {name!r} is a cloud destination; "
-                    "nothing was sent", destination=name)
+                    "nothing was sent",
+                    destination=name,
+                )
         if request.model == "auto":
             chain = wanted
     local = [d for d in chain if dests[d].is_local]
@@ -200,7 +231,9 @@ def _local_only_chain(policy: Policy, request: Request,
     if not local:
         raise LocalUnavailable(
             "the request is local-only and the policy has no local destination; "
-            "refusing to send it anywhere", rule=None)
+            "refusing to send it anywhere",
+            rule=None,
+        )
     return _dedup(local)
 
 

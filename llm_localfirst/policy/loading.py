@@ -36,12 +36,14 @@ def _load_yaml(text: str) -> Any:
             if key in mapping:
                 line = key_node.start_mark.line + 1
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark)
+                    None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
+                )
             mapping[key] = loader.construct_object(value_node)
         return mapping
 
-    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                    construct_mapping)
+    UniqueKeyLoader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
+    )
     return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
@@ -68,8 +70,9 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> str:
     return (head + tail).removesuffix(":") or "(top level)"
 
 
-def parse_policy(text: str, *, source: str = "<string>",
-                 prices: Mapping[str, tuple[float, float]] | None = None) -> Policy:
+def parse_policy(
+    text: str, *, source: str = "<string>", prices: Mapping[str, tuple[float, float]] | None = None
+) -> Policy:
     """Parse and validate a YAML policy.
 
     Raises:
@@ -85,13 +88,18 @@ def parse_policy(text: str, *, source: str = "<string>",
             raise
         raise PolicyError(f"malformed YAML: {exc}".replace("\n", " "), source=source) from None
     if not isinstance(data, dict):
-        raise PolicyError("the top level must be a mapping (version, destinations, rules, default)",
-                          source=source)
+        raise PolicyError(
+            "the top level must be a mapping (version, destinations, rules, default)", source=source
+        )
     return policy_from_data(data, source=source, prices=prices)
 
 
-def policy_from_data(data: dict[str, Any], *, source: str = "<data>",
-                     prices: Mapping[str, tuple[float, float]] | None = None) -> Policy:
+def policy_from_data(
+    data: dict[str, Any],
+    *,
+    source: str = "<data>",
+    prices: Mapping[str, tuple[float, float]] | None = None,
+) -> Policy:
     """Validate already-parsed policy data.
 
     Args:
@@ -105,10 +113,17 @@ def policy_from_data(data: dict[str, Any], *, source: str = "<data>",
     """
     dests = data.get("destinations")
     if prices and isinstance(dests, dict):
-        data = {**data, "destinations": {
-            name: ({**d, "price": {"input": prices[name][0], "output": prices[name][1]}}
-                   if name in prices and isinstance(d, dict) else d)
-            for name, d in dests.items()}}
+        data = {
+            **data,
+            "destinations": {
+                name: (
+                    {**d, "price": {"input": prices[name][0], "output": prices[name][1]}}
+                    if name in prices and isinstance(d, dict)
+                    else d
+                )
+                for name, d in dests.items()
+            },
+        }
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
@@ -116,12 +131,14 @@ def policy_from_data(data: dict[str, Any], *, source: str = "<data>",
         for err in exc.errors(include_url=False):
             msg = str(err["msg"]).removeprefix("Value error, ")
             problems.append(f"{_locate(data, tuple(err['loc']))}: {msg}")
-        raise PolicyError(f"{len(problems)} problem(s)", source=source,
-                          problems=tuple(problems)) from None
+        raise PolicyError(
+            f"{len(problems)} problem(s)", source=source, problems=tuple(problems)
+        ) from None
 
 
-def load_policy(path: str | Path, *,
-                prices: Mapping[str, tuple[float, float]] | None = None) -> Policy:
+def load_policy(
+    path: str | Path, *, prices: Mapping[str, tuple[float, float]] | None = None
+) -> Policy:
     """Read and validate a policy file (``prices``: see :func:`policy_from_data`).
 
     Raises:
@@ -136,4 +153,3 @@ def load_policy(path: str | Path, *,
 
 
 # --------------------------------------------------------------------------- decide
-

@@ -49,8 +49,12 @@ class TokenRange(_Strict):
     gte: int | None = None
 
     def matches(self, n: int) -> bool:
-        return ((self.lt is None or n < self.lt) and (self.lte is None or n <= self.lte)
-                and (self.gt is None or n > self.gt) and (self.gte is None or n >= self.gte))
+        return (
+            (self.lt is None or n < self.lt)
+            and (self.lte is None or n <= self.lte)
+            and (self.gt is None or n > self.gt)
+            and (self.gte is None or n >= self.gte)
+        )
 
 
 def _listify(value: Any) -> Any:
@@ -84,9 +88,9 @@ class When(_Strict):
     sensitive: bool | None = None
     classifier: list[str] | None = None
 
-    _norm = field_validator("kind", "tags", "any_tags", "model", "detectors", "classifier",
-                            mode="before")(
-        classmethod(lambda cls, v: _listify(v)))
+    _norm = field_validator(
+        "kind", "tags", "any_tags", "model", "detectors", "classifier", mode="before"
+    )(classmethod(lambda cls, v: _listify(v)))
 
     @field_validator("detectors")
     @classmethod
@@ -118,7 +122,8 @@ class Target(_Strict):
     def _weights(self) -> Target:
         if sum(a.weight for a in self.to) <= 0:
             raise ValueError(
-                "the weights in 'to' sum to 0; at least one arm needs a positive weight")
+                "the weights in 'to' sum to 0; at least one arm needs a positive weight"
+            )
         return self
 
 
@@ -226,7 +231,8 @@ class BudgetScope(_Strict):
     keys: list[str] | None = None
 
     _norm = field_validator("destinations", "keys", mode="before")(
-        classmethod(lambda cls, v: _listify(v)))
+        classmethod(lambda cls, v: _listify(v))
+    )
 
 
 class BudgetSpec(_Strict):
@@ -299,9 +305,14 @@ class _CompiledRules:
     @classmethod
     def build(cls, rules: list[Rule]) -> _CompiledRules:
         compiled = [(rule, _compile_when(rule.when)) for rule in rules]
-        by_kind = {kind: tuple((rule, pred) for rule, pred in compiled
-                               if rule.when.kind is None or kind in rule.when.kind)
-                   for kind in Kind}
+        by_kind = {
+            kind: tuple(
+                (rule, pred)
+                for rule, pred in compiled
+                if rule.when.kind is None or kind in rule.when.kind
+            )
+            for kind in Kind
+        }
         return cls(by_kind, any(rule.when.tokens is not None for rule in rules))
 
 
@@ -343,6 +354,7 @@ def _header_pred(name: str, expected: str) -> Predicate:
     def match(f: Facts) -> bool:
         got = f.request.headers.get(name)
         return got is not None and (expected == "*" or got.strip().lower() == expected)
+
     return match
 
 
@@ -350,6 +362,7 @@ def _meta_pred(key: str, expected: str) -> Predicate:
     def match(f: Facts) -> bool:
         got = f.request.metadata.get(key)
         return got is not None and (expected == "*" or got == expected)
+
     return match
 
 
@@ -398,8 +411,10 @@ class Policy(_Strict):
             raise ValueError(str(exc)) from None
         for name, dest in self.destinations.items():
             if not NAME_PATTERN.match(name) or name == "auto":
-                problems.append(f"destinations.{name}: invalid name (letters, digits, . _ : + -; "
-                                "not 'auto', no slashes)")
+                problems.append(
+                    f"destinations.{name}: invalid name (letters, digits, . _ : + -; "
+                    "not 'auto', no slashes)"
+                )
             problem = declared_local_problem(dest, trusted)
             if problem:
                 problems.append(f"destinations.{name}: {problem}")
@@ -456,9 +471,11 @@ class Policy(_Strict):
 
 def _unknown_refs(target: Target, names: set[str]) -> list[str]:
     refs = [a.destination for a in target.to] + list(target.fallback)
-    return [f"unknown destination {r!r} (known: {', '.join(sorted(names))})"
-            for r in refs if r not in names]
-
+    return [
+        f"unknown destination {r!r} (known: {', '.join(sorted(names))})"
+        for r in refs
+        if r not in names
+    ]
 
 
 def _classifier_problems(policy: Policy) -> list[str]:
@@ -467,21 +484,28 @@ def _classifier_problems(policy: Policy) -> list[str]:
     uses = [r.name for r in policy.rules if r.when.classifier is not None]
     if clf is None:
         if uses:
-            problems.append(f"rules {', '.join(map(repr, uses))} match on 'classifier' but "
-                            "sensitivity.classifier is not configured")
+            problems.append(
+                f"rules {', '.join(map(repr, uses))} match on 'classifier' but "
+                "sensitivity.classifier is not configured"
+            )
         return problems
     dest = policy.destinations.get(clf.destination)
     if dest is None:
-        problems.append(f"sensitivity.classifier.destination: unknown destination "
-                        f"{clf.destination!r}")
+        problems.append(
+            f"sensitivity.classifier.destination: unknown destination {clf.destination!r}"
+        )
     elif not dest.is_local:
-        problems.append(f"sensitivity.classifier.destination: {clf.destination!r} is a cloud "
-                        "destination; the classifier reads every request and must be local")
+        problems.append(
+            f"sensitivity.classifier.destination: {clf.destination!r} is a cloud "
+            "destination; the classifier reads every request and must be local"
+        )
     for i, rule in enumerate(policy.rules):
         for label in rule.when.classifier or ():
             if label.strip().casefold() not in clf.labels:
-                problems.append(f"rules[{i}] {rule.name!r}: when.classifier {label!r} is not "
-                                "one of sensitivity.classifier.labels")
+                problems.append(
+                    f"rules[{i}] {rule.name!r}: when.classifier {label!r} is not "
+                    "one of sensitivity.classifier.labels"
+                )
     return problems
 
 
@@ -498,16 +522,22 @@ def _budget_problems(policy: Policy) -> list[str]:
             if dest is None:
                 problems.append(f"{where}: scope.destinations: unknown destination {name!r}")
             elif dest.is_local:
-                problems.append(f"{where}: scope.destinations: {name!r} is local; budgets "
-                                "gate cloud calls only")
+                problems.append(
+                    f"{where}: scope.destinations: {name!r} is local; budgets gate cloud calls only"
+                )
         if spec.limit_usd is not None:
             scope = spec.scope.destinations or list(policy.destinations)
-            unpriced = [n for n in scope if n in policy.destinations
-                        and not policy.destinations[n].is_local
-                        and policy.destinations[n].price is None]
+            unpriced = [
+                n
+                for n in scope
+                if n in policy.destinations
+                and not policy.destinations[n].is_local
+                and policy.destinations[n].price is None
+            ]
             if unpriced:
                 problems.append(
                     f"{where}: limit_usd over unpriced cloud destination(s) "
                     f"{', '.join(unpriced)}; give them a price (price: {{input: .., output: ..}} "
-                    "or LF_PRICES) or use limit_tokens / limit_calls")
+                    "or LF_PRICES) or use limit_tokens / limit_calls"
+                )
     return problems

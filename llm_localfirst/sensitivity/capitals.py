@@ -92,14 +92,24 @@ def _on_caps(text: str, m: re.Match[str], wanted: frozenset[str]) -> Iterator[Fi
     if kind in ("iban", "iban_head"):
         if "iban" in wanted:
             yield from _iban(text, value, start)
-    elif kind in ("gb_nino", "it_codice_fiscale", "in_pan", "es_nie", "mx_curp", "sg_nric",
-                  "pt_nif"):
+    elif kind in (
+        "gb_nino",
+        "it_codice_fiscale",
+        "in_pan",
+        "es_nie",
+        "mx_curp",
+        "sg_nric",
+        "pt_nif",
+    ):
         if "national_id" in wanted and _valid_caps_id(kind, value):
             yield Finding("national_id", kind, start, end)
     elif kind == "de_id_card":
         # The ICAO 9303 check digit passes one random value in ten: ask for a label.
-        if ("national_id" in wanted and _icao_check(value.replace(" ", ""))
-                and _id_labelled_by(text, start, end, _CTX_ID_CARD)):
+        if (
+            "national_id" in wanted
+            and _icao_check(value.replace(" ", ""))
+            and _id_labelled_by(text, start, end, _CTX_ID_CARD)
+        ):
             yield Finding("national_id", kind, start, end)
     elif "secret" in wanted:
         # Placeholders and documented example keys are told apart in `secrets`.

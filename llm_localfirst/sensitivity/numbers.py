@@ -208,8 +208,9 @@ def _classify_number(text: str, start: int, end: int) -> list[Finding]:
     if not found or _phone_labelled(text, start, end):
         region = _phone_region(text, start, end, run)
         # Under a CSV column named for an id ("sin", "nhs"), a mistyped id, no phone.
-        if region and (found or not _column_labelled(text, start, _CTX_ID)
-                       or _phone_labelled(text, start, end)):
+        if region and (
+            found or not _column_labelled(text, start, _CTX_ID) or _phone_labelled(text, start, end)
+        ):
             found.append(Finding("phone", region.lower(), start, end))
     return found
 

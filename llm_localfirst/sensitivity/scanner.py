@@ -71,9 +71,7 @@ class Scanner:
         try:
             found = self._findings(text)
             for start, end, field in _form_fields(text):
-                found.update(
-                    Finding(f.detector, f.kind, start, end) for f in self._findings(field)
-                )
+                found.update(Finding(f.detector, f.kind, start, end) for f in self._findings(field))
         finally:
             _forget()
         return sorted(found, key=lambda f: (f.start, f.end, f.detector, f.kind))

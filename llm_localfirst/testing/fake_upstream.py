@@ -70,7 +70,8 @@ class FakeUpstream:
             assert self._loop is not None
             asyncio.set_event_loop(self._loop)
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", self.port))
+                asyncio.start_server(self._handle, "127.0.0.1", self.port)
+            )
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             self._loop.run_forever()
@@ -134,8 +135,10 @@ class FakeUpstream:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, v in
-                           (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)
+                }
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
                 body: Any = json.loads(raw) if raw else None
                 with self._lock:
@@ -143,8 +146,12 @@ class FakeUpstream:
                 keep = await self._route(method, path.split("?")[0], body, writer)
                 if not keep or headers.get("connection", "").lower() == "close":
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError,
-                ValueError):
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ):
             pass
         except asyncio.CancelledError:
             pass
@@ -155,14 +162,22 @@ class FakeUpstream:
     @staticmethod
     def _send(writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
         data = json.dumps(payload).encode()
-        writer.write(f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
-                     f"content-length: {len(data)}\r\n\r\n".encode() + data)
+        writer.write(
+            f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
 
-    async def _route(self, method: str, path: str, body: Any,
-                     writer: asyncio.StreamWriter) -> bool:
+    async def _route(self, method: str, path: str, body: Any, writer: asyncio.StreamWriter) -> bool:
         if method == "GET" and path.endswith("/models"):
-            self._send(writer, 200, {"object": "list", "data": [
-                {"id": "fake-model", "object": "model", "owned_by": "fake"}]})
+            self._send(
+                writer,
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": "fake-model", "object": "model", "owned_by": "fake"}],
+                },
+            )
             await writer.drain()
             return True
         if self.hang:
@@ -170,9 +185,17 @@ class FakeUpstream:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status != 200:
-            self._send(writer, self.status, {"error": {
-                "message": f"fake upstream answers {self.status}", "type": "fake_error",
-                "code": str(self.status)}})
+            self._send(
+                writer,
+                self.status,
+                {
+                    "error": {
+                        "message": f"fake upstream answers {self.status}",
+                        "type": "fake_error",
+                        "code": str(self.status),
+                    }
+                },
+            )
             await writer.drain()
             return True
         body = body if isinstance(body, dict) else {}
@@ -183,26 +206,69 @@ class FakeUpstream:
         if path.endswith("/embeddings"):
             inputs = body.get("input")
             n = len(inputs) if isinstance(inputs, list) else 1
-            self._send(writer, 200, {"object": "list", "model": model, "data": [
-                {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
-                for i in range(n)], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+            self._send(
+                writer,
+                200,
+                {
+                    "object": "list",
+                    "model": model,
+                    "data": [
+                        {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                        for i in range(n)
+                    ],
+                    "usage": {"prompt_tokens": 3, "total_tokens": 3},
+                },
+            )
         elif path.endswith("/completions") and not path.endswith("/chat/completions"):
-            self._send(writer, 200, {"id": "cmpl-fake", "object": "text_completion",
-                                     "model": model, "choices": [
-                                         {"index": 0, "text": text, "finish_reason": "stop"}],
-                                     "usage": _usage(body, text)})
+            self._send(
+                writer,
+                200,
+                {
+                    "id": "cmpl-fake",
+                    "object": "text_completion",
+                    "model": model,
+                    "choices": [{"index": 0, "text": text, "finish_reason": "stop"}],
+                    "usage": _usage(body, text),
+                },
+            )
         elif path.endswith("/responses"):
-            self._send(writer, 200, {"id": "resp-fake", "object": "response", "model": model,
-                                     "output": [{"type": "message", "role": "assistant",
-                                                 "content": [{"type": "output_text",
-                                                              "text": text}]}]})
+            self._send(
+                writer,
+                200,
+                {
+                    "id": "resp-fake",
+                    "object": "response",
+                    "model": model,
+                    "output": [
+                        {
+                            "type": "message",
+                            "role": "assistant",
+                            "content": [{"type": "output_text", "text": text}],
+                        }
+                    ],
+                },
+            )
         elif body.get("stream"):
             return await self._stream_openai(text, model, body, writer)
         else:
-            self._send(writer, 200, {
-                "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                "model": model, "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                    "role": "assistant", "content": text}}], "usage": _usage(body, text)})
+            self._send(
+                writer,
+                200,
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                    "usage": _usage(body, text),
+                },
+            )
         await writer.drain()
         return True
 
@@ -221,18 +287,31 @@ class FakeUpstream:
     def _pieces(self, text: str) -> list[str]:
         n = max(1, self.chunk_count)
         size = max(1, -(-len(text) // n))
-        return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+        return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
-    async def _stream_openai(self, text: str, model: str, body: dict[str, Any],
-                             writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                     b"transfer-encoding: chunked\r\n\r\n")
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": model}
-        events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant"},
-                                        "finish_reason": None}]}]
-        events += [{**base, "choices": [{"index": 0, "delta": {"content": p},
-                                         "finish_reason": None}]} for p in self._pieces(text)]
+    async def _stream_openai(
+        self, text: str, model: str, body: dict[str, Any], writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        events = [
+            {
+                **base,
+                "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}],
+            }
+        ]
+        events += [
+            {**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+            for p in self._pieces(text)
+        ]
         events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         events.append({**base, "choices": [], "usage": _usage(body, text)})
         for i, event in enumerate(events):
@@ -247,33 +326,76 @@ class FakeUpstream:
         await writer.drain()
         return True
 
-    async def _anthropic(self, body: dict[str, Any], text: str, model: str,
-                         writer: asyncio.StreamWriter) -> bool:
-        usage = {"input_tokens": _usage(body, text)["prompt_tokens"],
-                 "output_tokens": max(1, len(text) // 4)}
-        message = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                   "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                   "stop_sequence": None, "usage": usage}
+    async def _anthropic(
+        self, body: dict[str, Any], text: str, model: str, writer: asyncio.StreamWriter
+    ) -> bool:
+        usage = {
+            "input_tokens": _usage(body, text)["prompt_tokens"],
+            "output_tokens": max(1, len(text) // 4),
+        }
+        message = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": usage,
+        }
         if not body.get("stream"):
             self._send(writer, 200, message)
             await writer.drain()
             return True
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                     b"transfer-encoding: chunked\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
         events: list[tuple[str, dict[str, Any]]] = [
-            ("message_start", {"type": "message_start", "message": {
-                **message, "content": [], "stop_reason": None,
-                "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 0}}}),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}})]
-        events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                            "delta": {"type": "text_delta", "text": p}})
-                   for p in self._pieces(text)]
-        events += [("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                   ("message_delta", {"type": "message_delta", "delta": {
-                       "stop_reason": "end_turn", "stop_sequence": None},
-                       "usage": {"output_tokens": usage["output_tokens"]}}),
-                   ("message_stop", {"type": "message_stop"})]
+            (
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        **message,
+                        "content": [],
+                        "stop_reason": None,
+                        "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 0},
+                    },
+                },
+            ),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+        ]
+        events += [
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": p},
+                },
+            )
+            for p in self._pieces(text)
+        ]
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
         for i, (name, event) in enumerate(events):
             if self.break_stream_after is not None and i >= self.break_stream_after:
                 await writer.drain()
@@ -293,5 +415,8 @@ def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
 def _usage(body: dict[str, Any], text: str) -> dict[str, int]:
     prompt = sum(len(json.dumps(m)) for m in body.get("messages") or []) // 4 or 1
     completion = max(1, len(text) // 4)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }

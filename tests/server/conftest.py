@@ -24,8 +24,8 @@ from llm_localfirst import Router
 from llm_localfirst.audit import AuditFilter
 from llm_localfirst.audit.record import AuditRecord
 from llm_localfirst.config import Settings
-from llm_localfirst.providers.base import Provider
 from llm_localfirst.providers import make_provider as provider_factory
+from llm_localfirst.providers.base import Provider
 from llm_localfirst.registry import Destination
 from llm_localfirst.server.proxy import create_app
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore, offline_policy
@@ -51,8 +51,9 @@ class LiveProxy:
 
     def client(self, **kwargs: Any) -> httpx2.Client:
         """A plain HTTP client on the proxy (bounded timeouts)."""
-        return httpx2.Client(base_url=self.url, timeout=httpx2.Timeout(10.0, connect=2.0),
-                             trust_env=False, **kwargs)
+        return httpx2.Client(
+            base_url=self.url, timeout=httpx2.Timeout(10.0, connect=2.0), trust_env=False, **kwargs
+        )
 
     def rows(self, **filters: Any) -> list[AuditRecord]:
         """Audit rows so far (after a flush), newest first."""
@@ -72,8 +73,14 @@ class ServerThread:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, http="httptools", lifespan="on", access_log=False,
-                                log_level="warning", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+        )
         self.server = uvicorn.Server(config)
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="proxy-under-test", daemon=True)
@@ -95,8 +102,9 @@ class ServerThread:
 
 
 @pytest.fixture
-def proxy_factory(fake_local: FakeUpstream, fake_cloud: FakeUpstream,
-                  memory_audit: MemoryAuditStore) -> Iterator[Callable[..., LiveProxy]]:
+def proxy_factory(
+    fake_local: FakeUpstream, fake_cloud: FakeUpstream, memory_audit: MemoryAuditStore
+) -> Iterator[Callable[..., LiveProxy]]:
     """Start proxies: ``make(policy=None, router=None, factory=..., **settings)``.
 
     The router uses the provider factory ``serve`` uses unless ``factory`` says
@@ -104,19 +112,29 @@ def proxy_factory(fake_local: FakeUpstream, fake_cloud: FakeUpstream,
     """
     running: list[tuple[ServerThread, Router]] = []
 
-    def make(*, policy: Any = None, router: Router | None = None,
-             factory: Callable[[Destination], Provider] = provider_factory,
-             **settings: Any) -> LiveProxy:
+    def make(
+        *,
+        policy: Any = None,
+        router: Router | None = None,
+        factory: Callable[[Destination], Provider] = provider_factory,
+        **settings: Any,
+    ) -> LiveProxy:
         settings.setdefault("admin_token", ADMIN_TOKEN)
         config = Settings.load(**settings)
         if router is None:
-            router = Router(policy or offline_policy(fake_local, fake_cloud), settings=config,
-                            audit=memory_audit, probe_ttl=30, provider_factory=factory)
+            router = Router(
+                policy or offline_policy(fake_local, fake_cloud),
+                settings=config,
+                audit=memory_audit,
+                probe_ttl=30,
+                provider_factory=factory,
+            )
         app = create_app(router, config)
         server = ServerThread(app).start()
         running.append((server, router))
-        return LiveProxy(f"http://127.0.0.1:{server.port}", router, memory_audit, app,
-                         fake_local, fake_cloud)
+        return LiveProxy(
+            f"http://127.0.0.1:{server.port}", router, memory_audit, app, fake_local, fake_cloud
+        )
 
     yield make
     for server, router in running:

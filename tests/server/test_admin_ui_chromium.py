@@ -28,17 +28,27 @@ from tests.server.conftest import ADMIN_TOKEN, LiveProxy
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 CHROMIUM = os.environ.get("LF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WAIT_MS = 10_000  # every browser wait is bounded by this
 
 
 def _unavailable(reason: str) -> None:
     message = f"admin UI browser test cannot run: {reason}"
     if os.environ.get("CI"):
-        pytest.fail(f"{message}. CI must run it: run .ci/install-browser.sh and install "
-                    "the dev extra (playwright); never `playwright install`.", pytrace=False)
+        pytest.fail(
+            f"{message}. CI must run it: run .ci/install-browser.sh and install "
+            "the dev extra (playwright); never `playwright install`.",
+            pytrace=False,
+        )
     pytest.skip(message)
 
 
@@ -53,8 +63,9 @@ def browser() -> Iterator[Any]:
         _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                      headless=True, timeout=60_000)
+        instance = pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=60_000
+        )
         try:
             yield instance
         finally:
@@ -91,8 +102,11 @@ def page(browser: Any) -> Iterator[Any]:
 
 def _post_chat(proxy: LiveProxy, text: str, **headers: str) -> Any:
     with proxy.client() as client:
-        return client.post("/v1/chat/completions", headers=headers, json={
-            "model": "auto", "messages": [{"role": "user", "content": text}]})
+        return client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "auto", "messages": [{"role": "user", "content": text}]},
+        )
 
 
 @pytest.fixture
@@ -119,7 +133,8 @@ def _open_with_token(page: Any, proxy: LiveProxy, token: str) -> None:
 
 
 def test_admin_ui_lists_filters_opens_and_exports_decisions_in_chromium(
-        page: Any, three_decisions: LiveProxy, tmp_path: Path) -> None:
+    page: Any, three_decisions: LiveProxy, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     proxy = three_decisions
@@ -201,8 +216,7 @@ def test_admin_ui_lists_filters_opens_and_exports_decisions_in_chromium(
     assert page.errors == []  # no script error, no CSP violation, no failed API call
 
 
-def test_admin_ui_refuses_a_wrong_token_in_chromium(page: Any,
-                                                    three_decisions: LiveProxy) -> None:
+def test_admin_ui_refuses_a_wrong_token_in_chromium(page: Any, three_decisions: LiveProxy) -> None:
     from playwright.sync_api import expect
 
     _open_with_token(page, three_decisions, "not-the-admin-token")

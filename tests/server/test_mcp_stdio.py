@@ -42,15 +42,21 @@ def example_entry() -> dict[str, Any]:
 
 
 @pytest.fixture
-def launch(tmp_path: Path, fake_local: FakeUpstream,
-           fake_cloud: FakeUpstream) -> tuple[str, list[str], dict[str, str]]:
+def launch(
+    tmp_path: Path, fake_local: FakeUpstream, fake_cloud: FakeUpstream
+) -> tuple[str, list[str], dict[str, str]]:
     """(command, args, env) as in the example config, over the fakes."""
     policy = tmp_path / "policy.yaml"
-    policy.write_text(yaml.safe_dump(offline_policy(fake_local, fake_cloud).redacted()),
-                      encoding="utf-8")
+    policy.write_text(
+        yaml.safe_dump(offline_policy(fake_local, fake_cloud).redacted()), encoding="utf-8"
+    )
     entry = example_entry()
-    env = {**entry["env"], "LF_POLICY": str(policy), "LF_DATA_DIR": str(tmp_path / "data"),
-           "LF_FAKE_CLOUD_KEY": "test-key-not-secret"}
+    env = {
+        **entry["env"],
+        "LF_POLICY": str(policy),
+        "LF_DATA_DIR": str(tmp_path / "data"),
+        "LF_FAKE_CLOUD_KEY": "test-key-not-secret",
+    }
     return str(CONSOLE_SCRIPT), list(entry["args"]), env
 
 
@@ -65,8 +71,10 @@ def test_the_example_config_launches_the_console_script_with_lf_settings_only() 
 
 
 async def test_a_stdio_session_serves_tools_and_resources_and_fails_closed(
-        launch: tuple[str, list[str], dict[str, str]], fake_local: FakeUpstream,
-        fake_cloud: FakeUpstream) -> None:
+    launch: tuple[str, list[str], dict[str, str]],
+    fake_local: FakeUpstream,
+    fake_cloud: FakeUpstream,
+) -> None:
     command, args, env = launch
     params = StdioServerParameters(command=command, args=args, env=env)
     progress: list[float] = []
@@ -81,15 +89,17 @@ async def test_a_stdio_session_serves_tools_and_resources_and_fails_closed(
             routed = await client.call_tool("route", {"prompt": "tidy", "kind": "bulk"})
             completed = await client.call_tool("complete", {"prompt": "Tidy", "kind": "bulk"})
             delegated = await client.call_tool(
-                "delegate_to_worker", {"task": "Summarize", "source": "Words. " * 2500},
-                progress_callback=on_progress)
+                "delegate_to_worker",
+                {"task": "Summarize", "source": "Words. " * 2500},
+                progress_callback=on_progress,
+            )
             fake_local.stop()
-            refused = await client.call_tool("complete", {"prompt": "Redact",
-                                                          "source": "SSN 078-05-1120",
-                                                          "sensitive": True})
+            refused = await client.call_tool(
+                "complete", {"prompt": "Redact", "source": "SSN 078-05-1120", "sensitive": True}
+            )
             decisions = json.loads(
-                (await client.read_resource("audit://decisions?outcome=refused"))
-                .contents[0].text)  # type: ignore[union-attr]
+                (await client.read_resource("audit://decisions?outcome=refused")).contents[0].text
+            )  # type: ignore[union-attr]
     assert names == {"route", "complete", "delegate_to_worker"}
     assert routed.structured_content and routed.structured_content["target"] == "local"
     assert completed.structured_content and completed.structured_content["text"] == "echo: Tidy"
@@ -98,7 +108,8 @@ async def test_a_stdio_session_serves_tools_and_resources_and_fails_closed(
     assert refused.is_error and fake_cloud.model_calls() == []
     assert refused.meta and refused.meta["llm-localfirst/error"]["code"] == "local_unavailable"
     assert refused.meta["llm-localfirst/error"]["decision_id"] in {
-        d["id"] for d in decisions["decisions"]}
+        d["id"] for d in decisions["decisions"]
+    }
 
 
 def _message(method: str, params: dict[str, Any], id: int | None = None) -> bytes:
@@ -124,20 +135,31 @@ async def read_replies(stdout: Any, count: int) -> tuple[bytes, dict[int, Any]]:
 
 
 async def test_stdout_carries_nothing_but_protocol_messages(
-        launch: tuple[str, list[str], dict[str, str]]) -> None:
+    launch: tuple[str, list[str], dict[str, str]],
+) -> None:
     command, args, env = launch
-    script = b"".join([
-        _message("initialize", {"protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {},
-                                "clientInfo": {"name": "raw", "version": "0"}}, 1),
-        _message("notifications/initialized", {}),
-        _message("tools/call", {"name": "route", "arguments": {"prompt": "hi"}}, 2),
-        _message("tools/call", {"name": "complete", "arguments": {"prompt": "hi"}}, 3),
-        _message("tools/call", {"name": "route", "arguments": {"kind": 5}}, 4),
-        _message("resources/read", {"uri": "status://destinations"}, 5),
-    ])
+    script = b"".join(
+        [
+            _message(
+                "initialize",
+                {
+                    "protocolVersion": LATEST_HANDSHAKE_VERSION,
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+                1,
+            ),
+            _message("notifications/initialized", {}),
+            _message("tools/call", {"name": "route", "arguments": {"prompt": "hi"}}, 2),
+            _message("tools/call", {"name": "complete", "arguments": {"prompt": "hi"}}, 3),
+            _message("tools/call", {"name": "route", "arguments": {"kind": 5}}, 4),
+            _message("resources/read", {"uri": "status://destinations"}, 5),
+        ]
+    )
     with anyio.fail_after(START_TIMEOUT):
-        async with await anyio.open_process([command, *args], env=env,
-                                            stderr=subprocess.DEVNULL) as proc:
+        async with await anyio.open_process(
+            [command, *args], env=env, stderr=subprocess.DEVNULL
+        ) as proc:
             assert proc.stdin is not None and proc.stdout is not None
             await proc.stdin.send(script)
             stdout, by_id = await read_replies(proc.stdout, 5)
@@ -152,17 +174,28 @@ async def test_stdout_carries_nothing_but_protocol_messages(
 
 
 async def test_a_terminated_server_still_flushes_its_audit_log(
-        launch: tuple[str, list[str], dict[str, str]], tmp_path: Path) -> None:
+    launch: tuple[str, list[str], dict[str, str]], tmp_path: Path
+) -> None:
     command, args, env = launch
-    script = b"".join([
-        _message("initialize", {"protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {},
-                                "clientInfo": {"name": "raw", "version": "0"}}, 1),
-        _message("notifications/initialized", {}),
-        _message("tools/call", {"name": "complete", "arguments": {"prompt": "hi"}}, 2),
-    ])
+    script = b"".join(
+        [
+            _message(
+                "initialize",
+                {
+                    "protocolVersion": LATEST_HANDSHAKE_VERSION,
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+                1,
+            ),
+            _message("notifications/initialized", {}),
+            _message("tools/call", {"name": "complete", "arguments": {"prompt": "hi"}}, 2),
+        ]
+    )
     with anyio.fail_after(START_TIMEOUT):
-        async with await anyio.open_process([command, *args], env=env,
-                                            stderr=subprocess.DEVNULL) as proc:
+        async with await anyio.open_process(
+            [command, *args], env=env, stderr=subprocess.DEVNULL
+        ) as proc:
             assert proc.stdin is not None and proc.stdout is not None
             await proc.stdin.send(script)
             _, by_id = await read_replies(proc.stdout, 2)

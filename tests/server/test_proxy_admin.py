@@ -15,14 +15,23 @@ from llm_localfirst.providers import make_provider as provider_factory
 from llm_localfirst.testing import FakeUpstream, MemoryAuditStore
 from tests.server.conftest import ADMIN_TOKEN, ONE_LOCAL_POLICY, LiveProxy
 
-ADMIN_PATHS = ["/admin/decisions", "/admin/decisions/x", "/admin/export.csv", "/admin/health",
-               "/admin/savings", "/admin/ui"]
+ADMIN_PATHS = [
+    "/admin/decisions",
+    "/admin/decisions/x",
+    "/admin/export.csv",
+    "/admin/health",
+    "/admin/savings",
+    "/admin/ui",
+]
 
 
 def chat(proxy: LiveProxy, text: str = "hello", **headers: str) -> None:
     with proxy.client() as client:
-        client.post("/v1/chat/completions", headers=headers,
-                    json={"model": "auto", "messages": [{"role": "user", "content": text}]})
+        client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "auto", "messages": [{"role": "user", "content": text}]},
+        )
 
 
 def admin_get(proxy: LiveProxy, path: str, **params: Any) -> Any:
@@ -44,11 +53,21 @@ def test_the_admin_api_is_off_without_a_token(proxy_factory: Any) -> None:
     assert not any(p.startswith("/admin") for p in paths)
 
 
-@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer wrong",
-                                           f"Basic {ADMIN_TOKEN}", f"Bearer {ADMIN_TOKEN}x",
-                                           f"bearer  {ADMIN_TOKEN}"])
-def test_the_admin_api_refuses_a_missing_or_wrong_token(proxy: LiveProxy,
-                                                         authorization: str | None) -> None:
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer wrong",
+        f"Basic {ADMIN_TOKEN}",
+        f"Bearer {ADMIN_TOKEN}x",
+        f"bearer  {ADMIN_TOKEN}",
+    ],
+)
+def test_the_admin_api_refuses_a_missing_or_wrong_token(
+    proxy: LiveProxy, authorization: str | None
+) -> None:
     headers = {} if authorization is None else {"authorization": authorization}
     with proxy.client() as client:
         for path in ADMIN_PATHS[:-1]:
@@ -66,8 +85,10 @@ def test_decisions_filter_and_page(proxy: LiveProxy) -> None:
     chat(proxy, "mail jane.doe@example.com")
     chat(proxy, "think hard", **{"x-lf-kind": "reason"})
     with proxy.client() as client:
-        client.post("/v1/chat/completions", json={"model": "nope", "messages": [
-            {"role": "user", "content": "x"}]})
+        client.post(
+            "/v1/chat/completions",
+            json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+        )
     everything = admin_get(proxy, "/admin/decisions")
     assert (everything["total"], everything["limit"], everything["offset"]) == (8, 50, 0)
     ids = [r["id"] for r in everything["data"]]
@@ -80,23 +101,28 @@ def test_decisions_filter_and_page(proxy: LiveProxy) -> None:
     assert admin_get(proxy, "/admin/decisions", destination="cloud")["total"] == 1
     sensitive = admin_get(proxy, "/admin/decisions", sensitive="true")
     assert sensitive["total"] == 1 and sensitive["data"][0]["sensitive_reasons"] == [
-        "detector:email"]
+        "detector:email"
+    ]
     assert admin_get(proxy, "/admin/decisions", face="mcp")["total"] == 0
     first_ts = everything["data"][-1]["ts"]
     assert admin_get(proxy, "/admin/decisions", since=first_ts)["total"] == 8
     assert admin_get(proxy, "/admin/decisions", until=first_ts)["total"] == 0
 
 
-@pytest.mark.parametrize(("params", "needle"), [
-    ({"limit": "many"}, "limit must be an integer"),
-    ({"limit": "0"}, "limit must be between"),
-    ({"outcome": "great"}, "outcome must be one of"),
-    ({"sensitive": "maybe"}, "sensitive must be true or false"),
-    ({"since": "yesterday"}, "since must be an ISO-8601"),
-    ({"colour": "red"}, "unknown query parameter"),
-])
-def test_a_bad_filter_is_a_400_naming_the_problem(proxy: LiveProxy, params: dict[str, str],
-                                                  needle: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"limit": "many"}, "limit must be an integer"),
+        ({"limit": "0"}, "limit must be between"),
+        ({"outcome": "great"}, "outcome must be one of"),
+        ({"sensitive": "maybe"}, "sensitive must be true or false"),
+        ({"since": "yesterday"}, "since must be an ISO-8601"),
+        ({"colour": "red"}, "unknown query parameter"),
+    ],
+)
+def test_a_bad_filter_is_a_400_naming_the_problem(
+    proxy: LiveProxy, params: dict[str, str], needle: str
+) -> None:
     with proxy.client() as client:
         response = client.get("/admin/decisions", params=params, headers=proxy.admin_headers())
     assert response.status_code == 400
@@ -121,8 +147,9 @@ def test_csv_export_has_every_matching_row(proxy: LiveProxy) -> None:
         chat(proxy, f"plain {i}")
     chat(proxy, "think", **{"x-lf-kind": "reason"})
     with proxy.client() as client:
-        response = client.get("/admin/export.csv", params={"destination": "local"},
-                              headers=proxy.admin_headers())
+        response = client.get(
+            "/admin/export.csv", params={"destination": "local"}, headers=proxy.admin_headers()
+        )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert "attachment" in response.headers["content-disposition"]
@@ -133,16 +160,40 @@ def test_csv_export_has_every_matching_row(proxy: LiveProxy) -> None:
 
 
 def test_csv_export_pages_through_more_than_one_store_page(
-        proxy: LiveProxy, memory_audit: MemoryAuditStore) -> None:
+    proxy: LiveProxy, memory_audit: MemoryAuditStore
+) -> None:
     records = []
     for _ in range(1500):
-        records.append(AuditRecord(
-            id=new_id(), ts=utc_now_iso(), face="python", endpoint="complete", outcome="ok",
-            kind="auto", request_model="auto", sensitive=False, sensitive_reasons=(),
-            rule="default", arm=None, destination="local", locality="local", model="m",
-            fell_back=False, attempts=(), error_class=None, error_message=None, tokens_in=1,
-            tokens_out=1, latency_ms=1.0, prompt_sha256=None, prompt_chars=1,
-            completion_chars=1, tags=(), metadata={}))
+        records.append(
+            AuditRecord(
+                id=new_id(),
+                ts=utc_now_iso(),
+                face="python",
+                endpoint="complete",
+                outcome="ok",
+                kind="auto",
+                request_model="auto",
+                sensitive=False,
+                sensitive_reasons=(),
+                rule="default",
+                arm=None,
+                destination="local",
+                locality="local",
+                model="m",
+                fell_back=False,
+                attempts=(),
+                error_class=None,
+                error_message=None,
+                tokens_in=1,
+                tokens_out=1,
+                latency_ms=1.0,
+                prompt_sha256=None,
+                prompt_chars=1,
+                completion_chars=1,
+                tags=(),
+                metadata={},
+            )
+        )
     memory_audit.write_many(records)
     with proxy.client() as client:
         response = client.get("/admin/export.csv", headers=proxy.admin_headers())
@@ -167,16 +218,14 @@ def test_savings_ledger(proxy: LiveProxy) -> None:
     savings = admin_get(proxy, "/admin/savings")
     assert isinstance(savings, dict) and savings
     with proxy.client() as client:
-        bad = client.get("/admin/savings", params={"face": "nobody"},
-                         headers=proxy.admin_headers())
+        bad = client.get("/admin/savings", params={"face": "nobody"}, headers=proxy.admin_headers())
     assert bad.status_code == 400
 
 
-
-
 @pytest.fixture
-def file_proxy(proxy_factory: Any, fake_local: FakeUpstream, memory_audit: MemoryAuditStore,
-               tmp_path: Path) -> tuple[LiveProxy, Path]:
+def file_proxy(
+    proxy_factory: Any, fake_local: FakeUpstream, memory_audit: MemoryAuditStore, tmp_path: Path
+) -> tuple[LiveProxy, Path]:
     path = tmp_path / "policy.yaml"
     path.write_text(ONE_LOCAL_POLICY.format(name="first", url=fake_local.base_url))
     router = Router.from_policy(path, audit=memory_audit, provider_factory=provider_factory)
@@ -190,26 +239,35 @@ def test_reload_swaps_in_the_new_policy(file_proxy: tuple[LiveProxy, Path]) -> N
     with proxy.client() as client:
         response = client.post("/admin/reload", headers=proxy.admin_headers())
         assert response.status_code == 200
-        assert response.json() == {"reloaded": True, "source": str(path),
-                                   "destinations": ["second"], "rules": []}
-        after = client.post("/v1/chat/completions", json={"messages": [
-            {"role": "user", "content": "hi"}]})
+        assert response.json() == {
+            "reloaded": True,
+            "source": str(path),
+            "destinations": ["second"],
+            "rules": [],
+        }
+        after = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}
+        )
         models = [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert after.headers["x-lf-destination"] == "second"
     assert models == ["auto", "second"]
 
 
 def test_an_invalid_policy_is_refused_with_its_exact_error_and_the_old_one_serves(
-        file_proxy: tuple[LiveProxy, Path]) -> None:
+    file_proxy: tuple[LiveProxy, Path],
+) -> None:
     proxy, path = file_proxy
-    path.write_text("version: 1\ndestinations:\n  cloudy:\n    provider: openai\n"
-                    "    model: m\n    base_url: http://8.8.8.8/v1\n    locality: local\n"
-                    "default:\n  to: [cloudy]\n")
+    path.write_text(
+        "version: 1\ndestinations:\n  cloudy:\n    provider: openai\n"
+        "    model: m\n    base_url: http://8.8.8.8/v1\n    locality: local\n"
+        "default:\n  to: [cloudy]\n"
+    )
     with proxy.client() as client:
         response = client.post("/admin/reload", headers=proxy.admin_headers())
         error = response.json()["error"]
-        after = client.post("/v1/chat/completions", json={"messages": [
-            {"role": "user", "content": "hi"}]})
+        after = client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}
+        )
     assert response.status_code == 400
     assert error["code"] == "policy_error"
     assert error["message"].startswith(f"invalid policy {path}")
@@ -224,8 +282,15 @@ def test_the_ui_page_is_served_with_a_strict_content_security_policy(proxy: Live
     assert response.headers["content-type"].startswith("text/html")
     csp = response.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "'sha256-" in csp and "unsafe-inline" not in csp
-    for element in ("token-input", "decisions-table", "download-csv", "health-table",
-                    "attempts-table", "filter-outcome", "page-next"):
+    for element in (
+        "token-input",
+        "decisions-table",
+        "download-csv",
+        "health-table",
+        "attempts-table",
+        "filter-outcome",
+        "page-next",
+    ):
         assert f'id="{element}"' in response.text and f'data-testid="{element}"' in response.text
     assert ADMIN_TOKEN not in response.text
 
@@ -234,15 +299,33 @@ def test_the_openapi_document_matches_the_served_routes(proxy: LiveProxy) -> Non
     with proxy.client() as client:
         document = client.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1")
-    served = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
-              "/v1/models", "/v1/models/{model}", "/metrics", "/openapi.json",
-              "/healthz", "/readyz",
-              "/admin/decisions", "/admin/decisions/{id}", "/admin/export.csv", "/admin/health",
-              "/admin/savings", "/admin/reload", "/admin/ui", "/admin/report",
-              "/admin/budgets"}
+    served = {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/responses",
+        "/v1/models",
+        "/v1/models/{model}",
+        "/metrics",
+        "/openapi.json",
+        "/healthz",
+        "/readyz",
+        "/admin/decisions",
+        "/admin/decisions/{id}",
+        "/admin/export.csv",
+        "/admin/health",
+        "/admin/savings",
+        "/admin/reload",
+        "/admin/ui",
+        "/admin/report",
+        "/admin/budgets",
+    }
     assert set(document["paths"]) == served
-    app_routes = set(proxy.app._routes) | {"/v1/models/{model}"} | {
-        route.path for route in proxy.app._fallback.routes}
+    app_routes = (
+        set(proxy.app._routes)
+        | {"/v1/models/{model}"}
+        | {route.path for route in proxy.app._fallback.routes}
+    )
     assert app_routes == served
     error = document["components"]["schemas"]["Error"]["properties"]["error"]
     assert error["required"] == ["message", "type", "param", "code"]

@@ -29,8 +29,7 @@ def post(proxy: LiveProxy, path: str = CHAT, **kwargs: Any) -> httpx2.Response:
         return client.post(path, **kwargs)
 
 
-def assert_refused(proxy: LiveProxy, response: httpx2.Response, status: int,
-                   **error: Any) -> None:
+def assert_refused(proxy: LiveProxy, response: httpx2.Response, status: int, **error: Any) -> None:
     """The OpenAI error shape, nothing sent upstream, exactly one audit row naming the id."""
     assert response.status_code == status, response.text
     body = response.json()
@@ -45,15 +44,19 @@ def assert_refused(proxy: LiveProxy, response: httpx2.Response, status: int,
 
 
 def test_malformed_json(proxy: LiveProxy) -> None:
-    response = post(proxy, content=b'{"model": "auto", "messages": [', headers={
-        "content-type": "application/json"})
+    response = post(
+        proxy,
+        content=b'{"model": "auto", "messages": [',
+        headers={"content-type": "application/json"},
+    )
     assert_refused(proxy, response, 400, type="invalid_request_error", code="invalid_request")
     assert "not valid JSON" in response.json()["error"]["message"]
 
 
 def test_invalid_utf8(proxy: LiveProxy) -> None:
-    response = post(proxy, content=b'{"model": "auto", "messages": [{"role": "user", '
-                                   b'"content": "caf\xe9"}]}')
+    response = post(
+        proxy, content=b'{"model": "auto", "messages": [{"role": "user", "content": "caf\xe9"}]}'
+    )
     assert_refused(proxy, response, 400)
     assert "UTF-8" in response.json()["error"]["message"]
 
@@ -63,44 +66,54 @@ def test_a_body_that_is_not_an_object(proxy: LiveProxy, raw: bytes) -> None:
     assert_refused(proxy, post(proxy, content=raw), 400)
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"model": "auto"}, "messages"),
-    ({"messages": "hello"}, "messages"),
-    ({"messages": []}, "messages"),
-    ({"messages": ["hello"]}, "messages[0]"),
-    ({"messages": [{"content": "hi"}]}, "messages[0].role"),
-    ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
-    ({"messages": [{"role": "user", "content": 42}]}, "messages[0].content"),
-    ({"model": 7, "messages": [{"role": "user", "content": "hi"}]}, "model"),
-    ({"stream": "yes", "messages": [{"role": "user", "content": "hi"}]}, "stream"),
-    ({"max_tokens": -1, "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
-    ({"temperature": "hot", "messages": [{"role": "user", "content": "hi"}]}, "temperature"),
-    ({"user": 12, "messages": [{"role": "user", "content": "hi"}]}, "user"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "auto"}, "messages"),
+        ({"messages": "hello"}, "messages"),
+        ({"messages": []}, "messages"),
+        ({"messages": ["hello"]}, "messages[0]"),
+        ({"messages": [{"content": "hi"}]}, "messages[0].role"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": 42}]}, "messages[0].content"),
+        ({"model": 7, "messages": [{"role": "user", "content": "hi"}]}, "model"),
+        ({"stream": "yes", "messages": [{"role": "user", "content": "hi"}]}, "stream"),
+        ({"max_tokens": -1, "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
+        ({"temperature": "hot", "messages": [{"role": "user", "content": "hi"}]}, "temperature"),
+        ({"user": 12, "messages": [{"role": "user", "content": "hi"}]}, "user"),
+    ],
+)
 def test_missing_fields_and_wrong_types_name_the_parameter(
-        proxy: LiveProxy, body: dict[str, Any], param: str) -> None:
+    proxy: LiveProxy, body: dict[str, Any], param: str
+) -> None:
     assert_refused(proxy, post(proxy, json=body), 400, param=param)
 
 
-@pytest.mark.parametrize(("path", "body", "param"), [
-    ("/v1/embeddings", {"model": "auto"}, "input"),
-    ("/v1/embeddings", {"input": [1.5, 2.5]}, "input"),
-    ("/v1/completions", {"model": "auto"}, "prompt"),
-    ("/v1/completions", {"prompt": {"a": 1}}, "prompt"),
-    ("/v1/responses", {"model": "auto"}, "input"),
-    ("/v1/responses", {"input": "hi", "stream": True}, "stream"),
-])
-def test_other_endpoints_validate_their_bodies(proxy: LiveProxy, path: str,
-                                               body: dict[str, Any], param: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/embeddings", {"model": "auto"}, "input"),
+        ("/v1/embeddings", {"input": [1.5, 2.5]}, "input"),
+        ("/v1/completions", {"model": "auto"}, "prompt"),
+        ("/v1/completions", {"prompt": {"a": 1}}, "prompt"),
+        ("/v1/responses", {"model": "auto"}, "input"),
+        ("/v1/responses", {"input": "hi", "stream": True}, "stream"),
+    ],
+)
+def test_other_endpoints_validate_their_bodies(
+    proxy: LiveProxy, path: str, body: dict[str, Any], param: str
+) -> None:
     assert_refused(proxy, post(proxy, path, json=body), 400, param=param)
 
 
-@pytest.mark.parametrize("model", ["gpt-unknown", "http://169.254.169.254/latest",
-                                   "https://evil.example/v1", "/etc/passwd"])
+@pytest.mark.parametrize(
+    "model",
+    ["gpt-unknown", "http://169.254.169.254/latest", "https://evil.example/v1", "/etc/passwd"],
+)
 def test_unknown_and_url_shaped_models_are_404_and_nothing_is_contacted(
-        proxy: LiveProxy, model: str) -> None:
-    response = post(proxy, json={"model": model, "messages": [{"role": "user",
-                                                                "content": "hi"}]})
+    proxy: LiveProxy, model: str
+) -> None:
+    response = post(proxy, json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
     assert_refused(proxy, response, 404, code="model_not_found", param="model")
     if "/" in model:
         assert "URLs are never accepted" in response.json()["error"]["message"]
@@ -133,17 +146,20 @@ def test_a_body_under_the_limit_passes(proxy_factory: Any) -> None:
     assert post(proxy, json={"messages": [{"role": "user", "content": "ok"}]}).status_code == 200
 
 
-@pytest.mark.parametrize(("headers", "param"), [
-    ({"x-lf-tags": "=HYPERLINK(\"http://x\")"}, "x-lf-tags"),
-    ({"x-lf-tags": "<script>alert(1)</script>"}, "x-lf-tags"),
-    ({"x-lf-tags": ",".join(f"t{i}" for i in range(40))}, "x-lf-tags"),
-    ({"x-lf-kind": "urgent"}, "x-lf-kind"),
-    ({"x-lf-ab-key": "k" * 300}, "x-lf-ab-key"),
-])
-def test_malformed_routing_headers_are_refused(proxy: LiveProxy, headers: dict[str, str],
-                                               param: str) -> None:
-    response = post(proxy, json={"messages": [{"role": "user", "content": "hi"}]},
-                    headers=headers)
+@pytest.mark.parametrize(
+    ("headers", "param"),
+    [
+        ({"x-lf-tags": '=HYPERLINK("http://x")'}, "x-lf-tags"),
+        ({"x-lf-tags": "<script>alert(1)</script>"}, "x-lf-tags"),
+        ({"x-lf-tags": ",".join(f"t{i}" for i in range(40))}, "x-lf-tags"),
+        ({"x-lf-kind": "urgent"}, "x-lf-kind"),
+        ({"x-lf-ab-key": "k" * 300}, "x-lf-ab-key"),
+    ],
+)
+def test_malformed_routing_headers_are_refused(
+    proxy: LiveProxy, headers: dict[str, str], param: str
+) -> None:
+    response = post(proxy, json={"messages": [{"role": "user", "content": "hi"}]}, headers=headers)
     assert_refused(proxy, response, 400, param=param)
 
 
@@ -157,8 +173,7 @@ def raw_request(port: int, head: bytes, body: bytes = b"") -> bytes:
                 data += chunk
                 if b"\r\n\r\n" in data and b"content-length" in data.lower():
                     head_part, _, rest = data.partition(b"\r\n\r\n")
-                    length = int(head_part.lower().split(b"content-length:")[1]
-                                 .split(b"\r\n")[0])
+                    length = int(head_part.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                     if len(rest) >= length:
                         break
         except TimeoutError:
@@ -166,19 +181,28 @@ def raw_request(port: int, head: bytes, body: bytes = b"") -> bytes:
     return data
 
 
-@pytest.mark.parametrize("injected", [
-    b"x-lf-tags: a\rx-lf-sensitive: false\r\n",      # bare CR inside a value
-    b"x-lf-tags: a\nx-lf-kind: reason\r\n",          # bare LF inside a value
-    b"x-lf-tags: a\r\n x-lf-kind: reason\r\n",       # obsolete line folding
-    b"x-lf-ab-key: a\x00b\r\n",                      # NUL in a value
-])
-def test_header_injection_never_reaches_routing_or_upstream(proxy: LiveProxy,
-                                                            injected: bytes) -> None:
+@pytest.mark.parametrize(
+    "injected",
+    [
+        b"x-lf-tags: a\rx-lf-sensitive: false\r\n",  # bare CR inside a value
+        b"x-lf-tags: a\nx-lf-kind: reason\r\n",  # bare LF inside a value
+        b"x-lf-tags: a\r\n x-lf-kind: reason\r\n",  # obsolete line folding
+        b"x-lf-ab-key: a\x00b\r\n",  # NUL in a value
+    ],
+)
+def test_header_injection_never_reaches_routing_or_upstream(
+    proxy: LiveProxy, injected: bytes
+) -> None:
     body = b'{"messages": [{"role": "user", "content": "hi"}]}'
     port = int(proxy.url.rsplit(":", 1)[1])
-    head = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
-            b"content-type: application/json\r\n"
-            + injected + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
+        b"content-type: application/json\r\n"
+        + injected
+        + b"content-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+    )
     answer = raw_request(port, head, body)
     status = int(answer.split(b" ", 2)[1]) if answer else 400
     # Either the HTTP parser refuses the request outright (it never reaches the app, so
@@ -189,8 +213,11 @@ def test_header_injection_never_reaches_routing_or_upstream(proxy: LiveProxy,
 
 
 def test_response_headers_never_echo_client_header_values(proxy: LiveProxy) -> None:
-    response = post(proxy, json={"messages": [{"role": "user", "content": "hi"}]},
-                    headers={"x-lf-ab-key": "echo-me", "x-lf-tags": "echo-tag"})
+    response = post(
+        proxy,
+        json={"messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-lf-ab-key": "echo-me", "x-lf-tags": "echo-tag"},
+    )
     assert response.status_code == 200
     assert not any("echo-" in v for v in response.headers.values())
 
@@ -210,9 +237,11 @@ def test_unknown_paths_and_methods_answer_in_the_error_shape(proxy: LiveProxy) -
 def test_a_client_that_leaves_before_its_body_arrives_is_audited(proxy: LiveProxy) -> None:
     port = int(proxy.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
-                     b"content-type: application/json\r\n"
-                     b"content-length: 1000\r\n\r\n{\"messages\": [")
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
+            b"content-type: application/json\r\n"
+            b'content-length: 1000\r\n\r\n{"messages": ['
+        )
     proxy.router.flush(10)
     with AuditRowsArrive(proxy) as rows:
         (row,) = rows
@@ -256,7 +285,8 @@ class SlowStreamUpstream:
         def main() -> None:
             asyncio.set_event_loop(self.loop)
             self.server = self.loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0))
+                asyncio.start_server(self._handle, "127.0.0.1", 0)
+            )
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
             self.loop.run_forever()
@@ -274,11 +304,14 @@ class SlowStreamUpstream:
             return
         length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
         await reader.readexactly(length)
-        chunk = (b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m",'
-                 b'"choices":[{"index":0,"delta":{"content":"first"},"finish_reason":null}]}\n\n')
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                     b"transfer-encoding: chunked\r\n\r\n"
-                     + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        chunk = (
+            b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m",'
+            b'"choices":[{"index":0,"delta":{"content":"first"},"finish_reason":null}]}\n\n'
+        )
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n" + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        )
         await writer.drain()
         self.sent_first.set()
         await reader.read()  # returns b"" when the proxy closes the connection
@@ -307,17 +340,33 @@ def slow_upstream() -> Iterator[SlowStreamUpstream]:
 
 
 def test_a_client_disconnect_mid_stream_cancels_upstream_and_is_audited(
-        proxy_factory: Any, slow_upstream: SlowStreamUpstream) -> None:
-    policy = policy_from_data({"version": 1, "destinations": {
-        "local": {"provider": "openai", "base_url": f"http://127.0.0.1:{slow_upstream.port}/v1",
-                  "model": "m", "locality": "local"}}, "default": {"to": ["local"]}})
+    proxy_factory: Any, slow_upstream: SlowStreamUpstream
+) -> None:
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": f"http://127.0.0.1:{slow_upstream.port}/v1",
+                    "model": "m",
+                    "locality": "local",
+                }
+            },
+            "default": {"to": ["local"]},
+        }
+    )
     proxy = proxy_factory(policy=policy)
     port = int(proxy.url.rsplit(":", 1)[1])
     body = b'{"stream": true, "messages": [{"role": "user", "content": "go on"}]}'
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
-                     b"content-type: application/json\r\ncontent-length: "
-                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\n"
+            b"content-type: application/json\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
         received = b""
         while b"first" not in received:
             received += sock.recv(65536)
@@ -328,8 +377,7 @@ def test_a_client_disconnect_mid_stream_cancels_upstream_and_is_audited(
     assert [a.outcome for a in row.attempts] == ["cancelled"]
 
 
-def test_fake_upstream_is_untouched_by_refusals(fake_local: FakeUpstream,
-                                                proxy: LiveProxy) -> None:
+def test_fake_upstream_is_untouched_by_refusals(fake_local: FakeUpstream, proxy: LiveProxy) -> None:
     post(proxy, content=b"{")
     post(proxy, json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
     assert fake_local.model_calls() == []

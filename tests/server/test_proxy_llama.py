@@ -20,20 +20,33 @@ pytestmark = pytest.mark.llama
 
 @pytest.fixture
 def llama_proxy(proxy_factory: Any, llama_server: LlamaServer) -> LiveProxy:
-    policy = policy_from_data({"version": 1, "destinations": {
-        "llama": {"provider": "openai", "base_url": llama_server.base_url,
-                  "model": llama_server.model_id, "locality": "local", "timeout": 60}},
-        "default": {"to": ["llama"]}})
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "llama": {
+                    "provider": "openai",
+                    "base_url": llama_server.base_url,
+                    "model": llama_server.model_id,
+                    "locality": "local",
+                    "timeout": 60,
+                }
+            },
+            "default": {"to": ["llama"]},
+        }
+    )
     proxy: LiveProxy = proxy_factory(policy=policy)
     return proxy
 
 
 def test_a_chat_through_the_proxy_reaches_llama_cpp(llama_proxy: LiveProxy) -> None:
-    client = openai.OpenAI(base_url=llama_proxy.base_url, api_key="sk", max_retries=0,
-                           timeout=60)
+    client = openai.OpenAI(base_url=llama_proxy.base_url, api_key="sk", max_retries=0, timeout=60)
     raw = client.chat.completions.with_raw_response.create(
-        model="auto", max_tokens=8, temperature=0,
-        messages=[{"role": "user", "content": "Say hello to jane.doe@example.com"}])
+        model="auto",
+        max_tokens=8,
+        temperature=0,
+        messages=[{"role": "user", "content": "Say hello to jane.doe@example.com"}],
+    )
     completion = raw.parse()
     assert raw.headers["x-lf-destination"] == "llama"
     assert completion.choices[0].finish_reason in ("stop", "length")
@@ -43,11 +56,16 @@ def test_a_chat_through_the_proxy_reaches_llama_cpp(llama_proxy: LiveProxy) -> N
 
 
 def test_a_stream_through_the_proxy_reaches_llama_cpp(llama_proxy: LiveProxy) -> None:
-    client = openai.OpenAI(base_url=llama_proxy.base_url, api_key="sk", max_retries=0,
-                           timeout=60)
-    chunks = list(client.chat.completions.create(
-        model="llama", max_tokens=8, temperature=0, stream=True,
-        messages=[{"role": "user", "content": "Count to three"}]))
+    client = openai.OpenAI(base_url=llama_proxy.base_url, api_key="sk", max_retries=0, timeout=60)
+    chunks = list(
+        client.chat.completions.create(
+            model="llama",
+            max_tokens=8,
+            temperature=0,
+            stream=True,
+            messages=[{"role": "user", "content": "Count to three"}],
+        )
+    )
     assert chunks and any(c.choices and c.choices[0].finish_reason for c in chunks)
     (row,) = llama_proxy.rows()
     assert (row.endpoint, row.outcome, row.destination) == ("stream", "ok", "llama")

@@ -12,12 +12,16 @@ from tests.server.conftest import LiveProxy
 
 def chat(proxy: LiveProxy, text: str, **headers: str) -> int:
     with proxy.client() as client:
-        return client.post("/v1/chat/completions", headers=headers, json={
-            "model": "auto", "messages": [{"role": "user", "content": text}]}).status_code
+        return client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "auto", "messages": [{"role": "user", "content": text}]},
+        ).status_code
 
 
-def scrape(proxy: LiveProxy, **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]],
-                                                     float]:
+def scrape(
+    proxy: LiveProxy, **headers: str
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with proxy.client() as client:
         response = client.get("/metrics", headers=headers)
     assert response.status_code == 200
@@ -33,8 +37,7 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_requests_fallbacks_refusals_detectors_and_latency_are_exported(
-        proxy: LiveProxy) -> None:
+def test_requests_fallbacks_refusals_detectors_and_latency_are_exported(proxy: LiveProxy) -> None:
     assert chat(proxy, "plain") == 200
     assert chat(proxy, "write to jane.doe@example.com") == 200
     proxy.local.status = 500
@@ -47,14 +50,35 @@ def test_requests_fallbacks_refusals_detectors_and_latency_are_exported(
     samples = scrape(proxy)
 
     requests = "llm_localfirst_requests_total"
-    assert value(samples, requests, endpoint="chat", destination="local", locality="local",
-                 outcome="ok") == 2
-    assert value(samples, requests, endpoint="chat", destination="cloud", locality="cloud",
-                 outcome="ok") == 1
-    assert value(samples, requests, endpoint="chat", destination="none", locality="none",
-                 outcome="refused") == 1
-    assert value(samples, requests, endpoint="chat", destination="none", locality="none",
-                 outcome="error") == 1
+    assert (
+        value(
+            samples, requests, endpoint="chat", destination="local", locality="local", outcome="ok"
+        )
+        == 2
+    )
+    assert (
+        value(
+            samples, requests, endpoint="chat", destination="cloud", locality="cloud", outcome="ok"
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples,
+            requests,
+            endpoint="chat",
+            destination="none",
+            locality="none",
+            outcome="refused",
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples, requests, endpoint="chat", destination="none", locality="none", outcome="error"
+        )
+        == 1
+    )
     assert value(samples, "llm_localfirst_fallbacks_total", destination="cloud") == 1
     assert value(samples, "llm_localfirst_fail_closed_total") == 1
     assert value(samples, "llm_localfirst_refusals_total", error="LocalUnavailable") == 1
@@ -72,13 +96,24 @@ def test_requests_fallbacks_refusals_detectors_and_latency_are_exported(
 
 def test_streams_report_time_to_first_byte_overhead(proxy: LiveProxy) -> None:
     with proxy.client() as client:
-        response = client.post("/v1/chat/completions", json={
-            "stream": True, "messages": [{"role": "user", "content": "s"}]})
+        response = client.post(
+            "/v1/chat/completions",
+            json={"stream": True, "messages": [{"role": "user", "content": "s"}]},
+        )
     assert response.status_code == 200
     samples = scrape(proxy)
     assert value(samples, "llm_localfirst_overhead_seconds_count", endpoint="stream") == 1
-    assert value(samples, "llm_localfirst_requests_total", endpoint="stream",
-                 destination="local", locality="local", outcome="ok") == 1
+    assert (
+        value(
+            samples,
+            "llm_localfirst_requests_total",
+            endpoint="stream",
+            destination="local",
+            locality="local",
+            outcome="ok",
+        )
+        == 1
+    )
 
 
 def test_reloads_are_counted(proxy: LiveProxy) -> None:

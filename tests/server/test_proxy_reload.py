@@ -36,8 +36,12 @@ def other_local() -> Iterator[FakeUpstream]:
 
 
 def test_reload_under_concurrent_load_drops_nothing_and_takes_effect(
-        proxy_factory: Any, fake_local: FakeUpstream, other_local: FakeUpstream,
-        memory_audit: MemoryAuditStore, tmp_path: Path) -> None:
+    proxy_factory: Any,
+    fake_local: FakeUpstream,
+    other_local: FakeUpstream,
+    memory_audit: MemoryAuditStore,
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(ONE_LOCAL_POLICY.format(name="old", url=fake_local.base_url))
     router = Router.from_policy(path, audit=memory_audit, provider_factory=provider_factory)
@@ -52,8 +56,9 @@ def test_reload_under_concurrent_load_drops_nothing_and_takes_effect(
         while not stop.is_set():
             after = reloaded.is_set()
             response = await client.post("/v1/chat/completions", json=body)
-            results.append((response.status_code, response.headers.get("x-lf-destination", ""),
-                            after))
+            results.append(
+                (response.status_code, response.headers.get("x-lf-destination", ""), after)
+            )
             if len(results) >= int(milestone["count"]):  # type: ignore[call-overload]
                 milestone["event"].set()  # type: ignore[union-attr]
 
@@ -88,8 +93,8 @@ def test_reload_under_concurrent_load_drops_nothing_and_takes_effect(
 
 
 def test_an_invalid_reload_under_load_changes_nothing(
-        proxy_factory: Any, fake_local: FakeUpstream, memory_audit: MemoryAuditStore,
-        tmp_path: Path) -> None:
+    proxy_factory: Any, fake_local: FakeUpstream, memory_audit: MemoryAuditStore, tmp_path: Path
+) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(ONE_LOCAL_POLICY.format(name="old", url=fake_local.base_url))
     router = Router.from_policy(path, audit=memory_audit, provider_factory=provider_factory)
@@ -100,8 +105,12 @@ def test_an_invalid_reload_under_load_changes_nothing(
     def worker() -> None:
         with proxy.client() as client:
             for _ in range(20):
-                statuses.append(client.post("/v1/chat/completions", json={
-                    "messages": [{"role": "user", "content": "x"}]}).status_code)
+                statuses.append(
+                    client.post(
+                        "/v1/chat/completions",
+                        json={"messages": [{"role": "user", "content": "x"}]},
+                    ).status_code
+                )
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
@@ -126,9 +135,21 @@ class ServeProcess:
     def __init__(self, policy: Path, port: int, env: dict[str, str]) -> None:
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llm_localfirst.cli", "--policy", str(policy), "serve",
-             "--port", str(port)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            env=env, text=True)
+            [
+                sys.executable,
+                "-m",
+                "llm_localfirst.cli",
+                "--policy",
+                str(policy),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -154,9 +175,10 @@ class ServeProcess:
 
     def chat(self) -> httpx2.Response:
         with httpx2.Client(timeout=10, trust_env=False) as client:
-            return client.post(f"http://127.0.0.1:{self.port}/v1/chat/completions",
-                               json={"messages": [{"role": "user",
-                                                   "content": "zq-private-words"}]})
+            return client.post(
+                f"http://127.0.0.1:{self.port}/v1/chat/completions",
+                json={"messages": [{"role": "user", "content": "zq-private-words"}]},
+            )
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -170,7 +192,8 @@ class ServeProcess:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="SIGHUP is POSIX")
 def test_sighup_reloads_the_policy_of_a_running_server(
-        fake_local: FakeUpstream, other_local: FakeUpstream, tmp_path: Path) -> None:
+    fake_local: FakeUpstream, other_local: FakeUpstream, tmp_path: Path
+) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(ONE_LOCAL_POLICY.format(name="old", url=fake_local.base_url))
     server = ServeProcess(path, _free_port(), dict(os.environ))

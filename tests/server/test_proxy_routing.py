@@ -19,8 +19,9 @@ from llm_localfirst.testing import FakeUpstream
 from tests.server.conftest import LiveProxy
 
 
-def chat(proxy: LiveProxy, text: str = "hello", *, headers: dict[str, str] | None = None,
-         **body: Any) -> httpx2.Response:
+def chat(
+    proxy: LiveProxy, text: str = "hello", *, headers: dict[str, str] | None = None, **body: Any
+) -> httpx2.Response:
     payload = {"model": "auto", "messages": [{"role": "user", "content": text}], **body}
     with proxy.client() as client:
         return client.post("/v1/chat/completions", json=payload, headers=headers or {})
@@ -50,8 +51,10 @@ def test_a_sensitive_tag_keeps_the_request_local(proxy: LiveProxy) -> None:
 
 
 def test_detectors_scan_every_message_not_just_the_last(proxy: LiveProxy) -> None:
-    messages = [{"role": "system", "content": "Customer: jane.doe@example.com"},
-                {"role": "user", "content": [{"type": "text", "text": "draft a reply"}]}]
+    messages = [
+        {"role": "system", "content": "Customer: jane.doe@example.com"},
+        {"role": "user", "content": [{"type": "text", "text": "draft a reply"}]},
+    ]
     response = chat(proxy, headers={"x-lf-kind": "reason"}, messages=messages)
     assert response.headers["x-lf-destination"] == "local"
     assert not proxy.cloud.model_calls()
@@ -61,10 +64,19 @@ def test_detectors_scan_every_message_not_just_the_last(proxy: LiveProxy) -> Non
 def test_detectors_scan_tool_call_arguments(proxy: LiveProxy) -> None:
     messages = [
         {"role": "user", "content": "send it"},
-        {"role": "assistant", "content": None, "tool_calls": [{
-            "id": "c1", "type": "function",
-            "function": {"name": "mail", "arguments": "{\"to\": \"jane.doe@example.com\"}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "sent"}]
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "mail", "arguments": '{"to": "jane.doe@example.com"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sent"},
+    ]
     response = chat(proxy, headers={"x-lf-kind": "reason"}, messages=messages)
     assert response.headers["x-lf-destination"] == "local"
     assert not proxy.cloud.model_calls()
@@ -92,14 +104,23 @@ def test_sensitive_with_no_local_destination_up_fails_closed_with_503(proxy: Liv
 
 def test_the_privacy_pin_applies_to_embeddings(proxy: LiveProxy) -> None:
     with proxy.client() as client:
-        ok = client.post("/v1/embeddings", headers={"x-lf-kind": "reason"},
-                         json={"model": "auto", "input": ["write to jane.doe@example.com"]})
+        ok = client.post(
+            "/v1/embeddings",
+            headers={"x-lf-kind": "reason"},
+            json={"model": "auto", "input": ["write to jane.doe@example.com"]},
+        )
         assert ok.status_code == 200 and ok.headers["x-lf-destination"] == "local"
         proxy.local.stop()
-        refused = client.post("/v1/embeddings", headers={"x-lf-kind": "reason"},
-                              json={"model": "auto", "input": "jane.doe@example.com"})
-        opaque = client.post("/v1/embeddings", headers={"x-lf-kind": "reason"},
-                             json={"model": "auto", "input": [[101, 2023, 102]]})
+        refused = client.post(
+            "/v1/embeddings",
+            headers={"x-lf-kind": "reason"},
+            json={"model": "auto", "input": "jane.doe@example.com"},
+        )
+        opaque = client.post(
+            "/v1/embeddings",
+            headers={"x-lf-kind": "reason"},
+            json={"model": "auto", "input": [[101, 2023, 102]]},
+        )
     assert refused.status_code == 503
     # Token ids cannot be scanned, so they count as sensitive (detection fails closed).
     assert opaque.status_code == 503
@@ -107,17 +128,35 @@ def test_the_privacy_pin_applies_to_embeddings(proxy: LiveProxy) -> None:
 
 
 def test_ab_arms_are_sticky_by_header_key_and_by_user(
-        proxy_factory: Any, fake_local: FakeUpstream, second_local: FakeUpstream) -> None:
-    policy = policy_from_data({"version": 1, "destinations": {
-        "a": {"provider": "openai", "base_url": fake_local.base_url, "model": "m-a",
-              "locality": "local"},
-        "b": {"provider": "openai", "base_url": second_local.base_url, "model": "m-b",
-              "locality": "local"}},
-        "default": {"to": [{"destination": "a", "weight": 50},
-                           {"destination": "b", "weight": 50}]}})
+    proxy_factory: Any, fake_local: FakeUpstream, second_local: FakeUpstream
+) -> None:
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "a": {
+                    "provider": "openai",
+                    "base_url": fake_local.base_url,
+                    "model": "m-a",
+                    "locality": "local",
+                },
+                "b": {
+                    "provider": "openai",
+                    "base_url": second_local.base_url,
+                    "model": "m-b",
+                    "locality": "local",
+                },
+            },
+            "default": {
+                "to": [{"destination": "a", "weight": 50}, {"destination": "b", "weight": 50}]
+            },
+        }
+    )
     proxy = proxy_factory(policy=policy)
-    by_header = {k: {chat(proxy, headers={"x-lf-ab-key": k}).headers["x-lf-destination"]
-                     for _ in range(3)} for k in ("alice", "bob", "carol", "dave", "erin")}
+    by_header = {
+        k: {chat(proxy, headers={"x-lf-ab-key": k}).headers["x-lf-destination"] for _ in range(3)}
+        for k in ("alice", "bob", "carol", "dave", "erin")
+    }
     assert all(len(arms) == 1 for arms in by_header.values())
     assert {next(iter(a)) for a in by_header.values()} == {"a", "b"}
     by_user = {chat(proxy, user="alice").headers["x-lf-destination"] for _ in range(3)}
@@ -132,10 +171,14 @@ def test_failover_before_the_first_byte_is_reported(proxy: LiveProxy) -> None:
     assert response.headers["x-lf-fell-back"] == "true"
     (row,) = proxy.rows()
     assert row.fell_back and [a.outcome for a in row.attempts] == ["http_5xx", "ok"]
-    with proxy.client() as client, client.stream(
-            "POST", "/v1/chat/completions",
-            json={"model": "auto", "stream": True,
-                  "messages": [{"role": "user", "content": "s"}]}) as streamed:
+    with (
+        proxy.client() as client,
+        client.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": "auto", "stream": True, "messages": [{"role": "user", "content": "s"}]},
+        ) as streamed,
+    ):
         assert streamed.headers["x-lf-destination"] == "cloud"
         assert streamed.read().endswith(b"data: [DONE]\n\n")
 
@@ -147,7 +190,8 @@ def test_a_failure_mid_stream_ends_with_an_error_event_and_no_failover(proxy: Li
 
     def consume() -> None:
         for chunk in client.chat.completions.create(
-                model="auto", stream=True, messages=[{"role": "user", "content": "long"}]):
+            model="auto", stream=True, messages=[{"role": "user", "content": "long"}]
+        ):
             received.extend(c.delta.content or "" for c in chunk.choices)
 
     with pytest.raises(openai.APIError) as caught:
@@ -187,13 +231,29 @@ def test_every_destination_failing_is_a_502(proxy: LiveProxy) -> None:
 
 
 def test_an_upstream_timeout_is_a_504(proxy_factory: Any, fake_local: FakeUpstream) -> None:
-    policy = policy_from_data({"version": 1, "destinations": {
-        "local": {"provider": "openai", "base_url": fake_local.base_url, "model": "m",
-                  "locality": "local", "timeout": 0.3}}, "default": {"to": ["local"]}})
+    policy = policy_from_data(
+        {
+            "version": 1,
+            "destinations": {
+                "local": {
+                    "provider": "openai",
+                    "base_url": fake_local.base_url,
+                    "model": "m",
+                    "locality": "local",
+                    "timeout": 0.3,
+                }
+            },
+            "default": {"to": ["local"]},
+        }
+    )
     proxy = proxy_factory(policy=policy)
     with proxy.client() as client:  # warm the health probe before the fake starts hanging
-        assert client.post("/v1/chat/completions", json={
-            "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+        assert (
+            client.post(
+                "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]}
+            ).status_code
+            == 200
+        )
     fake_local.hang = True
     response = chat(proxy)
     assert response.status_code == 504

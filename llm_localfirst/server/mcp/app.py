@@ -49,7 +49,8 @@ log = logging.getLogger("llm_localfirst.mcp")
 INSTALL_HINT = "the MCP server needs the mcp extra: pip install 'llm-localfirst[mcp]'"
 MCP_PATH = "/mcp"
 
-INSTRUCTIONS = """\
+INSTRUCTIONS = (
+    """\
 llm-localfirst routes prompts between the user's own local models and cloud models by \
 a policy: private data and bulk text work stay local, the cloud is used only for the \
 hard part, and a sensitive request fails rather than leave the machine.
@@ -59,7 +60,9 @@ prompt under the policy; `delegate_to_worker` hands bulk text work to the local 
 Resources: audit://decisions (what was decided, by any app on this machine), \
 audit://savings, policy://current, status://destinations.
 
-""" + DIRECTOR_GUIDANCE
+"""
+    + DIRECTOR_GUIDANCE
+)
 
 
 def _require_mcp() -> None:
@@ -69,9 +72,12 @@ def _require_mcp() -> None:
         raise ConfigError(f"{INSTALL_HINT} ({exc})") from None
 
 
-def build_server(router: Router, *,
-                 worker_destination: str | Sequence[str] = "local",
-                 documents: Mapping[str, Path | str] | None = None) -> MCPServer[Any]:
+def build_server(
+    router: Router,
+    *,
+    worker_destination: str | Sequence[str] = "local",
+    documents: Mapping[str, Path | str] | None = None,
+) -> MCPServer[Any]:
     """Build the MCP server for ``router``: three tools, five resources and templates.
 
     Args:
@@ -89,8 +95,14 @@ def build_server(router: Router, *,
     from .resources import register_resources
     from .tools import LocalFirstMCP, register_tools
 
-    server = LocalFirstMCP(router, name="llm-localfirst", title="llm-localfirst router",
-                           version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+    server = LocalFirstMCP(
+        router,
+        name="llm-localfirst",
+        title="llm-localfirst router",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        log_level="WARNING",
+    )
     register_tools(server, router, worker_destination=worker_destination, documents=documents)
     register_resources(server, router)
     return server
@@ -109,8 +121,9 @@ class BearerTokenMiddleware:
     request. The token is compared in constant time; the scheme in any case.
     """
 
-    def __init__(self, app: ASGIApp, token: str | None, *,
-                 guard: RequestGuard | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str | None, *, guard: RequestGuard | None = None
+    ) -> None:
         if token is not None and not token:
             raise ConfigError("LF_MCP_TOKEN is empty")
         self.app = app
@@ -127,26 +140,47 @@ class BearerTokenMiddleware:
                     await _refuse(send, getattr(exc, "status", 400), exc.code, exc.message)
                     return
             if self._tokens.required and not self._tokens.matches(
-                    dict(headers).get(b"authorization")):
-                await _refuse(send, 401, "unauthorized", "a valid bearer token is required",
-                              [(b"www-authenticate", b'Bearer realm="llm-localfirst"')])
+                dict(headers).get(b"authorization")
+            ):
+                await _refuse(
+                    send,
+                    401,
+                    "unauthorized",
+                    "a valid bearer token is required",
+                    [(b"www-authenticate", b'Bearer realm="llm-localfirst"')],
+                )
                 return
         await self.app(scope, receive, send)
 
 
-async def _refuse(send: Send, status: int, code: str, message: str,
-                  headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def _refuse(
+    send: Send, status: int, code: str, message: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps({"error": code, "message": message}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-def http_app(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 8788,
-             token: str | None = None, max_body_bytes: int = 8 * 1024 * 1024,
-             allowed_hosts: Sequence[str] = (), allowed_origins: Sequence[str] = ()
-             ) -> ASGIApp:
+def http_app(
+    server: MCPServer[Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8788,
+    token: str | None = None,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+) -> ASGIApp:
     """The streamable HTTP ASGI app, with Host/Origin validation and the optional token.
 
     Args:
@@ -164,23 +198,35 @@ def http_app(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 878
     from mcp.server.transport_security import TransportSecuritySettings
 
     if not is_loopback_host(host) and not token:
-        raise ConfigError(f"refusing to serve MCP on {host}, which is not a loopback address, "
-                          "without LF_MCP_TOKEN")
-    guard = RequestGuard(host=host, port=port, allowed_hosts=allowed_hosts,
-                         allowed_origins=allowed_origins)
+        raise ConfigError(
+            f"refusing to serve MCP on {host}, which is not a loopback address, "
+            "without LF_MCP_TOKEN"
+        )
+    guard = RequestGuard(
+        host=host, port=port, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins
+    )
     # Host and Origin are checked by the shared guard (the proxy's own), so the SDK's
     # copy of that check is off: two lists would disagree on LF_ALLOWED_HOSTS.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH,
-                                              transport_security=security, host=host,
-                                              max_request_body_size=max_body_bytes)
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=security,
+        host=host,
+        max_request_body_size=max_body_bytes,
+    )
     return BearerTokenMiddleware(app, token or None, guard=guard)
 
 
-def http_server(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 8788,
-                token: str | None = None, max_body_bytes: int = 8 * 1024 * 1024,
-                allowed_hosts: Sequence[str] = (), allowed_origins: Sequence[str] = (),
-                ) -> uvicorn.Server:
+def http_server(
+    server: MCPServer[Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8788,
+    token: str | None = None,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    allowed_hosts: Sequence[str] = (),
+    allowed_origins: Sequence[str] = (),
+) -> uvicorn.Server:
     """A uvicorn server for :func:`http_app` (call ``.serve(sockets=...)`` to run it).
 
     Raises:
@@ -188,10 +234,25 @@ def http_server(server: MCPServer[Any], *, host: str = "127.0.0.1", port: int = 
     """
     import uvicorn
 
-    app = http_app(server, host=host, port=port, token=token, max_body_bytes=max_body_bytes,
-                   allowed_hosts=allowed_hosts, allowed_origins=allowed_origins)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="on", server_header=False, timeout_graceful_shutdown=5)
+    app = http_app(
+        server,
+        host=host,
+        port=port,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
     return uvicorn.Server(config)
 
 
@@ -221,8 +282,9 @@ def _configure_logging() -> None:
         root.setLevel(logging.WARNING)
 
 
-def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.0.1",
-        port: int = 8788) -> int:
+def run(
+    policy: str | None = None, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8788
+) -> int:
     """Serve the MCP server until the client goes away (stdio) or a signal arrives (HTTP).
 
     Args:
@@ -273,16 +335,23 @@ def run(policy: str | None = None, transport: str = "stdio", host: str = "127.0.
         bound = sock.getsockname()[1]  # the real port, also when --port 0 asked for any
         try:
             settings = router.settings
-            uv = http_server(server, host=host, port=bound, token=token or None,
-                             max_body_bytes=settings.max_body_bytes,
-                             allowed_hosts=_listed(settings.allowed_hosts),
-                             allowed_origins=_listed(settings.allowed_origins))
+            uv = http_server(
+                server,
+                host=host,
+                port=bound,
+                token=token or None,
+                max_body_bytes=settings.max_body_bytes,
+                allowed_hosts=_listed(settings.allowed_hosts),
+                allowed_origins=_listed(settings.allowed_origins),
+            )
         except ConfigError:
             sock.close()
             raise
         shown = f"[{host}]" if ":" in host else host
-        sys.stderr.write(f"llm-localfirst MCP server on http://{shown}:{bound}{MCP_PATH} "
-                         f"(token {'required' if token else 'off'})\n")
+        sys.stderr.write(
+            f"llm-localfirst MCP server on http://{shown}:{bound}{MCP_PATH} "
+            f"(token {'required' if token else 'off'})\n"
+        )
         sys.stderr.flush()
         # uvicorn re-raises the SIGTERM it caught after shutting down; with the default
         # handler the process would die with 143 after a clean shutdown (0 is documented).

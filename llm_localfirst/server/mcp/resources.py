@@ -52,10 +52,17 @@ def _bad(message: str) -> MCPError:
     return MCPError(code=INVALID_PARAMS, message=message)
 
 
-def decisions_json(router: Router, *, face: str | None = None, destination: str | None = None,
-                   outcome: str | None = None, locality: str | None = None,
-                   since: str | None = None, until: str | None = None,
-                   limit: str | int | None = None) -> str:
+def decisions_json(
+    router: Router,
+    *,
+    face: str | None = None,
+    destination: str | None = None,
+    outcome: str | None = None,
+    locality: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: str | int | None = None,
+) -> str:
     """Recent decisions as JSON: ``{"filter": ..., "count": n, "decisions": [...]}``.
 
     Raises:
@@ -68,19 +75,38 @@ def decisions_json(router: Router, *, face: str | None = None, destination: str 
     if locality not in (None, "", "local", "cloud"):
         raise _bad(f"locality must be 'local' or 'cloud', got {locality[:40]!r}")
     try:
-        flt = AuditFilter(face=face or None, destination=destination or None,
-                          outcome=outcome or None, locality=locality or None,
-                          since=since or None, until=until or None, limit=rows)
+        flt = AuditFilter(
+            face=face or None,
+            destination=destination or None,
+            outcome=outcome or None,
+            locality=locality or None,
+            since=since or None,
+            until=until or None,
+            limit=rows,
+        )
     except ValueError as exc:
         raise _bad(str(exc)) from None
     router.flush(_FLUSH_SECONDS)
     records = router.audit.query(flt)
-    return _dump({
-        "filter": {k: v for k, v in (("face", flt.face), ("destination", flt.destination),
-                                     ("outcome", flt.outcome), ("locality", flt.locality),
-                                     ("since", flt.since), ("until", flt.until)) if v},
-        "limit": flt.limit, "count": len(records),
-        "decisions": [r.to_dict() for r in records]})
+    return _dump(
+        {
+            "filter": {
+                k: v
+                for k, v in (
+                    ("face", flt.face),
+                    ("destination", flt.destination),
+                    ("outcome", flt.outcome),
+                    ("locality", flt.locality),
+                    ("since", flt.since),
+                    ("until", flt.until),
+                )
+                if v
+            },
+            "limit": flt.limit,
+            "count": len(records),
+            "decisions": [r.to_dict() for r in records],
+        }
+    )
 
 
 def redacted_policy(router: Router) -> dict[str, Any]:
@@ -95,26 +121,38 @@ def redacted_policy(router: Router) -> dict[str, Any]:
         if isinstance(url, str):
             parts = urlsplit(url)
             dest["base_url"] = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    return {"source": router.policy_source, "policy": data,
-            "note": "API keys are never included; api_key_env names the variable that holds one."}
+    return {
+        "source": router.policy_source,
+        "policy": data,
+        "note": "API keys are never included; api_key_env names the variable that holds one.",
+    }
 
 
 def register_resources(server: MCPServer[Any], router: Router) -> None:
     """Add the resources and templates to ``server``, bound to ``router``."""
 
-    @server.resource("audit://decisions", name="decisions", title="Recent routing decisions",
-                     mime_type=JSON,
-                     description=(
-                         f"The {DEFAULT_LIMIT} most recent routing decisions on this machine, "
-                         "newest first, from every face (MCP, proxy, Python, CLI, worker). No "
-                         "prompt text is ever stored. Filter with audit://decisions?face=mcp"
-                         "&destination=local&outcome=refused&limit=20."))
+    @server.resource(
+        "audit://decisions",
+        name="decisions",
+        title="Recent routing decisions",
+        mime_type=JSON,
+        description=(
+            f"The {DEFAULT_LIMIT} most recent routing decisions on this machine, "
+            "newest first, from every face (MCP, proxy, Python, CLI, worker). No "
+            "prompt text is ever stored. Filter with audit://decisions?face=mcp"
+            "&destination=local&outcome=refused&limit=20."
+        ),
+    )
     def decisions() -> str:
         return decisions_json(router)
 
-    @server.resource("audit://decisions/{id}", name="decision", title="One routing decision",
-                     mime_type=JSON,
-                     description="One decision by its audit id (as returned by every tool).")
+    @server.resource(
+        "audit://decisions/{id}",
+        name="decision",
+        title="One routing decision",
+        mime_type=JSON,
+        description="One decision by its audit id (as returned by every tool).",
+    )
     def decision(id: str) -> str:
         record = router.audit.get(id) if _ID.match(id) else None
         if record is None:
@@ -124,42 +162,81 @@ def register_resources(server: MCPServer[Any], router: Router) -> None:
             raise ResourceNotFoundError(f"no decision with id {id[:80]!r}")
         return _dump(record.to_dict())
 
-    @server.resource("audit://decisions{?face,destination,outcome,locality,since,until,limit}",
-                     name="decisions_filtered", title="Routing decisions, filtered",
-                     mime_type=JSON,
-                     description=(
-                         "Decisions filtered by face (python, cli, mcp, proxy, worker), "
-                         "destination, outcome (ok, error, refused, dry_run, cancelled), "
-                         "locality (local, cloud), since/until (ISO-8601) and limit (1-1000)."))
-    def decisions_filtered(face: str | None = None, destination: str | None = None,
-                           outcome: str | None = None, locality: str | None = None,
-                           since: str | None = None, until: str | None = None,
-                           limit: str | None = None) -> str:
-        return decisions_json(router, face=face, destination=destination, outcome=outcome,
-                              locality=locality, since=since, until=until, limit=limit)
+    @server.resource(
+        "audit://decisions{?face,destination,outcome,locality,since,until,limit}",
+        name="decisions_filtered",
+        title="Routing decisions, filtered",
+        mime_type=JSON,
+        description=(
+            "Decisions filtered by face (python, cli, mcp, proxy, worker), "
+            "destination, outcome (ok, error, refused, dry_run, cancelled), "
+            "locality (local, cloud), since/until (ISO-8601) and limit (1-1000)."
+        ),
+    )
+    def decisions_filtered(
+        face: str | None = None,
+        destination: str | None = None,
+        outcome: str | None = None,
+        locality: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: str | None = None,
+    ) -> str:
+        return decisions_json(
+            router,
+            face=face,
+            destination=destination,
+            outcome=outcome,
+            locality=locality,
+            since=since,
+            until=until,
+            limit=limit,
+        )
 
-    @server.resource("audit://savings", name="savings", title="Savings ledger", mime_type=JSON,
-                     description=(
-                         "Tokens processed on local models (all faces, and per face) and what "
-                         "they would have cost on the policy's reference cloud model; and, under "
-                         "'delegation', the cloud tokens directors never spent: the whole source "
-                         "when the worker read paths itself, only the answer for inline source."))
+    @server.resource(
+        "audit://savings",
+        name="savings",
+        title="Savings ledger",
+        mime_type=JSON,
+        description=(
+            "Tokens processed on local models (all faces, and per face) and what "
+            "they would have cost on the policy's reference cloud model; and, under "
+            "'delegation', the cloud tokens directors never spent: the whole source "
+            "when the worker read paths itself, only the answer for inline source."
+        ),
+    )
     def savings() -> str:
         return _dump(savings_report(router).to_dict())
 
-    @server.resource("policy://current", name="policy", title="Active routing policy",
-                     mime_type=JSON,
-                     description=("The routing policy in force: destinations (the allowlist), "
-                                  "rules, default, sensitivity settings. Secrets redacted."))
+    @server.resource(
+        "policy://current",
+        name="policy",
+        title="Active routing policy",
+        mime_type=JSON,
+        description=(
+            "The routing policy in force: destinations (the allowlist), "
+            "rules, default, sensitivity settings. Secrets redacted."
+        ),
+    )
     def policy() -> str:
         return _dump(redacted_policy(router))
 
-    @server.resource("status://destinations", name="destinations", title="Destination health",
-                     mime_type=JSON,
-                     description=("Whether each destination is up (local ones are probed when "
-                                  "the cached result is stale), its locality and breaker state."))
+    @server.resource(
+        "status://destinations",
+        name="destinations",
+        title="Destination health",
+        mime_type=JSON,
+        description=(
+            "Whether each destination is up (local ones are probed when "
+            "the cached result is stale), its locality and breaker state."
+        ),
+    )
     async def destinations() -> str:
         await router.health.refresh()
-        return _dump({"policy_source": router.policy_source,
-                      "local": list(router.policy.local_names),
-                      "destinations": router.health.snapshot()})
+        return _dump(
+            {
+                "policy_source": router.policy_source,
+                "local": list(router.policy.local_names),
+                "destinations": router.health.snapshot(),
+            }
+        )

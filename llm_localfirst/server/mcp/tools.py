@@ -71,8 +71,9 @@ ENDPOINTS = {"route": "route", "complete": "complete", "delegate_to_worker": "wo
 ERROR_META = "llm-localfirst/error"
 
 KindArg = Literal["bulk", "reason", "auto"]
-TaskKindArg = Literal["summarize", "draft", "translate", "reformat", "extract", "classify",
-                      "freeform"]
+TaskKindArg = Literal[
+    "summarize", "draft", "translate", "reformat", "extract", "classify", "freeform"
+]
 
 ROUTE_DESCRIPTION = """\
 Preview where a prompt would run under the user's routing policy (a local model on \
@@ -102,15 +103,21 @@ policy://current; URLs and other names are refused."""
 
 _DESC = {
     "prompt": "The instruction or question.",
-    "source": ("Optional text to work on, sent after the prompt in a <source> block (a document, "
-               "record or log)."),
+    "source": (
+        "Optional text to work on, sent after the prompt in a <source> block (a document, "
+        "record or log)."
+    ),
     "system": "Optional system prompt.",
-    "kind": ('"bulk" for mechanical text work, "reason" for hard thinking (usually the cloud), '
-             '"auto" to let the policy decide.'),
-    "sensitive": ("true if the text is private: it then runs only on a local model and fails "
-                  "closed when none is up."),
+    "kind": (
+        '"bulk" for mechanical text work, "reason" for hard thinking (usually the cloud), '
+        '"auto" to let the policy decide.'
+    ),
+    "sensitive": (
+        "true if the text is private: it then runs only on a local model and fails "
+        "closed when none is up."
+    ),
     "model": '"auto", or a destination name from policy://current.',
-    "tags": "Optional labels the policy can match (e.g. \"pii\" marks the request sensitive).",
+    "tags": 'Optional labels the policy can match (e.g. "pii" marks the request sensitive).',
     "max_tokens": "Optional cap on the answer's length, in tokens.",
 }
 
@@ -130,13 +137,17 @@ class RouteOutput(BaseModel):
     chain: list[str] = Field(description="Destinations that would be tried, in order.")
     detectors: list[str] = Field(description="Detectors that fired (never the matched text).")
     classifier_label: str | None = Field(
-        default=None, description="The content classifier's label (null: off or it failed).")
+        default=None, description="The content classifier's label (null: off or it failed)."
+    )
     classifier_ms: float | None = Field(
-        default=None, description="Classifier latency in ms (0 when cached; null when off).")
+        default=None, description="Classifier latency in ms (0 when cached; null when off)."
+    )
     classifier_cached: bool = Field(
-        default=False, description="Whether the label came from the classifier's cache.")
+        default=False, description="Whether the label came from the classifier's cache."
+    )
     classifier: str | None = Field(
-        default=None, description="What the classifier did, in one sentence.")
+        default=None, description="What the classifier did, in one sentence."
+    )
     audit_id: str = Field(description="Id of the dry-run audit row (audit://decisions/{id}).")
 
 
@@ -170,10 +181,16 @@ class DelegateOutput(BaseModel):
     audit_ids: list[str] = Field(description="Audit ids of every call of the run.")
     data: Any = Field(default=None, description="Parsed JSON (extract) or the label (classify).")
     redacted: dict[str, int] = Field(
-        default_factory=dict, description=("Personal data the outbound gate replaced with "
-                                           "placeholders, per kind (e.g. {\"email\": 2})."))
-    files: list[str] = Field(default_factory=list, description=(
-        "Files read (paths relative to their allowed root) and documents named."))
+        default_factory=dict,
+        description=(
+            "Personal data the outbound gate replaced with "
+            'placeholders, per kind (e.g. {"email": 2}).'
+        ),
+    )
+    files: list[str] = Field(
+        default_factory=list,
+        description=("Files read (paths relative to their allowed root) and documents named."),
+    )
     bytes_read: int = Field(default=0, description="Bytes of those files.")
     run_id: str | None = Field(default=None, description="Audit id of the delegation's row.")
 
@@ -185,15 +202,20 @@ def tool_error(exc: LocalFirstError, tool: str = "delegate_to_worker") -> CallTo
     called; ``_meta["llm-localfirst/error"]`` carries the same facts for programs
     (code, type, audit id, parameter).
     """
-    detail: dict[str, Any] = {"code": exc.code, "type": type(exc).__name__,
-                              "message": exc.message, "decision_id": exc.decision_id}
+    detail: dict[str, Any] = {
+        "code": exc.code,
+        "type": type(exc).__name__,
+        "message": exc.message,
+        "decision_id": exc.decision_id,
+    }
     for attr in ("param", "destination", "candidates", "status", "budget", "kinds", "path"):
         value = getattr(exc, attr, None)
         if value is not None:
             detail[attr] = list(value) if isinstance(value, tuple) else value
     text = describe_failure(exc) if tool == "delegate_to_worker" else routing_failure(exc, tool)
-    return CallToolResult(content=[TextContent(type="text", text=text)],
-                          is_error=True, _meta={ERROR_META: detail})
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], is_error=True, _meta={ERROR_META: detail}
+    )
 
 
 def classifier_note(router: Any, decision: Any) -> str | None:
@@ -201,21 +223,32 @@ def classifier_note(router: Any, decision: Any) -> str | None:
     clf = router.lifecycle.assessor.classifier
     if clf is None or decision.classifier_ms is None:
         return None
-    who = (f"the local model {clf.destination!r}" if clf.destination
-           else "the team's own classifier (Router(classifier=...))")
+    who = (
+        f"the local model {clf.destination!r}"
+        if clf.destination
+        else "the team's own classifier (Router(classifier=...))"
+    )
     if decision.classifier_cached:
-        return (f"The content classifier label {decision.classifier_label!r} came from its "
-                f"cache; it was first asked of {who}, which runs locally.")
+        return (
+            f"The content classifier label {decision.classifier_label!r} came from its "
+            f"cache; it was first asked of {who}, which runs locally."
+        )
     if decision.classifier_label is None:
-        return (f"The content classifier called {who} and got no valid label "
-                f"({decision.classifier_ms:g} ms), so the request counts as sensitive.")
-    return (f"The content classifier called {who}, which answered "
-            f"{decision.classifier_label!r} in {decision.classifier_ms:g} ms.")
+        return (
+            f"The content classifier called {who} and got no valid label "
+            f"({decision.classifier_ms:g} ms), so the request counts as sensitive."
+        )
+    return (
+        f"The content classifier called {who}, which answered "
+        f"{decision.classifier_label!r} in {decision.classifier_ms:g} ms."
+    )
 
 
 def _ok(output: BaseModel, text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content=output.model_dump(mode="json"))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=output.model_dump(mode="json"),
+    )
 
 
 class LocalFirstMCP(MCPServer[Any]):
@@ -231,9 +264,12 @@ class LocalFirstMCP(MCPServer[Any]):
         super().__init__(**kwargs)
         self.router = router
 
-    async def call_tool(self, name: str, arguments: dict[str, Any],
-                        context: Context[Any, Any] | None = None,
-                        ) -> CallToolResult | InputRequiredResult:
+    async def call_tool(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        context: Context[Any, Any] | None = None,
+    ) -> CallToolResult | InputRequiredResult:
         """Call a tool; turn an argument validation failure into an audited tool error.
 
         Raises:
@@ -244,14 +280,20 @@ class LocalFirstMCP(MCPServer[Any]):
         except ToolError as exc:
             cause = exc.__cause__
             # Only the SDK's argument validation; a crash inside a tool stays a crash.
-            if (name not in ENDPOINTS or isinstance(exc, UnexpectedToolError)
-                    or not isinstance(cause, ValidationError)):
+            if (
+                name not in ENDPOINTS
+                or isinstance(exc, UnexpectedToolError)
+                or not isinstance(cause, ValidationError)
+            ):
                 raise
-            problems = [f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
-                        for e in cause.errors(include_url=False)]
+            problems = [
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
+                for e in cause.errors(include_url=False)
+            ]
             first = cause.errors(include_url=False)[0]["loc"] if cause.error_count() else ()
-            error = InvalidRequest("; ".join(problems)[:500],
-                                   param=str(first[0]) if first else None)
+            error = InvalidRequest(
+                "; ".join(problems)[:500], param=str(first[0]) if first else None
+            )
             self.router.lifecycle.reject(face="mcp", endpoint=ENDPOINTS[name], error=error)
             return tool_error(error, name)
 
@@ -287,9 +329,13 @@ def session_of(ctx: Context[Any, Any]) -> str | None:
     return sid
 
 
-def register_tools(server: MCPServer[Any], router: Router, *,
-                   worker_destination: str | Sequence[str] = "local",
-                   documents: Mapping[str, Path | str] | None = None) -> None:
+def register_tools(
+    server: MCPServer[Any],
+    router: Router,
+    *,
+    worker_destination: str | Sequence[str] = "local",
+    documents: Mapping[str, Path | str] | None = None,
+) -> None:
     """Add the three tools to ``server``, bound to ``router``.
 
     Args:
@@ -304,14 +350,24 @@ def register_tools(server: MCPServer[Any], router: Router, *,
 
     def worker() -> Worker:
         if not workers:
-            workers.append(Worker(router, destination=worker_destination,
-                                  metadata={"via": "mcp"}, documents=documents))
+            workers.append(
+                Worker(
+                    router,
+                    destination=worker_destination,
+                    metadata={"via": "mcp"},
+                    documents=documents,
+                )
+            )
         return workers[0]
 
-    @server.tool(name="route", title="Preview routing (no model call)",
-                 description=ROUTE_DESCRIPTION,
-                 annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False,
-                                             idempotent_hint=True))
+    @server.tool(
+        name="route",
+        title="Preview routing (no model call)",
+        description=ROUTE_DESCRIPTION,
+        annotations=ToolAnnotations(
+            read_only_hint=True, open_world_hint=False, idempotent_hint=True
+        ),
+    )
     async def route(
         ctx: Context[Any, Any],
         prompt: Annotated[str, Field(description=_DESC["prompt"])] = "",
@@ -327,9 +383,17 @@ def register_tools(server: MCPServer[Any], router: Router, *,
             except InvalidRequest as exc:
                 lifecycle.reject(face="mcp", endpoint="route", error=exc, kind=kind, model=model)
                 raise
-            request = lifecycle.build(prompt or None, face="mcp", endpoint="route", kind=kind,
-                                      sensitive=sensitive, model=model, tags=tags or (),
-                                      allow_empty=True, session=session_of(ctx))
+            request = lifecycle.build(
+                prompt or None,
+                face="mcp",
+                endpoint="route",
+                kind=kind,
+                sensitive=sensitive,
+                model=model,
+                tags=tags or (),
+                allow_empty=True,
+                session=session_of(ctx),
+            )
             decision, audit_id = await lifecycle.apreview(request)
         except LocalFirstError as exc:  # audited by the lifecycle
             return tool_error(exc, "route")
@@ -337,10 +401,14 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         output = RouteOutput(**decision.to_dict(), audit_id=audit_id, classifier=note)
         return _ok(output, f"{decision} (audit id {audit_id})" + (f". {note}" if note else ""))
 
-    @server.tool(name="complete", title="Run a prompt under the routing policy",
-                 description=COMPLETE_DESCRIPTION,
-                 annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True,
-                                             idempotent_hint=False))
+    @server.tool(
+        name="complete",
+        title="Run a prompt under the routing policy",
+        description=COMPLETE_DESCRIPTION,
+        annotations=ToolAnnotations(
+            read_only_hint=True, open_world_hint=True, idempotent_hint=False
+        ),
+    )
     async def complete(
         ctx: Context[Any, Any],
         prompt: Annotated[str, Field(description=_DESC["prompt"])],
@@ -356,25 +424,43 @@ def register_tools(server: MCPServer[Any], router: Router, *,
             try:
                 check_tags(tags or (), "tags")
             except InvalidRequest as exc:
-                router.lifecycle.reject(face="mcp", endpoint="complete", error=exc, kind=kind,
-                                        model=model)
+                router.lifecycle.reject(
+                    face="mcp", endpoint="complete", error=exc, kind=kind, model=model
+                )
                 raise
-            out = await router.acomplete(prompt, face="mcp", source=source, system=system,
-                                         kind=kind, sensitive=sensitive, model=model,
-                                         max_tokens=max_tokens, tags=tags or (),
-                                         session=session_of(ctx))
+            out = await router.acomplete(
+                prompt,
+                face="mcp",
+                source=source,
+                system=system,
+                kind=kind,
+                sensitive=sensitive,
+                model=model,
+                max_tokens=max_tokens,
+                tags=tags or (),
+                session=session_of(ctx),
+            )
         except LocalFirstError as exc:
             return tool_error(exc, "complete")
         d = out.decision
         output = CompleteOutput(
-            text=out.text, target=d.target, destination=d.destination, model=d.model,
-            fell_back=d.fell_back, sensitive=d.sensitive, rule=d.rule,
-            tokens_in=out.usage.input_tokens, tokens_out=out.usage.output_tokens,
-            finish_reason=out.finish_reason, audit_id=out.audit_id)
+            text=out.text,
+            target=d.target,
+            destination=d.destination,
+            model=d.model,
+            fell_back=d.fell_back,
+            sensitive=d.sensitive,
+            rule=d.rule,
+            tokens_in=out.usage.input_tokens,
+            tokens_out=out.usage.output_tokens,
+            finish_reason=out.finish_reason,
+            audit_id=out.audit_id,
+        )
         return _ok(output, out.text)
 
-    async def delegate_to_worker(ctx: Context[Any, Any], client_roots: ListRootsResult | None,
-                                 **arguments: Any) -> CallToolResult:
+    async def delegate_to_worker(
+        ctx: Context[Any, Any], client_roots: ListRootsResult | None, **arguments: Any
+    ) -> CallToolResult:
         async def progress(done: int, total: int, message: str) -> None:
             try:
                 await ctx.report_progress(done, total, message)
@@ -389,8 +475,9 @@ def register_tools(server: MCPServer[Any], router: Router, *,
         args = DelegateArgs.model_validate(arguments)
         roots = [str(root.uri) for root in client_roots.roots] if client_roots else []
         try:
-            result: WorkerResult = await local.arun(args.task, args.source, progress=progress,
-                                                    roots=roots, **args.worker_kwargs())
+            result: WorkerResult = await local.arun(
+                args.task, args.source, progress=progress, roots=roots, **args.worker_kwargs()
+            )
         except LocalFirstError as exc:
             return tool_error(exc)
         output = DelegateOutput(**result.to_dict())
@@ -402,23 +489,36 @@ def register_tools(server: MCPServer[Any], router: Router, *,
     # roots: the SDK sends roots/list mid-call (handshake protocol versions) or an
     # input request the client answers on retry (2026-07-28 on).
     roots_param = inspect.Parameter(
-        "client_roots", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        annotation=Annotated[ListRootsResult | None, Resolve(ask_client_roots)])
-    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                annotation=Context[Any, Any]), roots_param,
-              *delegate_parameters()]
+        "client_roots",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        annotation=Annotated[ListRootsResult | None, Resolve(ask_client_roots)],
+    )
+    params = [
+        inspect.Parameter(
+            "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Context[Any, Any]
+        ),
+        roots_param,
+        *delegate_parameters(),
+    ]
     returns = Annotated[CallToolResult, DelegateOutput]
     delegate_to_worker.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        params, return_annotation=returns)
+        params, return_annotation=returns
+    )
     delegate_to_worker.__annotations__ = {p.name: p.annotation for p in params} | {
-        "return": returns}
+        "return": returns
+    }
     description = DELEGATE_DESCRIPTION
     if documents:
         description += "\n\n" + describe_documents(documents)
-    server.add_tool(delegate_to_worker, name="delegate_to_worker",
-                    title="Delegate bulk text work to the local model", description=description,
-                    annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False,
-                                                idempotent_hint=False))
+    server.add_tool(
+        delegate_to_worker,
+        name="delegate_to_worker",
+        title="Delegate bulk text work to the local model",
+        description=description,
+        annotations=ToolAnnotations(
+            read_only_hint=True, open_world_hint=False, idempotent_hint=False
+        ),
+    )
 
 
 def ask_client_roots(ctx: Context[Any, Any], paths: list[str] | None = None) -> ListRoots | None:

@@ -43,15 +43,22 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 #: Most rows one CSV export writes.
 EXPORT_CAP = 100_000
 _FLUSH_TIMEOUT = 2.0
-_FILTER_KEYS = ("face", "destination", "outcome", "locality", "sensitive", "since", "until",
-                "limit", "offset")
+_FILTER_KEYS = (
+    "face",
+    "destination",
+    "outcome",
+    "locality",
+    "sensitive",
+    "since",
+    "until",
+    "limit",
+    "offset",
+)
 
 
-def json_response(data: Any, status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """A JSON response encoded once with the proxy's encoder."""
-    return Response(dumps(data), status_code=status, headers=headers,
-                    media_type="application/json")
+    return Response(dumps(data), status_code=status, headers=headers, media_type="application/json")
 
 
 def error_response(exc: BaseException) -> Response:
@@ -73,10 +80,14 @@ def parse_filter(params: Any, *, paged: bool = True) -> AuditFilter:
     """
     unknown = sorted(set(params.keys()) - set(_FILTER_KEYS))
     if unknown:
-        raise ValueError(f"unknown query parameter(s): {', '.join(unknown)}; "
-                         f"known: {', '.join(_FILTER_KEYS)}")
-    values: dict[str, Any] = {k: params[k] for k in ("face", "destination", "outcome", "locality",
-                                                     "since", "until") if params.get(k)}
+        raise ValueError(
+            f"unknown query parameter(s): {', '.join(unknown)}; known: {', '.join(_FILTER_KEYS)}"
+        )
+    values: dict[str, Any] = {
+        k: params[k]
+        for k in ("face", "destination", "outcome", "locality", "since", "until")
+        if params.get(k)
+    }
     sensitive = params.get("sensitive")
     if sensitive:
         lowered = sensitive.strip().lower()
@@ -116,8 +127,9 @@ class AdminAPI:
         async def guarded(request: Request) -> Response:
             given = request.headers.get("authorization", "").encode("latin-1")
             if not self._tokens.matches(given):
-                return error_response(Unauthorized(
-                    "admin API: send 'Authorization: Bearer <LF_ADMIN_TOKEN>'"))
+                return error_response(
+                    Unauthorized("admin API: send 'Authorization: Bearer <LF_ADMIN_TOKEN>'")
+                )
             return await endpoint(request)
 
         return guarded
@@ -139,8 +151,14 @@ class AdminAPI:
             return store.query(flt), store.count(flt)
 
         records, total = await anyio.to_thread.run_sync(run)
-        return json_response({"data": [r.to_dict() for r in records], "total": total,
-                              "limit": flt.limit, "offset": flt.offset})
+        return json_response(
+            {
+                "data": [r.to_dict() for r in records],
+                "total": total,
+                "limit": flt.limit,
+                "offset": flt.offset,
+            }
+        )
 
     async def decision(self, request: Request) -> Response:
         """``GET /admin/decisions/{id}``: one audit row with its attempts."""
@@ -148,8 +166,12 @@ class AdminAPI:
         await self._flush()
         record = await anyio.to_thread.run_sync(self._router.audit.get, record_id)
         if record is None:
-            return json_response(error_body(f"no decision with id {record_id[:64]!r}",
-                                            status=404, code="decision_not_found"), 404)
+            return json_response(
+                error_body(
+                    f"no decision with id {record_id[:64]!r}", status=404, code="decision_not_found"
+                ),
+                404,
+            )
         return json_response(record.to_dict())
 
     async def export_csv(self, request: Request) -> Response:
@@ -175,44 +197,59 @@ class AdminAPI:
                     break
                 offset += MAX_LIMIT
 
-        return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers={
-            "content-disposition": 'attachment; filename="llm-localfirst-audit.csv"'})
+        return StreamingResponse(
+            rows(),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": 'attachment; filename="llm-localfirst-audit.csv"'},
+        )
 
     async def health(self, request: Request) -> Response:
         """``GET /admin/health``: every destination's cached health (stale probes refreshed)."""
         router = self._router
         with anyio.move_on_after(5):
             await router.health.refresh()
-        return json_response({"destinations": router.health.snapshot(),
-                              "policy_source": router.policy_source})
+        return json_response(
+            {"destinations": router.health.snapshot(), "policy_source": router.policy_source}
+        )
 
     async def budgets(self, request: Request) -> Response:
         """``GET /admin/budgets``: every policy budget's period, spent, reserved and left."""
         router = self._router
         states = await anyio.to_thread.run_sync(router.spend.status)
         limits = router.budget
-        return json_response({
-            "budgets": [st.to_dict() for st in states],
-            "process": None if limits is None else {
-                "max_cloud_calls": limits.max_cloud_calls,
-                "max_cloud_tokens": limits.max_cloud_tokens,
-                "max_cloud_cost": limits.max_cloud_cost,
-                "ledger": router.ledger.snapshot()},
-        })
+        return json_response(
+            {
+                "budgets": [st.to_dict() for st in states],
+                "process": None
+                if limits is None
+                else {
+                    "max_cloud_calls": limits.max_cloud_calls,
+                    "max_cloud_tokens": limits.max_cloud_tokens,
+                    "max_cloud_cost": limits.max_cloud_cost,
+                    "ledger": router.ledger.snapshot(),
+                },
+            }
+        )
 
     async def savings(self, request: Request) -> Response:
         """``GET /admin/savings``: the savings ledger (local tokens priced at cloud rates)."""
         try:
             from ...agents.savings import savings_report
         except ImportError:
-            return json_response(error_body("the savings ledger is not available in this "
-                                            "installation", status=501, code="not_implemented"),
-                                 501)
+            return json_response(
+                error_body(
+                    "the savings ledger is not available in this installation",
+                    status=501,
+                    code="not_implemented",
+                ),
+                501,
+            )
         params = request.query_params
         face, since, until = (params.get(k) or None for k in ("face", "since", "until"))
         try:
             report = await anyio.to_thread.run_sync(
-                lambda: savings_report(self._router, face=face, since=since, until=until))
+                lambda: savings_report(self._router, face=face, since=since, until=until)
+            )
         except ValueError as exc:
             return _bad_filter(str(exc))
         data = report.to_dict() if hasattr(report, "to_dict") else report
@@ -231,7 +268,8 @@ class AdminAPI:
         await self._flush()
         try:
             report = await anyio.to_thread.run_sync(
-                lambda: build_report(self._router.audit, since=since, until=until))
+                lambda: build_report(self._router.audit, since=since, until=until)
+            )
         except ValueError as exc:
             return _bad_filter(str(exc))
         return json_response(report.to_dict())
@@ -242,9 +280,14 @@ class AdminAPI:
             policy = await self._reloader.reload(trigger="admin")
         except LocalFirstError as exc:
             return error_response(exc)
-        return json_response({"reloaded": True, "source": self._reloader.source,
-                              "destinations": sorted(policy.destinations),
-                              "rules": [r.name for r in policy.rules]})
+        return json_response(
+            {
+                "reloaded": True,
+                "source": self._reloader.source,
+                "destinations": sorted(policy.destinations),
+                "rules": [r.name for r in policy.rules],
+            }
+        )
 
     def routes(self, ui: Endpoint) -> list[BaseRoute]:
         """The admin routes (the UI page is not guarded: it asks for the token itself)."""
@@ -270,9 +313,11 @@ def _ui_page() -> tuple[bytes, str]:
         for body in re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S):
             digest = b64encode(hashlib.sha256(body.encode()).digest()).decode()
             hashes[tag].append(f"'sha256-{digest}'")
-    csp = ("default-src 'none'; connect-src 'self'; img-src 'self' data:; "
-           f"script-src {' '.join(hashes['script'])}; style-src {' '.join(hashes['style'])}; "
-           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    csp = (
+        "default-src 'none'; connect-src 'self'; img-src 'self' data:; "
+        f"script-src {' '.join(hashes['script'])}; style-src {' '.join(hashes['style'])}; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
     return html.encode(), csp
 
 
@@ -281,8 +326,12 @@ def admin_routes(router: Router, token: str | None, reloader: PolicyReloader) ->
     if not token:
         return []
     page, csp = _ui_page()
-    headers = {"content-security-policy": csp, "x-content-type-options": "nosniff",
-               "referrer-policy": "no-referrer", "cache-control": "no-store"}
+    headers = {
+        "content-security-policy": csp,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-store",
+    }
 
     async def ui(request: Request) -> Response:
         return HTMLResponse(page, headers=headers)

@@ -96,9 +96,16 @@ class ProxyApp:
         reloader: Reloads the policy (``SIGHUP``, ``POST /admin/reload``).
     """
 
-    def __init__(self, router: Router, settings: Settings, *, reloader: PolicyReloader,
-                 metrics: ProxyMetrics, own_router: bool,
-                 guard: RequestGuard | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        settings: Settings,
+        *,
+        reloader: PolicyReloader,
+        metrics: ProxyMetrics,
+        own_router: bool,
+        guard: RequestGuard | None = None,
+    ) -> None:
         self.router = router
         self.settings = settings
         self.metrics = metrics
@@ -106,8 +113,9 @@ class ProxyApp:
         named = settings.proxy_named_keys()
         self._keys = ClientKeys(tuple(k for _, k in named), tuple(n for n, _ in named))
         self._guard = guard or RequestGuard.from_settings(settings)
-        calls = ModelCalls(router, metrics, keys=self._keys, max_body=settings.max_body_bytes,
-                           guard=self._guard)
+        calls = ModelCalls(
+            router, metrics, keys=self._keys, max_body=settings.max_body_bytes, guard=self._guard
+        )
         admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.admin_enabled = bool(admin_token)
         self._openapi = dumps(openapi_document(admin=self.admin_enabled))
@@ -117,7 +125,8 @@ class ProxyApp:
         self._models: tuple[Policy, bytes] | None = None
         self._routes: dict[str, tuple[str, Handler]] = {
             path: ("POST", calls.handler(parser, endpoint))
-            for path, (parser, endpoint) in _MODEL_ROUTES.items()}
+            for path, (parser, endpoint) in _MODEL_ROUTES.items()
+        }
         self._routes["/v1/models"] = ("GET", self._list_models)
         self._routes["/metrics"] = ("GET", self._metrics)
         self._routes["/openapi.json"] = ("GET", self._openapi_json)
@@ -125,8 +134,10 @@ class ProxyApp:
         self._routes["/readyz"] = ("GET", self._readyz)
         self._fallback = Starlette(
             routes=admin_routes(router, admin_token, reloader),
-            exception_handlers={HTTPException: _http_error}, lifespan=self._lifespan,
-            max_body_size=64 * 1024)
+            exception_handlers={HTTPException: _http_error},
+            lifespan=self._lifespan,
+            max_body_size=64 * 1024,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -142,9 +153,18 @@ class ProxyApp:
                 if scope["method"] == method:
                     await handler(scope, receive, send)
                 else:
-                    await send_bytes(send, 405, dumps(error_body(
-                        f"{scope['method']} is not allowed here; use {method}", status=405,
-                        code="method_not_allowed")), [JSON_HEADER, (b"allow", method.encode())])
+                    await send_bytes(
+                        send,
+                        405,
+                        dumps(
+                            error_body(
+                                f"{scope['method']} is not allowed here; use {method}",
+                                status=405,
+                                code="method_not_allowed",
+                            )
+                        ),
+                        [JSON_HEADER, (b"allow", method.encode())],
+                    )
                 return
             if scope["path"].startswith("/v1/models/") and scope["method"] == "GET":
                 await self._get_model(scope, receive, send)
@@ -186,9 +206,15 @@ class ProxyApp:
         cached = self._models
         if cached is None or cached[0] is not policy:
             data = [{"id": "auto", "object": "model", "created": 0, "owned_by": "llm-localfirst"}]
-            data += [{"id": name, "object": "model", "created": 0,
-                      "owned_by": f"llm-localfirst:{dest.locality}"}
-                     for name, dest in policy.destinations.items()]
+            data += [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": f"llm-localfirst:{dest.locality}",
+                }
+                for name, dest in policy.destinations.items()
+            ]
             cached = self._models = (policy, dumps({"object": "list", "data": data}))
         return cached[1]
 
@@ -206,16 +232,30 @@ class ProxyApp:
         except Unauthorized as exc:
             await send_error(send, exc)
             return
-        name = scope["path"][len("/v1/models/"):]
+        name = scope["path"][len("/v1/models/") :]
         dest = self.router.policy.destinations.get(name)
         if name != "auto" and dest is None:
-            await send_bytes(send, 404, dumps(error_body(
-                f"model {name[:80]!r} is not on the allowlist", status=404,
-                code="model_not_found", param="model")), [JSON_HEADER])
+            await send_bytes(
+                send,
+                404,
+                dumps(
+                    error_body(
+                        f"model {name[:80]!r} is not on the allowlist",
+                        status=404,
+                        code="model_not_found",
+                        param="model",
+                    )
+                ),
+                [JSON_HEADER],
+            )
             return
         owner = "llm-localfirst" if dest is None else f"llm-localfirst:{dest.locality}"
-        await send_bytes(send, 200, dumps({"id": name, "object": "model", "created": 0,
-                                            "owned_by": owner}), [JSON_HEADER])
+        await send_bytes(
+            send,
+            200,
+            dumps({"id": name, "object": "model", "created": 0, "owned_by": owner}),
+            [JSON_HEADER],
+        )
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -223,8 +263,9 @@ class ProxyApp:
         except Unauthorized as exc:
             await send_error(send, exc)
             return
-        await send_bytes(send, 200, self.metrics.render(),
-                          [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+        await send_bytes(
+            send, 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE_LATEST.encode())]
+        )
 
     async def _openapi_json(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_bytes(send, 200, self._openapi, [JSON_HEADER])
@@ -243,14 +284,24 @@ class ProxyApp:
 async def _http_error(request: StarletteRequest, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
-        exc.status_code, "http_error")
-    return json_response(error_body(str(exc.detail), status=exc.status_code, code=code),
-                         exc.status_code, dict(exc.headers or {}))
+        exc.status_code, "http_error"
+    )
+    return json_response(
+        error_body(str(exc.detail), status=exc.status_code, code=code),
+        exc.status_code,
+        dict(exc.headers or {}),
+    )
 
 
-def create_app(router: Router, settings: Settings | None = None, *,
-               own_router: bool = True, host: str | None = None,
-               port: int | None = None, metrics: ProxyMetrics | None = None) -> ASGIApp:
+def create_app(
+    router: Router,
+    settings: Settings | None = None,
+    *,
+    own_router: bool = True,
+    host: str | None = None,
+    port: int | None = None,
+    metrics: ProxyMetrics | None = None,
+) -> ASGIApp:
     """Build the proxy's ASGI application.
 
     Args:
@@ -272,22 +323,33 @@ def create_app(router: Router, settings: Settings | None = None, *,
     settings = settings or router.settings
     metrics = metrics or ProxyMetrics()
     loader, source = loader_for(router)
-    reloader = PolicyReloader(router, loader, source=source,
-                              on_result=metrics.reloaded)
+    reloader = PolicyReloader(router, loader, source=source, on_result=metrics.reloaded)
     router.add_listener(metrics.listener)
     metrics.budgets = lambda: router.spend.status()
     guard = RequestGuard.from_settings(settings, host=host, port=port)
-    app = ProxyApp(router, settings, reloader=reloader, metrics=metrics, own_router=own_router,
-                   guard=guard)
+    app = ProxyApp(
+        router, settings, reloader=reloader, metrics=metrics, own_router=own_router, guard=guard
+    )
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if not origins:
         return app
     return CORSMiddleware(
-        app, allow_origins=origins, allow_methods=["GET", "POST"], allow_credentials=False,
-        allow_headers=["authorization", "content-type", "x-lf-sensitive", "x-sensitive",
-                       "x-lf-kind", "x-lf-tags", "x-lf-ab-key", "x-lf-session"],
-        expose_headers=["x-lf-destination", "x-lf-decision-id", "x-lf-fell-back",
-                        "x-lf-locality"])
+        app,
+        allow_origins=origins,
+        allow_methods=["GET", "POST"],
+        allow_credentials=False,
+        allow_headers=[
+            "authorization",
+            "content-type",
+            "x-lf-sensitive",
+            "x-sensitive",
+            "x-lf-kind",
+            "x-lf-tags",
+            "x-lf-ab-key",
+            "x-lf-session",
+        ],
+        expose_headers=["x-lf-destination", "x-lf-decision-id", "x-lf-fell-back", "x-lf-locality"],
+    )
 
 
 # --------------------------------------------------------------------------- serve
@@ -297,9 +359,11 @@ def bind_problem(host: str, settings: Settings, *, insecure: bool) -> str | None
     """Why the proxy must not bind ``host`` with these settings, or None."""
     if is_loopback_host(host) or settings.proxy_key_list() or insecure:
         return None
-    return (f"refusing to listen on {host}: it is not a loopback address and LF_PROXY_KEYS "
-            "is not set, so anyone who can reach it could use your models and keys. Set "
-            "LF_PROXY_KEYS (comma-separated client keys) or pass --insecure.")
+    return (
+        f"refusing to listen on {host}: it is not a loopback address and LF_PROXY_KEYS "
+        "is not set, so anyone who can reach it could use your models and keys. Set "
+        "LF_PROXY_KEYS (comma-separated client keys) or pass --insecure."
+    )
 
 
 def build_router(settings: Settings) -> Router:
@@ -310,14 +374,21 @@ def build_router(settings: Settings) -> Router:
         PolicyError: invalid policy.
     """
     if settings.policy is not None:
-        return Router(load_policy(settings.policy), settings=settings,
-                      provider_factory=make_provider, policy_source=str(settings.policy))
-    return Router(policy_from_settings(settings), settings=settings,
-                  provider_factory=make_provider, policy_source=SETTINGS_SOURCE)
+        return Router(
+            load_policy(settings.policy),
+            settings=settings,
+            provider_factory=make_provider,
+            policy_source=str(settings.policy),
+        )
+    return Router(
+        policy_from_settings(settings),
+        settings=settings,
+        provider_factory=make_provider,
+        policy_source=SETTINGS_SOURCE,
+    )
 
 
-def serve(*, policy: str | None, host: str, port: int, insecure: bool,
-          workers: int = 1) -> int:
+def serve(*, policy: str | None, host: str, port: int, insecure: bool, workers: int = 1) -> int:
     """Run the proxy with uvicorn (uvloop and httptools when installed) until stopped.
 
     Args:
@@ -340,8 +411,9 @@ def serve(*, policy: str | None, host: str, port: int, insecure: bool,
         import uvicorn
         import uvicorn.config
     except ImportError:  # pragma: no cover - the server extra is missing
-        sys.stderr.write("llm-localfirst serve needs the server extra: "
-                         "pip install 'llm-localfirst[server]'\n")
+        sys.stderr.write(
+            "llm-localfirst serve needs the server extra: pip install 'llm-localfirst[server]'\n"
+        )
         return 1
     overrides: dict[str, Any] = {"policy": policy} if policy else {}
     settings = Settings.load(**overrides)
@@ -356,24 +428,36 @@ def serve(*, policy: str | None, host: str, port: int, insecure: bool,
         log.warning("listening on %s without client keys (--insecure)", host)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     # Our own records (reloads, refusals to start, internal errors) go where uvicorn's go.
-    log_config["loggers"]["llm_localfirst"] = {"handlers": ["default"], "level": "INFO",
-                                               "propagate": False}
+    log_config["loggers"]["llm_localfirst"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     options: dict[str, Any] = dict(
-        loop=_loop_name(), http=_http_name(), lifespan="on", access_log=False,
-        server_header=False, proxy_headers=False, log_level="info", log_config=log_config,
-        timeout_graceful_shutdown=30)
+        loop=_loop_name(),
+        http=_http_name(),
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        log_level="info",
+        log_config=log_config,
+        timeout_graceful_shutdown=30,
+    )
     if workers > 1:
         from .workers import serve_workers
 
         router.close()  # built to vet the policy; each worker builds its own
-        return serve_workers(policy=policy, host=host, port=port, workers=workers,
-                             config_options=options)
+        return serve_workers(
+            policy=policy, host=host, port=port, workers=workers, config_options=options
+        )
     config = uvicorn.Config(app, host=host, port=port, **options)
     server = uvicorn.Server(config)
     sys.stderr.write(
         f"llm-localfirst proxy on http://{host}:{port}/v1 (policy {router.policy_source}; "
         f"client keys {'required' if settings.proxy_key_list() else 'not required'}; "
-        f"admin API {'on' if settings.admin_token else 'off'})\n")
+        f"admin API {'on' if settings.admin_token else 'off'})\n"
+    )
     # uvicorn re-raises the SIGTERM/SIGINT it caught once it has shut down, so that the
     # previous handler runs; with the default one the process would die with 143 after
     # a clean shutdown. This handler makes the documented exit code 0 the real one.
@@ -415,8 +499,9 @@ def _quiet_termination() -> Callable[[], None]:
     """Handle SIGTERM and SIGINT as "already shutting down"; returns the undo."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = {sig: signal.signal(sig, _shut_down_already) for sig in
-                (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, _shut_down_already) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
 
     def restore() -> None:
         for sig, handler in previous.items():

@@ -50,8 +50,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("llm_localfirst")
 __all__ = ["CONTENT_TYPE_LATEST", "ProxyMetrics", "RequestClock"]
 
-_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0, 30.0, 60.0, 120.0)
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
@@ -73,7 +89,8 @@ class RequestClock:
 # The request being handled in this task. The router calls listeners synchronously
 # inside the request's own task, so the listener finds the clock of its request.
 _current: contextvars.ContextVar[RequestClock | None] = contextvars.ContextVar(
-    "llm_localfirst_proxy_clock", default=None)
+    "llm_localfirst_proxy_clock", default=None
+)
 
 
 class _Histogram:
@@ -137,8 +154,9 @@ class ProxyMetrics:
         """Router listener: count one audit row of the proxy face. Must be fast."""
         if record.face != "proxy":
             return
-        self.requests[record.endpoint, record.destination or "none", record.locality or "none",
-                      record.outcome] += 1
+        self.requests[
+            record.endpoint, record.destination or "none", record.locality or "none", record.outcome
+        ] += 1
         if record.fell_back and record.destination:
             self.fallbacks[record.destination] += 1
         if record.outcome == "refused" and record.error_class:
@@ -181,31 +199,60 @@ class ProxyMetrics:
         """The metric families (``prometheus_client`` collector protocol)."""
         p = "llm_localfirst_"
         requests = CounterMetricFamily(
-            p + "requests", "Proxy requests by endpoint, destination, locality and outcome "
-            "(one per audit row).", labels=["endpoint", "destination", "locality", "outcome"])
+            p + "requests",
+            "Proxy requests by endpoint, destination, locality and outcome (one per audit row).",
+            labels=["endpoint", "destination", "locality", "outcome"],
+        )
         for key, count in sorted(self.requests.items()):
             requests.add_metric(list(key), count)
         yield requests
-        yield self._counter(p + "fallbacks", "Requests answered by a fallback destination.",
-                            "destination", self.fallbacks)
+        yield self._counter(
+            p + "fallbacks",
+            "Requests answered by a fallback destination.",
+            "destination",
+            self.fallbacks,
+        )
         yield CounterMetricFamily(
-            p + "fail_closed", "Sensitive requests refused because no local destination "
-            "could serve them (nothing was sent).", value=self.fail_closed)
-        yield self._counter(p + "refusals", "Requests refused by the router, by error class.",
-                            "error", self.refusals)
-        yield self._counter(p + "detector_hits", "Requests in which a sensitivity detector "
-                            "fired.", "detector", self.detector_hits)
-        yield self._counter(p + "policy_reloads", "Policy reloads, by result.", "result",
-                            self.reloads)
-        yield GaugeMetricFamily(p + "in_flight_requests", "Proxy requests being handled.",
-                                value=self.in_flight)
-        yield self.total.family(p + "request_duration_seconds", "Time from request arrival "
-                                "to the last response byte.", "endpoint")
-        yield self.upstream.family(p + "upstream_duration_seconds", "Time spent in destination "
-                                   "attempts (streams: until the first chunk).", "endpoint")
-        yield self.overhead.family(p + "overhead_seconds", "Latency the proxy and router add: "
-                                   "total minus upstream (streams: time to first byte minus "
-                                   "upstream time to first chunk).", "endpoint")
+            p + "fail_closed",
+            "Sensitive requests refused because no local destination "
+            "could serve them (nothing was sent).",
+            value=self.fail_closed,
+        )
+        yield self._counter(
+            p + "refusals",
+            "Requests refused by the router, by error class.",
+            "error",
+            self.refusals,
+        )
+        yield self._counter(
+            p + "detector_hits",
+            "Requests in which a sensitivity detector fired.",
+            "detector",
+            self.detector_hits,
+        )
+        yield self._counter(
+            p + "policy_reloads", "Policy reloads, by result.", "result", self.reloads
+        )
+        yield GaugeMetricFamily(
+            p + "in_flight_requests", "Proxy requests being handled.", value=self.in_flight
+        )
+        yield self.total.family(
+            p + "request_duration_seconds",
+            "Time from request arrival to the last response byte.",
+            "endpoint",
+        )
+        yield self.upstream.family(
+            p + "upstream_duration_seconds",
+            "Time spent in destination attempts (streams: until the first chunk).",
+            "endpoint",
+        )
+        yield self.overhead.family(
+            p + "overhead_seconds",
+            "Latency the proxy and router add: "
+            "total minus upstream (streams: time to first byte minus "
+            "upstream time to first chunk).",
+            "endpoint",
+        )
         yield from self._budget_gauges(p)
 
     def _budget_gauges(self, p: str) -> Iterator[Metric]:
@@ -220,12 +267,17 @@ class ProxyMetrics:
             name: GaugeMetricFamily(p + name, doc, labels=["budget", "period"])
             for name, doc in (
                 ("budget_spent_usd", "Settled cloud spend this period, USD."),
-                ("budget_reserved_usd", "Cloud spend reserved (instances' leases and calls in flight), USD."),
+                (
+                    "budget_reserved_usd",
+                    "Cloud spend reserved (instances' leases and calls in flight), USD.",
+                ),
                 ("budget_remaining_usd", "USD left of the budget this period."),
                 ("budget_spent_tokens", "Settled cloud tokens this period."),
                 ("budget_remaining_tokens", "Tokens left of the budget this period."),
                 ("budget_spent_calls", "Settled cloud calls this period."),
-                ("budget_remaining_calls", "Calls left of the budget this period."))}
+                ("budget_remaining_calls", "Calls left of the budget this period."),
+            )
+        }
         for st in states:
             labels = [st.name, st.period]
             remaining = st.remaining
@@ -239,8 +291,9 @@ class ProxyMetrics:
         yield from families.values()
 
     @staticmethod
-    def _counter(name: str, documentation: str, label: str,
-                 values: dict[str, int]) -> CounterMetricFamily:
+    def _counter(
+        name: str, documentation: str, label: str, values: dict[str, int]
+    ) -> CounterMetricFamily:
         family = CounterMetricFamily(name, documentation, labels=[label])
         for value, count in sorted(values.items()):
             family.add_metric([value], count)

@@ -44,8 +44,17 @@ from .openai_wire import (
     should_retry,
 )
 
-__all__ = ["JSON_HEADER", "ClientDisconnected", "ClientKeys", "Handler", "ModelCalls", "Parser",
-           "decision_headers", "send_bytes", "send_error"]
+__all__ = [
+    "JSON_HEADER",
+    "ClientDisconnected",
+    "ClientKeys",
+    "Handler",
+    "ModelCalls",
+    "Parser",
+    "decision_headers",
+    "send_bytes",
+    "send_error",
+]
 
 log = logging.getLogger("llm_localfirst.proxy")
 
@@ -53,13 +62,20 @@ Parser = Callable[[dict[str, Any]], ParsedCall]
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_HEADER = (b"content-type", b"application/json")
-_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 _DONE = b"data: [DONE]\n\n"
-_UPSTREAM_PATHS = {"completions": "/completions", "embeddings": "/embeddings",
-                   "responses": "/responses"}
-_NO_KEY = ("missing or invalid client key: send 'Authorization: Bearer <key>' with one of "
-           "LF_PROXY_KEYS")
+_UPSTREAM_PATHS = {
+    "completions": "/completions",
+    "embeddings": "/embeddings",
+    "responses": "/responses",
+}
+_NO_KEY = (
+    "missing or invalid client key: send 'Authorization: Bearer <key>' with one of LF_PROXY_KEYS"
+)
 
 
 class ClientDisconnected(Exception):
@@ -69,25 +85,34 @@ class ClientDisconnected(Exception):
 def decision_headers(decision: Decision, audit_id: str) -> list[tuple[bytes, bytes]]:
     """The ``x-lf-*`` response headers naming where a request went."""
     # Destination names match registry.NAME_PATTERN (ASCII, no separators): header-safe.
-    headers = [(b"x-lf-destination", decision.destination.encode("ascii")),
-               (b"x-lf-decision-id", audit_id.encode("ascii")),
-               (b"x-lf-fell-back", b"true" if decision.fell_back else b"false"),
-               (b"x-lf-locality", decision.target.encode("ascii"))]
+    headers = [
+        (b"x-lf-destination", decision.destination.encode("ascii")),
+        (b"x-lf-decision-id", audit_id.encode("ascii")),
+        (b"x-lf-fell-back", b"true" if decision.fell_back else b"false"),
+        (b"x-lf-locality", decision.target.encode("ascii")),
+    ]
     if decision.classifier_ms is not None:  # the opt-in classifier ran (or failed closed)
         headers += [
             (b"x-lf-classifier", (decision.classifier_label or "none").encode("ascii", "replace")),
             (b"x-lf-classifier-ms", f"{decision.classifier_ms:g}".encode("ascii")),
-            (b"x-lf-classifier-cached", b"true" if decision.classifier_cached else b"false")]
+            (b"x-lf-classifier-cached", b"true" if decision.classifier_cached else b"false"),
+        ]
     if decision.budget is not None:
         headers.append((b"x-lf-budget", decision.budget.encode("ascii", "replace")))
     return headers
 
 
-async def send_bytes(send: Send, status: int, body: bytes,
-                     headers: list[tuple[bytes, bytes]]) -> None:
+async def send_bytes(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
     """Send a complete response with a content-length."""
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -179,8 +204,15 @@ class ModelCalls:
         guard: Host, Origin and header-size checks (none: every request passes them).
     """
 
-    def __init__(self, router: Router, metrics: ProxyMetrics, *, keys: ClientKeys,
-                 max_body: int, guard: RequestGuard | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        metrics: ProxyMetrics,
+        *,
+        keys: ClientKeys,
+        max_body: int,
+        guard: RequestGuard | None = None,
+    ) -> None:
         self.router = router
         self.metrics = metrics
         self._keys = keys
@@ -206,8 +238,9 @@ class ModelCalls:
 
         return handle
 
-    async def _admit(self, scope: Scope, receive: Receive, send: Send, parser: Parser,
-                     endpoint: str) -> _Admitted | None:
+    async def _admit(
+        self, scope: Scope, receive: Receive, send: Send, parser: Parser, endpoint: str
+    ) -> _Admitted | None:
         """Authenticate, read, parse and build; a refusal is audited and answered here."""
         info: RoutingInput | None = None
         body: dict[str, Any] | None = None
@@ -226,9 +259,12 @@ class ModelCalls:
         except UsageError as exc:
             model = body.get("model") if body is not None else None
             self.router.lifecycle.reject(
-                face="proxy", endpoint=endpoint, error=exc,
+                face="proxy",
+                endpoint=endpoint,
+                error=exc,
                 kind=info.kind if info is not None and info.problem is None else "auto",
-                model=model if isinstance(model, str) else "auto")
+                model=model if isinstance(model, str) else "auto",
+            )
             await send_error(send, exc)
         except ClientDisconnected as exc:
             self.router.lifecycle.reject(face="proxy", endpoint=endpoint, error=exc)
@@ -239,13 +275,23 @@ class ModelCalls:
         # reads exactly what leaves (token ids there count as unreadable).
         chat = call.endpoint in ("chat", "stream")
         return Request.build(
-            None, messages=call.messages, kind=info.kind, model=call.model, tags=info.tags,
+            None,
+            messages=call.messages,
+            kind=info.kind,
+            model=call.model,
+            tags=info.tags,
             headers=info.headers,
-            ab_key=info.ab_key or call.user, face="proxy", max_tokens=call.max_tokens,
-            temperature=call.temperature, extra=call.extra, allow_empty=True,
-            body=None if chat else call.body, session=info.session,
+            ab_key=info.ab_key or call.user,
+            face="proxy",
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            extra=call.extra,
+            allow_empty=True,
+            body=None if chat else call.body,
+            session=info.session,
             client_key=self._keys.name_of(info.authorization),
-            max_input_chars=self.router.settings.max_input_chars)
+            max_input_chars=self.router.settings.max_input_chars,
+        )
 
     async def _read_body(self, receive: Receive, declared: int | None) -> bytes:
         limit = self._max_body
@@ -273,15 +319,17 @@ class ModelCalls:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _serve(self, admitted: _Admitted, receive: Receive, send: Send,
-                     clock: RequestClock) -> None:
+    async def _serve(
+        self, admitted: _Admitted, receive: Receive, send: Send, clock: RequestClock
+    ) -> None:
         call, request = admitted.call, admitted.request
         if call.endpoint == "stream":
             await self._stream(call, request, receive, send, clock)
             return
         try:
             result, decision, audit_id = await self.router.lifecycle.call(
-                request, self._op(call, request), endpoint=call.endpoint)
+                request, self._op(call, request), endpoint=call.endpoint
+            )
         except LocalFirstError as exc:  # audited by the lifecycle
             await send_error(send, exc)
             return
@@ -290,13 +338,15 @@ class ModelCalls:
         if call.stream:  # /v1/completions with stream: one event with the whole answer
             headers = [*_SSE_HEADERS, *headers]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": b"data: " + payload + b"\n\n"
-                        + _DONE})
+            await send(
+                {"type": "http.response.body", "body": b"data: " + payload + b"\n\n" + _DONE}
+            )
             return
         await send_bytes(send, 200, payload, [JSON_HEADER, *headers])
 
-    def _op(self, call: ParsedCall,
-            request: Request) -> Callable[[Provider, EgressTicket], Awaitable[ChatResult]]:
+    def _op(
+        self, call: ParsedCall, request: Request
+    ) -> Callable[[Provider, EgressTicket], Awaitable[ChatResult]]:
         if call.endpoint == "chat":
             chat_body = request.chat_body()
 
@@ -310,18 +360,24 @@ class ModelCalls:
             dest = provider.destination
             post_json = getattr(provider, "post_json", None)
             if post_json is None or (endpoint == "responses" and not dest.responses_api):
-                what = ("the Responses API (set responses_api: true on destinations that "
-                        "speak it)" if endpoint == "responses" else f"/v1/{endpoint}")
+                what = (
+                    "the Responses API (set responses_api: true on destinations that speak it)"
+                    if endpoint == "responses"
+                    else f"/v1/{endpoint}"
+                )
                 raise UnsupportedEndpoint(
                     f"destination {dest.name!r} ({dest.provider}) does not speak {what}; "
-                    "name a destination that does as the model", param="model")
+                    "name a destination that does as the model",
+                    param="model",
+                )
             data = await post_json(ticket, path, body)
             return _result_of(endpoint, data)
 
         return post
 
-    async def _stream(self, call: ParsedCall, request: Request, receive: Receive, send: Send,
-                      clock: RequestClock) -> None:
+    async def _stream(
+        self, call: ParsedCall, request: Request, receive: Receive, send: Send, clock: RequestClock
+    ) -> None:
         try:
             stream = await self.router.lifecycle.stream(request, endpoint="stream")
         except LocalFirstError as exc:  # before the first byte: failover already happened
@@ -343,14 +399,26 @@ class ModelCalls:
         keep_usage = call.include_usage
         try:
             async with stream:
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [*_SSE_HEADERS,
-                                        *decision_headers(stream.decision, stream.audit_id)]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            *_SSE_HEADERS,
+                            *decision_headers(stream.decision, stream.audit_id),
+                        ],
+                    }
+                )
                 async for chunk in stream:
                     if not keep_usage and "usage" in chunk and not chunk.get("choices"):
                         continue  # the proxy asked for usage (audit); the client did not
-                    await send({"type": "http.response.body", "more_body": True,
-                                "body": b"data: " + dumps(chunk) + b"\n\n"})
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "more_body": True,
+                            "body": b"data: " + dumps(chunk) + b"\n\n",
+                        }
+                    )
                     if clock.first_byte is None:
                         clock.first_byte = time.perf_counter()
                 state["finished"] = True
@@ -360,8 +428,7 @@ class ModelCalls:
                 log_internal("a stream", exc)
             state["finished"] = True
             _, payload = error_payload(exc)
-            await send({"type": "http.response.body", "body": b"data: " + dumps(payload)
-                        + b"\n\n"})
+            await send({"type": "http.response.body", "body": b"data: " + dumps(payload) + b"\n\n"})
         except asyncio.CancelledError:
             if not state["disconnected"] or task is None:
                 raise
@@ -375,5 +442,3 @@ class _Admitted(NamedTuple):
 
     call: ParsedCall
     request: Request
-
-

@@ -51,8 +51,9 @@ __all__ = [
 ]
 
 #: Headers never copied into ``Request.headers`` (rules cannot match on secrets).
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
-                            "api-key"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
+)
 MAX_AB_KEY = 256
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -70,8 +71,9 @@ class BodyTooLarge(InvalidRequest):
     code = "request_too_large"
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"request body is larger than the limit of {limit} bytes "
-                         "(LF_MAX_BODY_BYTES)")
+        super().__init__(
+            f"request body is larger than the limit of {limit} bytes (LF_MAX_BODY_BYTES)"
+        )
         self.limit = limit
 
 
@@ -129,30 +131,41 @@ def routing_input(raw_headers: Iterable[tuple[bytes, bytes]]) -> RoutingInput:
         if session is not None:
             _check_ab_key(session, "x-lf-session")
             if "," in session:  # repeated: two sessions would match neither one's taint
-                raise InvalidRequest("x-lf-session must be one value without commas",
-                                     param="x-lf-session")
+                raise InvalidRequest(
+                    "x-lf-session must be one value without commas", param="x-lf-session"
+                )
     except InvalidRequest as exc:
         return RoutingInput(headers=headers, authorization=authorization, problem=exc)
-    return RoutingInput(kind=kind, tags=tags, ab_key=ab_key, headers=headers,
-                        authorization=authorization, content_length=length, session=session)
+    return RoutingInput(
+        kind=kind,
+        tags=tags,
+        ab_key=ab_key,
+        headers=headers,
+        authorization=authorization,
+        content_length=length,
+        session=session,
+    )
 
 
-def _routing_fields(headers: Mapping[str, str]) -> tuple[int | None, str, tuple[str, ...],
-                                                          str | None]:
+def _routing_fields(
+    headers: Mapping[str, str],
+) -> tuple[int | None, str, tuple[str, ...], str | None]:
     length: int | None = None
     if "content-length" in headers:
         try:
             length = int(headers["content-length"])
         except ValueError:
-            raise InvalidRequest("content-length is not an integer",
-                                 param="content-length") from None
+            raise InvalidRequest(
+                "content-length is not an integer", param="content-length"
+            ) from None
     kind = headers.get("x-lf-kind", "auto")
     if kind != "auto":
         try:
             kind = Kind.parse(kind).value
         except InvalidRequest:
-            raise InvalidRequest("x-lf-kind must be one of: bulk, reason, auto",
-                                 param="x-lf-kind") from None
+            raise InvalidRequest(
+                "x-lf-kind must be one of: bulk, reason, auto", param="x-lf-kind"
+            ) from None
     tags: tuple[str, ...] = ()
     raw_tags = headers.get("x-lf-tags")
     if raw_tags:
@@ -163,7 +176,8 @@ def _routing_fields(headers: Mapping[str, str]) -> tuple[int | None, str, tuple[
             if not TAG_PATTERN.fullmatch(tag):
                 raise InvalidRequest(
                     "x-lf-tags: each tag is 1-64 characters of a-z, 0-9, '.', '_', ':', '/', '-'",
-                    param="x-lf-tags")
+                    param="x-lf-tags",
+                )
     ab_key = headers.get("x-lf-ab-key")
     if ab_key is not None:
         _check_ab_key(ab_key, "x-lf-ab-key")
@@ -244,8 +258,7 @@ def model_of(body: Mapping[str, Any]) -> str:
     """
     model = body.get("model", "auto")
     if not isinstance(model, str):
-        raise InvalidRequest("model must be a string: 'auto' or an allowlisted name",
-                             param="model")
+        raise InvalidRequest("model must be a string: 'auto' or an allowlisted name", param="model")
     return model.strip() or "auto"
 
 
@@ -287,8 +300,7 @@ def _user(body: Mapping[str, Any]) -> str | None:
 
 def _messages(value: Any) -> tuple[Message, ...]:
     if value is None:
-        raise InvalidRequest("messages is required: an array of chat messages",
-                             param="messages")
+        raise InvalidRequest("messages is required: an array of chat messages", param="messages")
     if not isinstance(value, list) or not value:
         raise InvalidRequest("messages must be a non-empty array", param="messages")
     for i, message in enumerate(value):
@@ -298,11 +310,14 @@ def _messages(value: Any) -> tuple[Message, ...]:
         if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequest(
                 f"messages[{i}].role must be one of: {', '.join(sorted(_ROLES))}",
-                param=f"messages[{i}].role")
+                param=f"messages[{i}].role",
+            )
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
-            raise InvalidRequest(f"messages[{i}].content must be a string, an array of "
-                                 "content parts or null", param=f"messages[{i}].content")
+            raise InvalidRequest(
+                f"messages[{i}].content must be a string, an array of content parts or null",
+                param=f"messages[{i}].content",
+            )
         check_content_parts(content, f"messages[{i}]")
     return tuple(value)
 
@@ -322,10 +337,17 @@ def parse_chat(body: dict[str, Any]) -> ParsedCall:
     include_usage = bool(options and options.get("include_usage") is True)
     extra = {k: v for k, v in body.items() if k not in _CHAT_OWN}
     return ParsedCall(
-        endpoint="stream" if stream else "chat", model=model, messages=messages, body=body,
-        extra=extra, stream=stream, include_usage=include_usage,
-        max_tokens=_opt_int(body, "max_tokens"), temperature=_opt_number(body, "temperature"),
-        user=_user(body))
+        endpoint="stream" if stream else "chat",
+        model=model,
+        messages=messages,
+        body=body,
+        extra=extra,
+        stream=stream,
+        include_usage=include_usage,
+        max_tokens=_opt_int(body, "max_tokens"),
+        temperature=_opt_number(body, "temperature"),
+        user=_user(body),
+    )
 
 
 def _texts_or_tokens(value: Any, name: str) -> tuple[list[str], bool]:
@@ -337,11 +359,16 @@ def _texts_or_tokens(value: Any, name: str) -> tuple[list[str], bool]:
             return list(value), False
         if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return [], True
-        if all(isinstance(v, list) and v and all(isinstance(t, int) and not isinstance(t, bool)
-                                                 for t in v) for v in value):
+        if all(
+            isinstance(v, list)
+            and v
+            and all(isinstance(t, int) and not isinstance(t, bool) for t in v)
+            for v in value
+        ):
             return [], True
-    raise InvalidRequest(f"{name} must be a string, an array of strings or an array of "
-                         "token arrays", param=name)
+    raise InvalidRequest(
+        f"{name} must be a string, an array of strings or an array of token arrays", param=name
+    )
 
 
 def parse_completions(body: dict[str, Any]) -> ParsedCall:
@@ -358,9 +385,15 @@ def parse_completions(body: dict[str, Any]) -> ParsedCall:
     forward = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
     _opt_int(body, "max_tokens")
     _opt_number(body, "temperature")
-    return ParsedCall(endpoint="completions", model=model,
-                      messages=tuple({"role": "user", "content": t} for t in texts),
-                      body=forward, stream=stream, user=_user(body), opaque=opaque)
+    return ParsedCall(
+        endpoint="completions",
+        model=model,
+        messages=tuple({"role": "user", "content": t} for t in texts),
+        body=forward,
+        stream=stream,
+        user=_user(body),
+        opaque=opaque,
+    )
 
 
 def parse_embeddings(body: dict[str, Any]) -> ParsedCall:
@@ -373,9 +406,14 @@ def parse_embeddings(body: dict[str, Any]) -> ParsedCall:
     if "input" not in body:
         raise InvalidRequest("input is required", param="input")
     texts, opaque = _texts_or_tokens(body["input"], "input")
-    return ParsedCall(endpoint="embeddings", model=model,
-                      messages=tuple({"role": "user", "content": t} for t in texts),
-                      body=body, user=_user(body), opaque=opaque)
+    return ParsedCall(
+        endpoint="embeddings",
+        model=model,
+        messages=tuple({"role": "user", "content": t} for t in texts),
+        body=body,
+        user=_user(body),
+        opaque=opaque,
+    )
 
 
 def _response_item_messages(items: Sequence[Any]) -> list[Message]:
@@ -389,8 +427,9 @@ def _response_item_messages(items: Sequence[Any]) -> list[Message]:
         if isinstance(content, str):
             texts.append(content)
         elif isinstance(content, list):
-            texts += [p["text"] for p in content
-                      if isinstance(p, dict) and isinstance(p.get("text"), str)]
+            texts += [
+                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            ]
         for key in ("output", "arguments", "text"):
             if isinstance(item.get(key), str):
                 texts.append(item[key])
@@ -409,8 +448,11 @@ def parse_responses(body: dict[str, Any]) -> ParsedCall:
     """
     model = model_of(body)
     if _bool(body, "stream"):
-        raise InvalidRequest("stream is not supported on /v1/responses by this proxy; "
-                             "use /v1/chat/completions to stream", param="stream")
+        raise InvalidRequest(
+            "stream is not supported on /v1/responses by this proxy; "
+            "use /v1/chat/completions to stream",
+            param="stream",
+        )
     raw = body.get("input")
     messages: list[Message] = []
     instructions = body.get("instructions")
@@ -423,27 +465,40 @@ def parse_responses(body: dict[str, Any]) -> ParsedCall:
     elif isinstance(raw, list) and raw:
         messages += _response_item_messages(raw)
     else:
-        raise InvalidRequest("input is required: a string or an array of input items",
-                             param="input")
-    return ParsedCall(endpoint="responses", model=model, messages=tuple(messages), body=body,
-                      user=_user(body))
+        raise InvalidRequest(
+            "input is required: a string or an array of input items", param="input"
+        )
+    return ParsedCall(
+        endpoint="responses", model=model, messages=tuple(messages), body=body, user=_user(body)
+    )
 
 
 # --------------------------------------------------------------------------- errors
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-          404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-          415: "invalid_request_error", 421: "invalid_request_error",
-          429: "rate_limit_error", 431: "invalid_request_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    421: "invalid_request_error",
+    429: "rate_limit_error",
+    431: "invalid_request_error",
+}
 
 
-def error_body(message: str, *, status: int, code: str | None, param: str | None = None,
-               **extra: Any) -> dict[str, Any]:
+def error_body(
+    message: str, *, status: int, code: str | None, param: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """An OpenAI-shaped error object."""
-    error: dict[str, Any] = {"message": message,
-                             "type": _TYPES.get(status, "server_error" if status >= 500
-                                                else "invalid_request_error"),
-                             "param": param, "code": code}
+    error: dict[str, Any] = {
+        "message": message,
+        "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+        "param": param,
+        "code": code,
+    }
     error.update(extra)
     return {"error": error}
 
@@ -455,9 +510,14 @@ def _upstream(exc: UpstreamError) -> tuple[int, dict[str, Any]]:
         inner = body.get("error") if isinstance(body, Mapping) else None
         if isinstance(inner, Mapping):
             message = str(inner.get("message") or exc.message)
-            return status, {"error": {
-                "message": message, "type": inner.get("type") or _TYPES.get(status),
-                "param": inner.get("param"), "code": inner.get("code")}}
+            return status, {
+                "error": {
+                    "message": message,
+                    "type": inner.get("type") or _TYPES.get(status),
+                    "param": inner.get("param"),
+                    "code": inner.get("code"),
+                }
+            }
     if status == 429:
         return 429, error_body(exc.message, status=429, code="rate_limit_exceeded")
     if isinstance(exc, UpstreamTimeout):
@@ -471,8 +531,9 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     Unknown exceptions become a 500 whose message names only the exception class,
     so nothing of the request leaks.
     """
-    if isinstance(exc, (MisdirectedRequest, ForbiddenOrigin, HeadersTooLarge,
-                        UnsupportedMediaType)):
+    if isinstance(
+        exc, (MisdirectedRequest, ForbiddenOrigin, HeadersTooLarge, UnsupportedMediaType)
+    ):
         return exc.status, error_body(exc.message, status=exc.status, code=exc.code)
     if isinstance(exc, BodyTooLarge):
         return 413, error_body(exc.message, status=413, code=exc.code)
@@ -483,8 +544,7 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, InvalidRequest):
         return 400, error_body(exc.message, status=400, code=exc.code, param=exc.param)
     if isinstance(exc, PolicyError):
-        return 400, error_body(str(exc), status=400, code=exc.code,
-                               problems=list(exc.problems))
+        return 400, error_body(str(exc), status=400, code=exc.code, problems=list(exc.problems))
     if isinstance(exc, UsageError):
         return 400, error_body(exc.message, status=400, code=exc.code)
     if isinstance(exc, PrivacyViolation):
@@ -497,8 +557,9 @@ def error_payload(exc: BaseException) -> tuple[int, dict[str, Any]]:
         return _upstream(exc)
     if isinstance(exc, LocalFirstError):
         return 500, error_body(exc.message, status=500, code=exc.code)
-    return 500, error_body(f"internal error ({type(exc).__name__})", status=500,
-                           code="internal_error")
+    return 500, error_body(
+        f"internal error ({type(exc).__name__})", status=500, code="internal_error"
+    )
 
 
 #: The header the OpenAI SDKs obey before their own retry rule (which retries 408, 409,
@@ -521,8 +582,7 @@ def should_retry(exc: BaseException) -> bool:
     if isinstance(exc, UpstreamError):
         if not exc.retryable:
             return False
-        return exc.status is None or not 400 <= exc.status < 500 \
-            or exc.status in _RETRYABLE_4XX
+        return exc.status is None or not 400 <= exc.status < 500 or exc.status in _RETRYABLE_4XX
     return True
 
 

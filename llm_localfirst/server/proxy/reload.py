@@ -61,8 +61,11 @@ def loader_for(router: Router) -> tuple[PolicyLoader, str]:
         return (lambda: policy_from_settings(Settings.load())), source
 
     def unreloadable() -> Policy:
-        raise PolicyError("the running policy was not read from a file or from LF_* settings, "
-                          "so there is nothing to reload", source=source)
+        raise PolicyError(
+            "the running policy was not read from a file or from LF_* settings, "
+            "so there is nothing to reload",
+            source=source,
+        )
 
     return unreloadable, source
 
@@ -77,8 +80,14 @@ class PolicyReloader:
         on_result: Called with ``"ok"`` or ``"error"`` after each attempt (metrics).
     """
 
-    def __init__(self, router: Router, loader: PolicyLoader, *, source: str,
-                 on_result: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        loader: PolicyLoader,
+        *,
+        source: str,
+        on_result: Callable[[str], None] | None = None,
+    ) -> None:
         self._router = router
         self._loader = loader
         self.source = source
@@ -98,16 +107,24 @@ class PolicyReloader:
             try:
                 policy = await anyio.to_thread.run_sync(lambda: warm_imports(self._loader()))
             except PolicyError as exc:
-                log.warning("policy reload (%s) rejected; the previous policy stays active: %s",
-                            trigger, exc)
+                log.warning(
+                    "policy reload (%s) rejected; the previous policy stays active: %s",
+                    trigger,
+                    exc,
+                )
                 self._report("error")
                 raise
             except Exception:
                 self._report("error")
                 raise
             self._router.reload(policy, source=self.source)
-            log.info("policy reloaded from %s (%s): %d destinations, %d rules", self.source,
-                     trigger, len(policy.destinations), len(policy.rules))
+            log.info(
+                "policy reloaded from %s (%s): %d destinations, %d rules",
+                self.source,
+                trigger,
+                len(policy.destinations),
+                len(policy.rules),
+            )
             self._report("ok")
         from .workers import notify_reloaded  # under serve --workers: reload the others too
 
