@@ -39,7 +39,12 @@ ALL_TARGETS = ("direct", "llm-localfirst", "litellm", "portkey")
 #: Not run by default: the budget check's cost (issue 12), same upstream declared cloud.
 #: ``-workers2``: ``serve --workers 2``. Any llm-localfirst target may end in ``@DIR``:
 #: the package in DIR (an older checkout), for before/after figures from one run.
-EXTRA_TARGETS = ("llm-localfirst-cloud", "llm-localfirst-budget", "llm-localfirst-workers2")
+EXTRA_TARGETS = (
+    "llm-localfirst-cloud",
+    "llm-localfirst-budget",
+    "llm-localfirst-workers2",
+    "llm-localfirst-batch",
+)
 HISTORY_TARGETS = ("direct", "llm-localfirst")
 
 

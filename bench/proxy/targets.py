@@ -170,6 +170,8 @@ def localfirst_policy(upstream: Service, variant: str = "") -> str:
         dest.update(
             locality="cloud", api_key_env="LF_BENCH_CLOUD_KEY", price={"input": 0.8, "output": 4.0}
         )
+    if variant == "batch":
+        policy["audit"] = {"durability": "batch"}
     if variant == "budget":
         policy["budgets"] = [
             {"name": "bench", "period": "month", "limit_usd": 1e9, "on_exceeded": "refuse"}
@@ -232,6 +234,7 @@ def start_localfirst(
         "cloud": "; the upstream declared cloud, priced",
         "budget": "; the upstream declared cloud, priced, a shared USD budget",
         "workers2": "; `serve --workers 2`",
+        "batch": "; `audit: {durability: batch}`",
     }[variant]
     if source is not None:
         notes += f"; the package in {source}"
