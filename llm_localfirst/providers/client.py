@@ -267,10 +267,20 @@ class _Connection(asyncio.Protocol):
         return data
 
     def close(self) -> None:
-        """Close the socket (an unfinished response makes a connection unusable)."""
+        """Close the socket now (an unfinished response makes a connection unusable).
+
+        ``close()`` alone may leave the socket open for a while: a TLS transport waits
+        for the server's ``close_notify`` (up to 30 s) and a plain one for its write
+        buffer to drain. A loop that ends meanwhile drops it unclosed (a
+        ``ResourceWarning`` at some later GC). So ``close()`` (which still sends our
+        ``close_notify`` when it can) is followed by ``abort()``: the socket is closed
+        on the loop's next iteration, whatever the peer does.
+        """
         self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None:
+            transport.close()
+            transport.abort()
 
 
 class StreamedResponse:
