@@ -87,6 +87,9 @@ class Assessor:
         self.settings = settings
         self._store = store
         self._opened: AuditStore | None = None
+        # The taint keys of the request seen last: a sensitive request's keys are read
+        # once for the lookup and again to remember them; hashing its history once is enough.
+        self._last_keys: tuple[Request, list[str], tuple[str, ...]] | None = None
         self.scanner = scanner_for(policy.sensitivity.detectors)
         self.scan_cache: dict[bytes | tuple[int, int], frozenset[str]] = {}
         try:
@@ -183,10 +186,19 @@ class Assessor:
             cache[key] = found
         return found
 
+    def _taint_keys(self, request: Request) -> tuple[list[str], tuple[str, ...]]:
+        """The request's message digests and session, computed once per request."""
+        last = self._last_keys
+        if last is not None and last[0] is request:
+            return last[1], last[2]
+        digests = message_digests(request.messages)
+        sessions = (request.session,) if request.session else ()
+        self._last_keys = (request, digests, sessions)
+        return digests, sessions
+
     def taint(self, request: Request) -> tuple[str, ...]:
         """``taint:*`` reasons from earlier sensitive requests (blocking: reads the store)."""
-        sessions = (request.session,) if request.session else ()
-        digests = message_digests(request.messages)
+        digests, sessions = self._taint_keys(request)
         if not digests and not sessions:
             return ()
         try:
@@ -201,8 +213,7 @@ class Assessor:
     async def ataint(self, request: Request) -> tuple[str, ...]:
         """:meth:`taint` for the event loop: read on the loop when the store's reads are
         inline (memory, SQLite in WAL mode), else in a worker thread (``taint.alookup``)."""
-        sessions = (request.session,) if request.session else ()
-        digests = message_digests(request.messages)
+        digests, sessions = self._taint_keys(request)
         if not digests and not sessions:
             return ()
         store = self._opened
@@ -219,8 +230,7 @@ class Assessor:
 
     def remember(self, request: Request) -> None:
         """Remember a sensitive request's message digests and session (blocking)."""
-        sessions = (request.session,) if request.session else ()
-        digests = message_digests(request.messages)
+        digests, sessions = self._taint_keys(request)
         if digests or sessions:
             try:
                 store = self._store()
