@@ -53,7 +53,9 @@ def test_a_real_local_model_answers_bulk_work(
 ) -> None:
     store = MemoryAuditStore()
     with make_router(llama_server, fake_cloud, store) as router:
-        out = router.complete("Summarise: the cat sat on the mat.", kind="bulk", max_tokens=8)
+        out = router.complete(
+            "Summarise: the cat sat on the mat.", kind="bulk", max_tokens=8, temperature=0.0
+        )
         assert out.decision.target == "local" and out.decision.model == "tiny"
         assert isinstance(out.text, str) and out.usage.input_tokens > 0
         assert fake_cloud.model_calls() == []
